@@ -1,0 +1,46 @@
+# estate-advisor: every command a developer or CI needs. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= training_jobs/configs/ames.toml
+ARTIFACTS ?= ./artifacts
+PORT   ?= 8080
+
+.PHONY: help venv install train demo test lint typecheck unit bench clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the project with its dev tools
+
+train: install  ## train on Ames (or CONFIG=...) and export a bundle to ARTIFACTS
+	$(BIN)/python -m training_jobs.train --config $(CONFIG) --output $(ARTIFACTS)
+
+demo: install  ## train if no bundle exists, then serve predict on localhost:8080
+	$(BIN)/python -m functions.demo --config $(CONFIG) --artifacts $(ARTIFACTS) --port $(PORT)
+
+lint: install  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install  ## mypy --strict on the source
+	$(BIN)/mypy
+
+unit: install  ## pytest only
+	$(BIN)/pytest
+
+test: lint typecheck unit  ## everything CI runs: ruff, mypy, pytest
+
+bench: install  ## ONNX vs scikit-learn latency table; writes bench/results.json
+	$(BIN)/python -m bench.onnx_latency --artifacts $(ARTIFACTS)
+
+clean:  ## remove the venv, artifacts and caches
+	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache

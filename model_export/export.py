@@ -1,0 +1,154 @@
+"""Export a fitted pipeline as a bundle: build the graph, prove parity, write, checksum.
+
+Training calls `export_bundle` with the fitted encoder and estimator, a few held-out rows
+and the pipeline's own predictions on them. Nothing is written unless the ONNX graph
+reproduces those predictions within the tolerance.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_export.bundle import (
+    CATEGORICAL_INPUT,
+    FORMAT_VERSION,
+    NUMERIC_INPUT,
+    PREDICTION_OUTPUT,
+    Manifest,
+    ModelFile,
+    Parity,
+    sha256_hex,
+)
+from model_export.errors import ExportError
+from model_export.onnx_graph import build_graph
+from model_export.registry import write_bundle
+from model_export.store import ArtifactStore
+from training_jobs.encoder import TabularEncoder
+
+_LIBRARIES = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "xgboost-cpu",
+    "xgboost",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+    "onnxmltools",
+    "pydantic",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped the bundle (for audits and reproduction)."""
+    found = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def git_commit(cwd: str | Path = ".") -> str | None:
+    """The source commit, or None outside a git checkout (e.g. in a container image)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def run_graph(model_bytes: bytes, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Predictions of the serialized graph, through onnxruntime as serving runs it."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    feeds: dict[str, np.ndarray] = {}
+    names = {i.name for i in session.get_inputs()}
+    if NUMERIC_INPUT in names:
+        feeds[NUMERIC_INPUT] = numeric.astype(np.float64)
+    if CATEGORICAL_INPUT in names:
+        feeds[CATEGORICAL_INPUT] = categorical.astype(object)
+    (prediction,) = session.run([PREDICTION_OUTPUT], feeds)
+    return np.asarray(prediction, dtype=np.float64)
+
+
+def measure_parity(
+    model_bytes: bytes,
+    numeric: np.ndarray,
+    categorical: np.ndarray,
+    reference: np.ndarray,
+    tolerance: float,
+) -> Parity:
+    """Compare the graph with the fitted pipeline; raise `ExportError` above tolerance."""
+    got = run_graph(model_bytes, numeric, categorical)
+    diff = np.abs(got - reference)
+    rel = diff / np.maximum(np.abs(reference), 1e-6)
+    parity = Parity(
+        rows=int(reference.size),
+        max_abs_diff=float(diff.max(initial=0.0)),
+        max_rel_diff=float(rel.max(initial=0.0)),
+        tolerance_rel=tolerance,
+    )
+    if not np.all(np.isfinite(got)) or parity.max_rel_diff > tolerance:
+        worst = int(np.argmax(rel)) if rel.size else -1
+        raise ExportError(
+            f"ONNX parity failed: max relative difference {parity.max_rel_diff:.3g} > "
+            f"{tolerance:g} (row {worst}: onnx {got[worst]:.6g} vs pipeline "
+            f"{reference[worst]:.6g}). Keep tree inputs float32 or choose another candidate; "
+            "nothing was written."
+        )
+    return parity
+
+
+def export_bundle(
+    store: ArtifactStore,
+    *,
+    encoder: TabularEncoder,
+    estimator: Any,
+    classifier: bool,
+    log_target: bool,
+    parity_rows: tuple[np.ndarray, np.ndarray],
+    reference: np.ndarray,
+    tolerance: float,
+    fields: dict[str, Any],
+) -> Manifest:
+    """Build, verify and write one immutable bundle; returns its manifest.
+
+    `fields` carries every manifest field training knows (name, version, metrics, …);
+    this function adds the format version, model checksum, parity and provenance.
+    """
+    graph = build_graph(
+        encoder,
+        estimator,
+        classifier=classifier,
+        log_target=log_target,
+        doc=f"estate-advisor {fields['name']} {fields['version']}",
+    )
+    model_bytes = graph.SerializeToString()
+    parity = measure_parity(model_bytes, *parity_rows, reference, tolerance)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        created_at=datetime.now(UTC),
+        model_file=ModelFile(
+            sha256=sha256_hex(model_bytes),
+            bytes=len(model_bytes),
+            opset={o.domain or "ai.onnx": o.version for o in graph.opset_import},
+        ),
+        parity=parity,
+        libraries=library_versions(),
+        git_commit=git_commit(),
+        **fields,
+    )
+    write_bundle(store, manifest, model_bytes)
+    return manifest

@@ -1,0 +1,91 @@
+"""Reading and writing bundles in a store, in the order that keeps readers safe.
+
+Write order: ``model.onnx``, then ``manifest.json`` (which holds the model's sha256),
+then the serving pointer. A reader that follows the pointer therefore only ever finds
+complete bundles, and checks the checksum anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from model_export.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    Manifest,
+    ServingPointer,
+    model_prefix,
+    parse_manifest,
+    parse_pointer,
+    pointer_key,
+    verify_model_bytes,
+    version_prefix,
+)
+from model_export.errors import BundleError, NotFoundError
+from model_export.store import ArtifactStore
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its manifest and the model bytes whose checksum matched."""
+
+    manifest: Manifest
+    model_bytes: bytes
+
+
+def write_bundle(store: ArtifactStore, manifest: Manifest, model_bytes: bytes) -> str:
+    """Write a new immutable version; returns its store prefix. Does not promote it."""
+    verify_model_bytes(manifest, model_bytes)
+    prefix = version_prefix(manifest.name, manifest.version)
+    store.write_bytes(f"{prefix}/{MODEL_FILE}", model_bytes)
+    store.write_bytes(f"{prefix}/{MANIFEST_FILE}", manifest.to_json())
+    return prefix
+
+
+def promote(store: ArtifactStore, name: str, version: str) -> ServingPointer:
+    """Point serving at `version` (which must be a complete bundle). Written last."""
+    read_bundle(store, name, version)  # refuse to point at a broken or missing bundle
+    pointer = ServingPointer(champion=version, updated_at=datetime.now(UTC))
+    store.write_bytes(pointer_key(name), pointer.model_dump_json(indent=2).encode(), overwrite=True)
+    return pointer
+
+
+def serving_version(store: ArtifactStore, name: str) -> str:
+    """The version the pointer names; `NotFoundError` if the model was never promoted."""
+    return parse_pointer(store.read_bytes(pointer_key(name))).champion
+
+
+def read_manifest(store: ArtifactStore, name: str, version: str) -> Manifest:
+    return parse_manifest(store.read_bytes(f"{version_prefix(name, version)}/{MANIFEST_FILE}"))
+
+
+def read_bundle(store: ArtifactStore, name: str, version: str | None = None) -> Bundle:
+    """Load and verify a bundle (the serving version when `version` is None)."""
+    version = version or serving_version(store, name)
+    manifest = read_manifest(store, name, version)
+    if manifest.name != name or manifest.version != version:
+        raise BundleError(
+            f"{version_prefix(name, version)}/{MANIFEST_FILE} describes "
+            f"{manifest.name}/{manifest.version}: the bundle was copied to the wrong place."
+        )
+    try:
+        model_bytes = store.read_bytes(f"{version_prefix(name, version)}/{MODEL_FILE}")
+    except NotFoundError:
+        raise BundleError(
+            f"{version_prefix(name, version)} has a manifest but no {MODEL_FILE}: "
+            "the bundle is incomplete. Re-export it."
+        ) from None
+    verify_model_bytes(manifest, model_bytes)
+    return Bundle(manifest=manifest, model_bytes=model_bytes)
+
+
+def list_versions(store: ArtifactStore, name: str) -> list[str]:
+    """Every version of `name` that has a manifest, oldest first."""
+    suffix = "/" + MANIFEST_FILE
+    prefix = model_prefix(name) + "/"
+    return sorted(
+        key[len(prefix) : -len(suffix)]
+        for key in store.list(model_prefix(name))
+        if key.endswith(suffix) and key.count("/") == prefix.count("/") + 1
+    )

@@ -1,0 +1,178 @@
+"""Artifact store: one small interface, a local-folder backend and a Cloud Storage backend.
+
+Keys are ``/``-separated paths below the store's root. Writes are create-only unless
+``overwrite=True``, which is how bundle versions stay immutable; every write is atomic
+(a reader sees the old bytes or the new bytes, never a torn file).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from model_export.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+
+
+class ArtifactStore(Protocol):
+    """What training writes to and serving reads from."""
+
+    uri: str
+
+    def read_bytes(self, key: str) -> bytes:
+        """The object's bytes; `NotFoundError` if absent."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
+        """Store `data` atomically; `AlreadyExistsError` if the key exists and not overwrite."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys below `prefix`, sorted."""
+        ...
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StoreError(f"Invalid store key {key!r}: use a relative path like 'models/x/y'.")
+    return key
+
+
+class LocalStore:
+    """A folder on disk (default ``./artifacts``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"{path} does not exist.") from None
+        except OSError as exc:
+            raise StoreUnavailableError(f"Cannot read {path}: {exc}") from exc
+
+    def write_bytes(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if overwrite:
+                os.replace(tmp_name, path)  # atomic rename over the old file
+            else:
+                try:
+                    os.link(tmp_name, path)  # atomic create-only: fails if path exists
+                except FileExistsError:
+                    raise AlreadyExistsError(
+                        f"{path} already exists and store objects are immutable; "
+                        "write a new version instead."
+                    ) from None
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.exists():
+            return []
+        keys = [
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ]
+        return sorted(keys)
+
+
+class GCSStore:
+    """A Cloud Storage bucket and prefix, e.g. ``gs://my-bucket/estate``.
+
+    google-cloud-storage is imported here, lazily, so serving from a local folder never
+    pays for it. It honours ``STORAGE_EMULATOR_HOST`` (used by the tests).
+    """
+
+    def __init__(self, uri: str, client: Any = None) -> None:
+        if not uri.startswith("gs://"):
+            raise StoreError(f"{uri!r} is not a gs:// URI.")
+        bucket, _, prefix = uri[len("gs://") :].partition("/")
+        if not bucket:
+            raise StoreError(f"{uri!r} names no bucket: use gs://BUCKET[/PREFIX].")
+        self.uri = uri.rstrip("/")
+        self.prefix = prefix.strip("/")
+        if client is None:
+            from google.cloud import storage
+
+            client = storage.Client()
+        self._bucket = client.bucket(bucket)
+
+    def _name(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def read_bytes(self, key: str) -> bytes:
+        from google.api_core import exceptions as gexc
+
+        try:
+            data: bytes = self._bucket.blob(self._name(key)).download_as_bytes()
+        except gexc.NotFound:
+            raise NotFoundError(f"{self.uri}/{key} does not exist.") from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"Cannot read {self.uri}/{key}: {exc}") from exc
+        return data
+
+    def write_bytes(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
+        from google.api_core import exceptions as gexc
+
+        blob = self._bucket.blob(self._name(key))
+        # Generation 0 means "only if no live object exists": create-only, enforced by GCS.
+        precondition = None if overwrite else 0
+        try:
+            blob.upload_from_string(data, if_generation_match=precondition)
+        except gexc.PreconditionFailed:
+            raise AlreadyExistsError(
+                f"{self.uri}/{key} already exists and store objects are immutable; "
+                "write a new version instead."
+            ) from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"Cannot write {self.uri}/{key}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        return bool(self._bucket.blob(self._name(key)).exists())
+
+    def list(self, prefix: str) -> list[str]:
+        folder = "/".join(part for part in (self.prefix, prefix.strip("/")) if part)
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        blobs = self._bucket.list_blobs(prefix=folder + "/" if folder else None)
+        return sorted(b.name[skip:] for b in blobs)
+
+
+def open_store(uri: str | Path) -> ArtifactStore:
+    """The store for `uri`: ``gs://bucket/prefix`` or a local folder (``file://`` allowed)."""
+    text = str(uri)
+    if text.startswith("gs://"):
+        return GCSStore(text)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    if "://" in text:
+        raise StoreError(f"Unsupported store URI {text!r}: use a local folder or gs://bucket.")
+    return LocalStore(text)
