@@ -85,6 +85,10 @@ def build(
     if estimator == "blend":
         names = list(params.get("members", []))
         weights = params.get("weights")
+        if weights is not None:
+            import numpy as np
+
+            weights = np.asarray(weights, dtype=float)  # skl2onnx needs an array
         if len(names) < 2 or members is None or any(n not in members for n in names):
             raise ConfigError(
                 f"A blend needs params.members naming two or more other candidates; got {names}."

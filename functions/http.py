@@ -1,0 +1,84 @@
+"""Shared HTTP plumbing: body limits, JSON parsing, responses and error mapping.
+
+Entry points stay thin: they call `handle` with a function from the parsed body to a
+response dict; every `HttpError` becomes its problem+json answer, and anything else
+becomes a 500 that is logged, never a crashed instance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from functions.errors import (
+    PROBLEM_CONTENT_TYPE,
+    HttpError,
+    method_not_allowed,
+    too_large,
+    unsupported_media,
+)
+from functions.schema import parse_json
+
+log = logging.getLogger("estate_advisor.functions")
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    return flask.Response(
+        json.dumps(body, allow_nan=False, separators=(",", ":")),
+        status=status,
+        mimetype="application/json",
+        headers=headers,
+    )
+
+
+def problem_response(error: HttpError) -> flask.Response:
+    return flask.Response(
+        json.dumps(error.to_problem()),
+        status=error.status,
+        mimetype=PROBLEM_CONTENT_TYPE,
+        headers=error.headers,
+    )
+
+
+def read_json_body(request: flask.Request, max_bytes: int) -> Any:
+    """The decoded JSON body, enforcing content type and size before reading it all."""
+    ctype = (request.mimetype or "").lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise unsupported_media(
+            f"Send JSON with 'Content-Type: application/json' (got {ctype or 'none'!r})."
+        )
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise too_large(f"The body has {length} bytes; the limit is {max_bytes}. Split the batch.")
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise too_large(f"The body exceeds {max_bytes} bytes. Split the batch.")
+    return parse_json(raw)
+
+
+def handle(
+    request: flask.Request,
+    *,
+    on_get: Callable[[], Any],
+    on_post: Callable[[flask.Request], Any],
+) -> flask.Response:
+    """Dispatch by method and turn every outcome into a JSON response."""
+    try:
+        if request.method == "GET":
+            return json_response(on_get())
+        if request.method == "POST":
+            return json_response(on_post(request))
+        raise method_not_allowed("GET, POST")
+    except HttpError as error:
+        if error.status >= 500:
+            log.warning("%s", error)
+        return problem_response(error)
+    except Exception:  # our bug, not the caller's: log it, answer 500, keep serving
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem_response(
+            HttpError(500, "Internal error", "An unexpected error occurred; it was logged.", "internal-error")
+        )

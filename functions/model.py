@@ -1,0 +1,199 @@
+"""The served model: a verified bundle, its ONNX session and the packing of instances.
+
+Imports numpy, onnxruntime and pydantic only. The bundle is loaded once per instance
+(lazy global, on the first request) and its checksum is verified before a session is
+created, so a truncated or tampered ``model.onnx`` is never served.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import TypeAdapter
+
+from functions.errors import unavailable
+from functions.schema import instance_adapter
+from functions.settings import Settings
+from model_export.bundle import (
+    CATEGORICAL_INPUT,
+    NUMERIC_INPUT,
+    PREDICTION_OUTPUT,
+    RAW_OUTPUT,
+    Manifest,
+    normalize_category,
+)
+from model_export.errors import BundleError, NotFoundError, StoreError
+from model_export.registry import read_bundle
+from model_export.store import open_store
+
+
+@dataclass
+class Prediction:
+    """One row's outputs plus the warnings about its input."""
+
+    value: float
+    raw: float
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+class ServingModel:
+    """A loaded bundle, ready to predict raw JSON instances."""
+
+    def __init__(self, manifest: Manifest, model_bytes: bytes, threads: int = 1) -> None:
+        self.manifest = manifest
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            model_bytes, options, providers=["CPUExecutionProvider"]
+        )
+        schema = manifest.input
+        self.numeric = schema.numeric
+        self.categorical = schema.categorical
+        self._known = [set(c.categories) for c in self.categorical]
+        self.adapter: TypeAdapter[list[dict[str, Any]]] = instance_adapter(schema)
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.manifest.input.names()
+
+    def pack(self, instances: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, str]]]]:
+        """Validated instances → the two ONNX inputs, and per-row warnings."""
+        n = len(instances)
+        numeric = np.full((n, len(self.numeric)), np.nan, dtype=np.float64)
+        categorical = np.empty((n, len(self.categorical)), dtype=object)
+        warnings: list[list[dict[str, str]]] = [[] for _ in range(n)]
+        for i, row in enumerate(instances):
+            notes = warnings[i]
+            for j, feat in enumerate(self.numeric):
+                value = row.get(feat.name)
+                if value is None:
+                    notes.append(_note(feat.name, "imputed", f"missing; used the training median {feat.impute:g}"))
+                    continue
+                numeric[i, j] = value
+                if value < feat.min or value > feat.max:
+                    notes.append(
+                        _note(
+                            feat.name,
+                            "out_of_range",
+                            f"{value:g} is outside the training range {feat.min:g}…{feat.max:g}; "
+                            "the estimate is an extrapolation",
+                        )
+                    )
+            for j, cat in enumerate(self.categorical):
+                value = row.get(cat.name)
+                if value is None:
+                    categorical[i, j] = cat.impute
+                    notes.append(_note(cat.name, "imputed", f"missing; used the most common value {cat.impute!r}"))
+                    continue
+                text = normalize_category(value)
+                categorical[i, j] = text
+                if text not in self._known[j]:
+                    notes.append(
+                        _note(
+                            cat.name,
+                            "unknown_category",
+                            f"{text!r} was not seen in training; it counts as none of the "
+                            f"known values {cat.categories[:8]}{'…' if len(cat.categories) > 8 else ''}",
+                        )
+                    )
+        return numeric, categorical, warnings
+
+    def run(self, numeric: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One onnxruntime call for the whole batch: (prediction, raw)."""
+        feeds: dict[str, np.ndarray] = {}
+        if NUMERIC_INPUT in self._inputs:
+            feeds[NUMERIC_INPUT] = numeric
+        if CATEGORICAL_INPUT in self._inputs:
+            feeds[CATEGORICAL_INPUT] = categorical
+        prediction, raw = self.session.run([PREDICTION_OUTPUT, RAW_OUTPUT], feeds)
+        return np.asarray(prediction, dtype=np.float64), np.asarray(raw, dtype=np.float64)
+
+    def predict(self, instances: list[dict[str, Any]]) -> list[Prediction]:
+        numeric, categorical, warnings = self.pack(instances)
+        prediction, raw = self.run(numeric, categorical)
+        return [
+            Prediction(float(p), float(r), w)
+            for p, r, w in zip(prediction, raw, warnings, strict=True)
+        ]
+
+    def interval(self, raw: float) -> tuple[float, float] | None:
+        """Conformal interval in target units (regression only)."""
+        spec = self.manifest.interval
+        if spec is None:
+            return None
+        lo, hi = raw - spec.quantile, raw + spec.quantile
+        if self.manifest.output.target_transform == "log":
+            return float(np.exp(lo)), float(np.exp(hi))
+        return lo, hi
+
+
+def _note(field_name: str, code: str, message: str) -> dict[str, str]:
+    return {"field": field_name, "code": code, "message": message}
+
+
+class ModelHolder:
+    """Lazy, thread-safe, retrying holder of the instance's `ServingModel`.
+
+    A failed load is not cached: the next request tries again (at most every few
+    seconds), so an instance recovers by itself when the store comes back.
+    """
+
+    def __init__(self, settings: Settings, retry_interval: float = 2.0) -> None:
+        self.settings = settings
+        self.retry_interval = retry_interval
+        self._model: ServingModel | None = None
+        self._lock = threading.Lock()
+        self._last_failure: tuple[float, Exception] | None = None
+        self.load_seconds: float | None = None
+
+    def get(self) -> ServingModel:
+        model = self._model
+        if model is not None:
+            return model
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> ServingModel:
+        s = self.settings
+        now = time.monotonic()
+        if self._last_failure and now - self._last_failure[0] < self.retry_interval:
+            raise self._last_failure[1]
+        start = time.perf_counter()
+        try:
+            store = open_store(s.artifacts)
+            bundle = read_bundle(store, s.model_name, s.model_version)
+            model = ServingModel(bundle.manifest, bundle.model_bytes, s.ort_threads)
+        except NotFoundError as exc:
+            error = unavailable(
+                f"No servable model {s.model_name!r} in {s.artifacts} ({exc}). Train one: "
+                "python -m training_jobs.train --config training_jobs/configs/ames.toml "
+                f"--output {s.artifacts}",
+                s.retry_after_seconds,
+            )
+            self._last_failure = (now, error)
+            raise error from None
+        except BundleError as exc:
+            error = unavailable(
+                f"The bundle for {s.model_name!r} was refused: {exc}", s.retry_after_seconds
+            )
+            self._last_failure = (now, error)
+            raise error from None
+        except StoreError as exc:
+            error = unavailable(f"The artifact store is unreachable: {exc}", s.retry_after_seconds)
+            self._last_failure = (now, error)
+            raise error from None
+        self.load_seconds = time.perf_counter() - start
+        self._last_failure = None
+        return model

@@ -1,0 +1,96 @@
+"""The ``predict`` function: raw features in, valuation (or probability) out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from functions.errors import bad_request, too_large
+from functions.http import handle, read_json_body
+from functions.model import ModelHolder, ServingModel
+from functions.schema import parse_envelope, validate_instances
+from functions.settings import get_settings
+
+_holder: ModelHolder | None = None
+
+
+def holder() -> ModelHolder:
+    """This instance's model holder (created on first use: a lazy global)."""
+    global _holder
+    if _holder is None:
+        _holder = ModelHolder(get_settings())
+    return _holder
+
+
+def model_info(model: ServingModel) -> dict[str, Any]:
+    m = model.manifest
+    return {"name": m.name, "version": m.version}
+
+
+def describe(model: ServingModel) -> dict[str, Any]:
+    """Health, model identity and the JSON Schema of one instance (the GET answer)."""
+    m = model.manifest
+    return {
+        "status": "ok",
+        "model": {
+            **model_info(model),
+            "task": m.task,
+            "created_at": m.created_at.isoformat(),
+            "chosen": m.chosen,
+            "output": m.output.model_dump(),
+        },
+        "instance_schema": model.adapter.json_schema()["items"],
+    }
+
+
+def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
+    """Validate a request body and predict every instance in one ONNX call."""
+    settings = get_settings()
+    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+        count = len(body["instances"])
+        if count > settings.max_instances:
+            raise too_large(
+                f"{count} instances in one request; the limit is {settings.max_instances}. "
+                "Split the batch."
+            )
+    request = parse_envelope(body)
+    instances = validate_instances(model.adapter, request.instances)
+    for i, row in enumerate(instances):
+        if all(v is None for v in row.values()):
+            raise bad_request(
+                f"instances[{i}] has no feature values; send at least one "
+                "(GET this URL for the list).",
+            )
+    out_name = model.manifest.output.name
+    threshold = model.manifest.threshold
+    predictions = []
+    for p in model.predict(instances):
+        item: dict[str, Any]
+        if threshold is not None:
+            label = model.manifest.output.positive_label if p.value >= threshold.value else (
+                model.manifest.output.negative_label or f"not {model.manifest.output.positive_label}"
+            )
+            item = {out_name: p.value, "label": label, "threshold": threshold.value}
+        else:
+            item = {out_name: p.value}
+            bounds = model.interval(p.raw)
+            if bounds is not None and model.manifest.interval is not None:
+                item["interval"] = {
+                    "lower": bounds[0],
+                    "upper": bounds[1],
+                    "level": model.manifest.interval.level,
+                }
+        item["warnings"] = p.warnings
+        predictions.append(item)
+    return {"predictions": predictions, "model": model_info(model)}
+
+
+def predict(request: flask.Request) -> flask.Response:
+    """HTTP entry point (functions-framework target ``predict``)."""
+    settings = get_settings()
+    return handle(
+        request,
+        on_get=lambda: describe(holder().get()),
+        on_post=lambda r: predict_body(holder().get(), read_json_body(r, settings.max_request_bytes)),
+    )

@@ -1,0 +1,8 @@
+"""Cloud Functions entry points: one source folder, one function per entry point.
+
+    functions-framework --source main.py --target predict --port 8080
+"""
+
+from functions.predict import predict
+
+__all__ = ["predict"]
