@@ -9,7 +9,7 @@ import flask
 from functions.errors import bad_request, too_large
 from functions.http import handle, read_json_body
 from functions.model import ModelHolder, ServingModel
-from functions.schema import parse_envelope, validate_instances
+from functions.schema import instance_json_schema, parse_envelope, validate_instances
 from functions.settings import get_settings
 
 _holder: ModelHolder | None = None
@@ -40,7 +40,7 @@ def describe(model: ServingModel) -> dict[str, Any]:
             "chosen": m.chosen,
             "output": m.output.model_dump(),
         },
-        "instance_schema": model.adapter.json_schema()["items"],
+        "instance_schema": instance_json_schema(model.adapter),
     }
 
 

@@ -63,6 +63,17 @@ def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
     return TypeAdapter(list[with_config(config)(instance)])  # type: ignore[operator]
 
 
+def instance_json_schema(adapter: TypeAdapter[list[dict[str, Any]]]) -> dict[str, Any]:
+    """The JSON Schema of one instance (the adapter validates a list of them)."""
+    schema = adapter.json_schema()
+    ref = schema["items"].get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        resolved: dict[str, Any] = schema["$defs"][ref.removeprefix("#/$defs/")]
+        return resolved
+    items: dict[str, Any] = schema["items"]
+    return items
+
+
 def _where(loc: tuple[int | str, ...]) -> str:
     text = "instances"
     for part in loc:

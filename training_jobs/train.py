@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -340,6 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Ridge on unscaled one-hot columns is ill-conditioned by design (the penalty makes it
+    # solvable); scipy's warning about it is noise for someone watching a training run.
+    warnings.filterwarnings("ignore", message="Ill-conditioned matrix")
     try:
         config = load_config(args.config)
         manifest = train(config, args.data or config.data, args.output, quiet=args.quiet)

@@ -1,0 +1,93 @@
+"""Shared fixtures: a small model trained once per test session, and clean settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_export.bundle import Manifest
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY_AMES = """
+name = "ames"
+description = "Sale price (tiny test model)"
+data = "{data}"
+task = "regression"
+target = "price"
+target_transform = "log"
+output_name = "price"
+units = "USD"
+drop_columns = ["Order", "PID"]
+row_filter = "area <= 4000"
+categorical = ["MS.SubClass"]
+folds = 3
+holdout_fraction = 0.2
+
+[[candidates]]
+name = "ridge"
+estimator = "ridge"
+params = {{ alpha = 5.0, scale = false }}
+
+[[candidates]]
+name = "random_forest"
+estimator = "random_forest"
+params = {{ n_estimators = 15, max_features = 0.3, min_samples_leaf = 3 }}
+
+[[candidates]]
+name = "xgboost"
+estimator = "xgboost"
+params = {{ n_estimators = 120, learning_rate = 0.1, max_depth = 3, colsample_bytree = 0.5 }}
+
+[[candidates]]
+name = "blend"
+estimator = "blend"
+params = {{ members = ["ridge", "xgboost"] }}
+
+[gates]
+min = {{ r2 = 0.6 }}
+max = {{ rmse_log = 0.2 }}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_ames_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "ames.toml"
+    path.write_text(TINY_AMES.format(data=REPO / "data" / "ames.csv.gz"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def ames_store(tiny_ames_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local artifact store holding one promoted tiny Ames bundle."""
+    from training_jobs.config import load_config
+    from training_jobs.train import train
+
+    store = tmp_path_factory.mktemp("artifacts")
+    train(load_config(tiny_ames_config), str(REPO / "data" / "ames.csv.gz"), str(store), quiet=True)
+    return store
+
+
+@pytest.fixture(scope="session")
+def ames_manifest(ames_store: Path) -> Manifest:
+    from model_export.registry import read_bundle
+    from model_export.store import LocalStore
+
+    return read_bundle(LocalStore(ames_store), "ames").manifest
+
+
+@pytest.fixture
+def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Fresh settings and model holder for each test that serves in-process."""
+    import functions.predict as predict_module
+    from functions.settings import get_settings
+
+    for name in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", "ESTATE_MODEL_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    predict_module._holder = None
+    yield monkeypatch
+    get_settings.cache_clear()
+    predict_module._holder = None

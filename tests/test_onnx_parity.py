@@ -1,0 +1,132 @@
+"""The ONNX graph reproduces the fitted pipeline, for the encoder and every candidate type."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model_export.errors import ExportError
+from model_export.export import measure_parity, run_graph
+from model_export.onnx_graph import build_graph, encoder_graph
+from training_jobs import candidates
+from training_jobs.encoder import TabularEncoder
+
+
+def synthetic(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Mixed numeric/categorical data with missing values, skew and a numeric-coded category."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "area": rng.lognormal(7, 0.4, n).round(),
+            "lat": 42.0 + rng.random(n) * 0.1,  # fine-grained floats: float32 rounding matters
+            "year": rng.integers(1900, 2010, n).astype(float),
+            "hood": rng.choice(["A", "B", "C", "D "], n),
+            "code": rng.choice([20, 60, 120], n),
+            "pool": rng.choice(["Ex", None], n, p=[0.1, 0.9]),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "year"] = np.nan
+    y = (
+        0.8 * np.log(frame["area"])
+        + 0.01 * frame["year"].fillna(1970)
+        + frame["hood"].map({"A": 0.1, "B": 0.3, "C": -0.2, "D ": 0.0})
+        + 5 * (frame["lat"] - 42)
+        + rng.normal(0, 0.05, n)
+    ).to_numpy()
+    return frame, y
+
+
+def test_encoder_graph_matches_numpy_reference_including_unseen_and_missing() -> None:
+    import onnx
+    from onnx import helper
+
+    frame, _ = synthetic()
+    enc = TabularEncoder(categorical=["code"]).fit(frame)
+    assert [f.name for f in enc.categorical_features] == ["hood", "code", "pool"]
+    assert {f.name for f in enc.numeric_features if f.log1p} == {"area"}
+    nodes, inits, inputs = encoder_graph(enc)
+    out = helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, [None, None])
+    graph = helper.make_graph(nodes, "enc", inputs, [out], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 3)])
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    probe = frame.copy()
+    probe.loc[0, "hood"] = "Z"  # unseen category → all zeros for that feature
+    probe.loc[1, "area"] = np.nan  # missing numeric → training median
+    numeric, categorical = enc.pack(probe)
+    (got,) = session.run(None, {"numeric": numeric, "categorical": categorical})
+    expected = enc.transform_packed(numeric, categorical)
+    np.testing.assert_array_equal(got, expected)
+    hood_cols = [i for i, n in enumerate(enc.encoded_names) if n.startswith("hood=")]
+    assert got[0, hood_cols].sum() == 0
+    assert got[1, 0] == np.float32(np.log(enc.numeric_features[0].impute + 1))
+
+
+REGRESSORS = [
+    ("ridge", {"alpha": 1.0}),
+    ("ridge", {"alpha": 1.0, "scale": False}),
+    ("random_forest", {"n_estimators": 20, "max_features": 0.5}),
+    ("xgboost", {"n_estimators": 60, "max_depth": 4}),
+]
+
+
+@pytest.mark.parametrize(("estimator", "params"), REGRESSORS, ids=lambda v: str(v))
+@pytest.mark.parametrize("log_target", [True, False])
+def test_regressor_parity(estimator: str, params: dict[str, object], log_target: bool) -> None:
+    frame, y = synthetic()
+    if not log_target:
+        y = y * 10_000  # a price-like scale
+    enc = TabularEncoder(categorical=["code"]).fit(frame)
+    model = candidates.build(estimator, dict(params), classifier=False, seed=0)
+    model.fit(enc.transform(frame), y)
+    graph = build_graph(enc, model, classifier=False, log_target=log_target, doc="test")
+    test, _ = synthetic(200, seed=1)
+    raw = model.predict(enc.transform(test))
+    reference = np.exp(raw) if log_target else raw
+    parity = measure_parity(graph.SerializeToString(), *enc.pack(test), reference, 1e-4)
+    assert parity.max_rel_diff <= 1e-4
+    assert parity.rows == 200
+
+
+def test_blend_parity() -> None:
+    frame, y = synthetic()
+    enc = TabularEncoder(categorical=["code"]).fit(frame)
+    members = {"r": ("ridge", {"alpha": 1.0}), "x": ("xgboost", {"n_estimators": 40})}
+    model = candidates.build(
+        "blend", {"members": ["r", "x"], "weights": [0.3, 0.7]}, classifier=False, seed=0, members=members
+    ).fit(enc.transform(frame), y)
+    graph = build_graph(enc, model, classifier=False, log_target=True, doc="test")
+    reference = np.exp(model.predict(enc.transform(frame)))
+    assert measure_parity(graph.SerializeToString(), *enc.pack(frame), reference, 1e-4).max_rel_diff <= 1e-4
+
+
+CLASSIFIERS = [
+    ("logistic", {"C": 1.0}),
+    ("random_forest", {"n_estimators": 20}),
+    ("xgboost", {"n_estimators": 40, "max_depth": 3}),
+]
+
+
+@pytest.mark.parametrize(("estimator", "params"), CLASSIFIERS, ids=lambda v: str(v))
+def test_classifier_parity(estimator: str, params: dict[str, object]) -> None:
+    frame, y = synthetic()
+    labels = (y > np.median(y)).astype(float)
+    enc = TabularEncoder(categorical=["code"]).fit(frame)
+    model = candidates.build(estimator, dict(params), classifier=True, seed=0)
+    model.fit(enc.transform(frame), labels)
+    graph = build_graph(enc, model, classifier=True, log_target=False, doc="test")
+    reference = model.predict_proba(enc.transform(frame))[:, 1]
+    got = run_graph(graph.SerializeToString(), *enc.pack(frame))
+    np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+def test_parity_failure_refuses_export() -> None:
+    frame, y = synthetic()
+    enc = TabularEncoder().fit(frame)
+    model = candidates.build("ridge", {"alpha": 1.0}, classifier=False, seed=0).fit(enc.transform(frame), y)
+    graph = build_graph(enc, model, classifier=False, log_target=True, doc="test")
+    wrong = np.exp(model.predict(enc.transform(frame))) * 1.01
+    with pytest.raises(ExportError, match="parity failed"):
+        measure_parity(graph.SerializeToString(), *enc.pack(frame), wrong, 1e-4)
