@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -92,35 +93,25 @@ def manifest_fields(
     config: DatasetConfig, table: Table, data: Prepared, choice: Choice
 ) -> dict[str, Any]:
     """The manifest fields training would pass; scores are irrelevant to latency."""
-    enc = data.encoder
+    enc, log_target = data.encoder, config.target_transform == "log"
+    spec = {"target", "description", "units", "target_transform", "positive_label"}
+    sizes: dict[str, Any] = {
+        "rows": len(table.frame),
+        "rows_used": len(data.y),
+        "columns": table.frame.shape[1],
+    }
     return {
         "name": config.name,
         "version": new_version(salt=b"bench"),
         "task": config.task,
         "input": InputSchema(numeric=enc.numeric_features, categorical=enc.categorical_features),
-        "output": OutputSpec(
-            name=config.output_name,
-            target=config.target,
-            description=config.description,
-            units=config.units,
-            target_transform=config.target_transform,
-            positive_label=config.positive_label,
-        ),
+        "output": OutputSpec(name=config.output_name, **config.model_dump(include=spec)),
         "candidates": [],
         "chosen": choice.name,
         "chosen_params": choice.params,
-        "selection_metric": selection_metric(config.classifier, config.target_transform == "log")[
-            0
-        ],
+        "selection_metric": selection_metric(config.classifier, log_target)[0],
         "training": {"bench": True},
-        "lineage": Lineage(
-            source_uri=table.uri,
-            sha256=table.sha256,
-            bytes=table.size,
-            rows=len(table.frame),
-            rows_used=len(data.y),
-            columns=table.frame.shape[1],
-        ),
+        "lineage": Lineage(source_uri=table.uri, sha256=table.sha256, bytes=table.size, **sizes),
         "config": config.model_dump(mode="json"),
     }
 
@@ -129,13 +120,9 @@ def fit_and_export(
     config: DatasetConfig, table: Table, data: Prepared, choice: Choice, threads: int
 ) -> tuple[Pipeline, ServingModel]:
     """Fit once, export that same object (parity-checked) and load it as serving does."""
-    est = cands.build(
-        choice.estimator,
-        choice.params,
-        classifier=config.classifier,
-        seed=config.seed,
-        members=choice.members,
-    ).fit(data.Z[data.train], data.y[data.train])
+    kind, params, members = choice.estimator, choice.params, choice.members
+    est = cands.build(kind, params, classifier=config.classifier, seed=config.seed, members=members)
+    est.fit(data.Z[data.train], data.y[data.train])
     log_target = config.target_transform == "log"
     pipe = Pipeline(data.encoder, est, config.classifier, log_target)
     hold = data.encoder.pack(data.features.iloc[data.holdout])
@@ -242,17 +229,13 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            ln.split(":", 1)[1].strip()
-            for ln in cpuinfo.read_text().splitlines()
-            if ln.startswith("model name")
-        ]
-        cpu = names[0] if names else ""
+    """Where the numbers come from: they only mean something next to this."""
+    info = Path("/proc/cpuinfo")
+    found = re.search(r"^model name\s*:\s*(.+)$", info.read_text() if info.is_file() else "", re.M)
     return {
-        "cpu": cpu or platform.processor() or platform.machine(),
+        "cpu": (found.group(1).strip() if found else "")
+        or platform.processor()
+        or platform.machine(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -281,10 +264,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", default="training_jobs/configs/ames.toml", help="data-set config")
     p.add_argument("--candidate", default="xgboost", help="candidate to fit if no bundle exists")
     p.add_argument("--repeats", type=int, default=2000, help="timed one-row calls per path")
-    p.add_argument("--batch-repeats", type=int, default=7, help="timed 1,000-row calls per path")
-    p.add_argument(
-        "--threads", type=int, default=1, help="onnxruntime intra-op threads (serving: 1)"
-    )
+    p.add_argument("--batch-repeats", type=int, default=15, help="timed 1,000-row calls per path")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (serving: 1)")
     p.add_argument("--out", default="bench/results.json", help="JSON results file")
     return p.parse_args(argv)
 
