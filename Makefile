@@ -24,8 +24,19 @@ install: $(VENV)/.installed  ## create .venv and install the project with its de
 train: install  ## train on Ames (or CONFIG=...) and export a bundle to ARTIFACTS
 	$(BIN)/python -m training_jobs.train --config $(CONFIG) --output $(ARTIFACTS)
 
+MODEL  ?= ames
+
 demo: install  ## train if no bundle exists, then serve predict on localhost:8080
-	$(BIN)/python -m functions.demo --config $(CONFIG) --artifacts $(ARTIFACTS) --port $(PORT)
+	@if [ ! -f "$(ARTIFACTS)/models/$(MODEL)/serving.json" ]; then \
+		echo "No $(MODEL) model in $(ARTIFACTS) yet: training one (about a minute)…"; \
+		$(BIN)/python -m training_jobs.train --config $(CONFIG) --output $(ARTIFACTS); \
+	fi
+	@echo ""
+	@echo "Serving predict on http://localhost:$(PORT) (Ctrl-C stops). In another terminal:"
+	@echo "  curl -s localhost:$(PORT) -H 'Content-Type: application/json' -d @examples/predict_ames.json"
+	@echo ""
+	ESTATE_ARTIFACTS=$(ARTIFACTS) ESTATE_MODEL_NAME=$(MODEL) \
+		$(BIN)/functions-framework --source main.py --target predict --host 127.0.0.1 --port $(PORT)
 
 lint: install  ## ruff lint + format check
 	$(BIN)/ruff check .

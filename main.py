@@ -1,6 +1,6 @@
 """Cloud Functions entry points: one source folder, one function per entry point.
 
-    functions-framework --source main.py --target predict --port 8080
+functions-framework --source main.py --target predict --port 8080
 """
 
 from functions.predict import predict

@@ -15,7 +15,13 @@ import random
 from pathlib import Path
 
 ROWS = 1500
-NEIGHBOURHOODS = {"Old Town": -0.4, "College Creek": 0.5, "Edwards": -0.2, "Somerset": 0.8, "Gilbert": 0.2}
+NEIGHBOURHOODS = {
+    "Old Town": -0.4,
+    "College Creek": 0.5,
+    "Edwards": -0.2,
+    "Somerset": 0.8,
+    "Gilbert": 0.2,
+}
 CONDITIONS = ["poor", "fair", "good", "excellent"]
 
 
@@ -25,8 +31,18 @@ def main() -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["listing_id", "list_price", "estimated_value", "living_area", "bedrooms",
-             "condition", "neighbourhood", "month_listed", "photos", "sold_within_30d"]
+            [
+                "listing_id",
+                "list_price",
+                "estimated_value",
+                "living_area",
+                "bedrooms",
+                "condition",
+                "neighbourhood",
+                "month_listed",
+                "photos",
+                "sold_within_30d",
+            ]
         )
         for i in range(ROWS):
             area = max(500, rng.gauss(1600, 450))
@@ -49,9 +65,18 @@ def main() -> None:
             )
             sold = rng.random() < 1 / (1 + math.exp(-logit))
             bedrooms = max(1, round(area / 550 + rng.gauss(0, 0.7)))
-            row = [f"L{i:05d}", round(price, -2), round(value, -2), round(area),
-                   bedrooms if rng.random() > 0.05 else "", condition, hood, month,
-                   photos if rng.random() > 0.05 else "", "yes" if sold else "no"]
+            row = [
+                f"L{i:05d}",
+                round(price, -2),
+                round(value, -2),
+                round(area),
+                bedrooms if rng.random() > 0.05 else "",
+                condition,
+                hood,
+                month,
+                photos if rng.random() > 0.05 else "",
+                "yes" if sold else "no",
+            ]
             writer.writerow(row)
 
 

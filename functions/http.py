@@ -26,7 +26,9 @@ from functions.schema import parse_json
 log = logging.getLogger("estate_advisor.functions")
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
     return flask.Response(
         json.dumps(body, allow_nan=False, separators=(",", ":")),
         status=status,
@@ -80,5 +82,10 @@ def handle(
     except Exception:  # our bug, not the caller's: log it, answer 500, keep serving
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(
-            HttpError(500, "Internal error", "An unexpected error occurred; it was logged.", "internal-error")
+            HttpError(
+                500,
+                "Internal error",
+                "An unexpected error occurred; it was logged.",
+                "internal-error",
+            )
         )

@@ -66,7 +66,9 @@ class ServingModel:
     def feature_names(self) -> list[str]:
         return self.manifest.input.names()
 
-    def pack(self, instances: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, str]]]]:
+    def pack(
+        self, instances: list[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, str]]]]:
         """Validated instances → the two ONNX inputs, and per-row warnings."""
         n = len(instances)
         numeric = np.full((n, len(self.numeric)), np.nan, dtype=np.float64)
@@ -77,7 +79,13 @@ class ServingModel:
             for j, feat in enumerate(self.numeric):
                 value = row.get(feat.name)
                 if value is None:
-                    notes.append(_note(feat.name, "imputed", f"missing; used the training median {feat.impute:g}"))
+                    notes.append(
+                        _note(
+                            feat.name,
+                            "imputed",
+                            f"missing; used the training median {feat.impute:g}",
+                        )
+                    )
                     continue
                 numeric[i, j] = value
                 if value < feat.min or value > feat.max:
@@ -93,7 +101,13 @@ class ServingModel:
                 value = row.get(cat.name)
                 if value is None:
                     categorical[i, j] = cat.impute
-                    notes.append(_note(cat.name, "imputed", f"missing; used the most common value {cat.impute!r}"))
+                    notes.append(
+                        _note(
+                            cat.name,
+                            "imputed",
+                            f"missing; used the most common value {cat.impute!r}",
+                        )
+                    )
                     continue
                 text = normalize_category(value)
                 categorical[i, j] = text
@@ -103,7 +117,7 @@ class ServingModel:
                             cat.name,
                             "unknown_category",
                             f"{text!r} was not seen in training; it counts as none of the "
-                            f"known values {cat.categories[:8]}{'…' if len(cat.categories) > 8 else ''}",
+                            f"known values ({_preview(cat.categories)})",
                         )
                     )
         return numeric, categorical, warnings
@@ -135,6 +149,11 @@ class ServingModel:
         if self.manifest.output.target_transform == "log":
             return float(np.exp(lo)), float(np.exp(hi))
         return lo, hi
+
+
+def _preview(values: list[str], limit: int = 8) -> str:
+    shown = ", ".join(values[:limit])
+    return shown + (", …" if len(values) > limit else "")
 
 
 def _note(field_name: str, code: str, message: str) -> dict[str, str]:

@@ -68,8 +68,13 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
     for p in model.predict(instances):
         item: dict[str, Any]
         if threshold is not None:
-            label = model.manifest.output.positive_label if p.value >= threshold.value else (
-                model.manifest.output.negative_label or f"not {model.manifest.output.positive_label}"
+            label = (
+                model.manifest.output.positive_label
+                if p.value >= threshold.value
+                else (
+                    model.manifest.output.negative_label
+                    or f"not {model.manifest.output.positive_label}"
+                )
             )
             item = {out_name: p.value, "label": label, "threshold": threshold.value}
         else:
@@ -92,5 +97,7 @@ def predict(request: flask.Request) -> flask.Response:
     return handle(
         request,
         on_get=lambda: describe(holder().get()),
-        on_post=lambda r: predict_body(holder().get(), read_json_body(r, settings.max_request_bytes)),
+        on_post=lambda r: predict_body(
+            holder().get(), read_json_body(r, settings.max_request_bytes)
+        ),
     )

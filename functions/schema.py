@@ -7,9 +7,7 @@ Schema served on ``GET`` and the checks made on ``POST`` can never drift apart.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
 
 from pydantic import (
     AllowInfNan,
@@ -22,6 +20,7 @@ from pydantic import (
     ValidationError,
     with_config,
 )
+from typing_extensions import TypedDict
 
 from functions.errors import FieldError, bad_request
 from model_export.bundle import InputSchema
@@ -47,20 +46,22 @@ def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
     """A validator for a list of instances: known fields only, right types, finite numbers."""
     fields: dict[str, Any] = {}
     for num in schema.numeric:
-        extra = {"x-training-min": num.min, "x-training-max": num.max, "x-impute": num.impute}
+        extra: Any = {"x-training-min": num.min, "x-training-max": num.max, "x-impute": num.impute}
         desc = _describe([num.description, f"Number; training range {num.min:g}…{num.max:g}."])
         fields[num.name] = NotRequired[  # type: ignore[valid-type]
             Annotated[Number | None, Field(description=desc, json_schema_extra=extra)]
         ]
     for cat in schema.categorical:
-        extra = {"x-categories": cat.categories, "x-impute": cat.impute}
+        extra = {"x-categories": list(cat.categories), "x-impute": cat.impute}
         desc = _describe([cat.description, "Category; known values in x-categories."])
         fields[cat.name] = NotRequired[  # type: ignore[valid-type]
             Annotated[Category | None, Field(description=desc, json_schema_extra=extra)]
         ]
     instance = TypedDict("Instance", fields)  # type: ignore[misc]
     config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, title="Instance")
-    return TypeAdapter(list[with_config(config)(instance)])  # type: ignore[operator]
+    item: Any = with_config(config)(instance)
+    adapter: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[item])  # type: ignore[valid-type]
+    return adapter
 
 
 def instance_json_schema(adapter: TypeAdapter[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -98,7 +99,9 @@ def validate_instances(
         for err in exc.errors(include_url=False):
             loc = err["loc"]
             # TypedDict-in-union errors carry the branch name; keep the field path only.
-            path = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("float", "str"))))
+            path = tuple(
+                p for p in loc if not (isinstance(p, str) and p.startswith(("float", "str")))
+            )
             message = _MESSAGES.get(err["type"], err["msg"])
             errors.append(FieldError(_where(path), message, err["type"]))
         raise bad_request(

@@ -249,7 +249,9 @@ def parse_manifest(data: bytes) -> Manifest:
     try:
         raw = json.loads(data)
     except ValueError as exc:
-        raise BundleError(f"{MANIFEST_FILE} is not valid JSON ({exc}); re-export the model.") from exc
+        raise BundleError(
+            f"{MANIFEST_FILE} is not valid JSON ({exc}); re-export the model."
+        ) from exc
     if not isinstance(raw, dict):
         raise BundleError(f"{MANIFEST_FILE} must hold a JSON object; re-export the model.")
     found = raw.get("format_version")

@@ -48,7 +48,9 @@ def test_encoder_graph_matches_numpy_reference_including_unseen_and_missing() ->
     nodes, inits, inputs = encoder_graph(enc)
     out = helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, [None, None])
     graph = helper.make_graph(nodes, "enc", inputs, [out], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 3)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
     import onnxruntime as ort
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -95,11 +97,18 @@ def test_blend_parity() -> None:
     enc = TabularEncoder(categorical=["code"]).fit(frame)
     members = {"r": ("ridge", {"alpha": 1.0}), "x": ("xgboost", {"n_estimators": 40})}
     model = candidates.build(
-        "blend", {"members": ["r", "x"], "weights": [0.3, 0.7]}, classifier=False, seed=0, members=members
+        "blend",
+        {"members": ["r", "x"], "weights": [0.3, 0.7]},
+        classifier=False,
+        seed=0,
+        members=members,
     ).fit(enc.transform(frame), y)
     graph = build_graph(enc, model, classifier=False, log_target=True, doc="test")
     reference = np.exp(model.predict(enc.transform(frame)))
-    assert measure_parity(graph.SerializeToString(), *enc.pack(frame), reference, 1e-4).max_rel_diff <= 1e-4
+    assert (
+        measure_parity(graph.SerializeToString(), *enc.pack(frame), reference, 1e-4).max_rel_diff
+        <= 1e-4
+    )
 
 
 CLASSIFIERS = [
@@ -125,7 +134,9 @@ def test_classifier_parity(estimator: str, params: dict[str, object]) -> None:
 def test_parity_failure_refuses_export() -> None:
     frame, y = synthetic()
     enc = TabularEncoder().fit(frame)
-    model = candidates.build("ridge", {"alpha": 1.0}, classifier=False, seed=0).fit(enc.transform(frame), y)
+    model = candidates.build("ridge", {"alpha": 1.0}, classifier=False, seed=0).fit(
+        enc.transform(frame), y
+    )
     graph = build_graph(enc, model, classifier=False, log_target=True, doc="test")
     wrong = np.exp(model.predict(enc.transform(frame))) * 1.01
     with pytest.raises(ExportError, match="parity failed"):

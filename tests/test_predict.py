@@ -38,14 +38,17 @@ def test_get_reports_health_model_and_schema(api: FlaskClient, ames_manifest: Ma
     assert answer.status_code == 200
     body = answer.get_json()
     assert body["status"] == "ok"
-    assert body["model"]["name"] == "ames" and body["model"]["version"] == ames_manifest.version
+    assert body["model"]["name"] == "ames"
+    assert body["model"]["version"] == ames_manifest.version
     props = body["instance_schema"]["properties"]
     assert set(props) == set(ames_manifest.input.names())
     assert "CollgCr" in props["Neighborhood"]["x-categories"]
     assert body["instance_schema"]["additionalProperties"] is False
 
 
-def test_real_ames_house_gets_a_price_inside_its_interval(api: FlaskClient, ames_manifest: Manifest) -> None:
+def test_real_ames_house_gets_a_price_inside_its_interval(
+    api: FlaskClient, ames_manifest: Manifest
+) -> None:
     answer = api.post("/", json=example("predict_ames.json"))
     assert answer.status_code == 200, answer.get_data(as_text=True)
     body = answer.get_json()
@@ -115,12 +118,20 @@ def test_bad_fields_are_all_named(api: FlaskClient, body: dict[str, Any], fields
     assert answer.status_code == 400
     assert answer.mimetype == "application/problem+json"
     problem = answer.get_json()
-    assert problem["status"] == 400 and problem["title"] and problem["detail"]
+    assert problem["status"] == 400
+    assert problem["title"]
+    assert problem["detail"]
     assert {e["field"] for e in problem["errors"]} == fields
 
 
-@pytest.mark.parametrize("raw", [b'{"instances":[{"area": NaN}]}', b'{"instances":[{"area": Infinity}]}',
-                                 b'{"instances":[{"area": 1e999}]}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"instances":[{"area": NaN}]}',
+        b'{"instances":[{"area": Infinity}]}',
+        b'{"instances":[{"area": 1e999}]}',
+    ],
+)
 def test_non_finite_numbers_are_rejected(api: FlaskClient, raw: bytes) -> None:
     answer = api.post("/", data=raw, content_type="application/json")
     assert answer.status_code == 400
@@ -145,24 +156,30 @@ def test_malformed_requests_get_4xx(api: FlaskClient, kwargs: dict[str, Any], st
     assert answer.get_json()["status"] == status
 
 
-def test_oversized_batches_and_bodies_get_413(api: FlaskClient, serving_env: pytest.MonkeyPatch) -> None:
+def test_oversized_batches_and_bodies_get_413(
+    api: FlaskClient, serving_env: pytest.MonkeyPatch
+) -> None:
     from functions.settings import get_settings
 
     serving_env.setenv("ESTATE_MAX_INSTANCES", "10")
     serving_env.setenv("ESTATE_MAX_REQUEST_BYTES", "2048")
     get_settings.cache_clear()
     too_many = api.post("/", json={"instances": [{"area": 1000}] * 11})
-    assert too_many.status_code == 413 and "limit is 10" in too_many.get_json()["detail"]
+    assert too_many.status_code == 413
+    assert "limit is 10" in too_many.get_json()["detail"]
     too_big = api.post("/", json={"instances": [{"Street": "x" * 3000}]})
     assert too_big.status_code == 413
 
 
 def test_wrong_method_gets_405(api: FlaskClient) -> None:
     answer = api.put("/", json={})
-    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, POST"
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "GET, POST"
 
 
-def test_no_model_gets_503_saying_how_to_train(serving_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_no_model_gets_503_saying_how_to_train(
+    serving_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     serving_env.setenv("ESTATE_ARTIFACTS", str(tmp_path))
     answer = client().post("/", json={"instances": [{"area": 1000}]})
     assert answer.status_code == 503

@@ -19,25 +19,33 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_ames_manifest_holds_the_contract(ames_manifest: Manifest, ames_store: Path) -> None:
     m = ames_manifest
-    assert m.task == "regression" and m.output.name == "price" and m.output.units == "USD"
+    assert m.task == "regression"
+    assert m.output.name == "price"
+    assert m.output.units == "USD"
     assert {c.name for c in m.candidates} == {"ridge", "random_forest", "xgboost", "blend"}
     for cand in m.candidates:
         assert len(cand.cv_fold_scores) == 3
         assert 0.05 < cand.cv_metrics["rmse_log"] < 0.3
         assert cand.holdout_metrics["r2"] > 0.6
     best = min(m.candidates, key=lambda c: c.cv_metrics["rmse_log"])
-    assert m.chosen == best.name and m.selection_metric == "rmse_log"
-    assert m.interval is not None and m.interval.level == 0.9
+    assert m.chosen == best.name
+    assert m.selection_metric == "rmse_log"
+    assert m.interval is not None
+    assert m.interval.level == 0.9
     assert 0.8 < m.interval.holdout_coverage < 0.97
-    assert m.parity.max_rel_diff <= 1e-4 and m.parity.rows == m.training["rows_holdout"]
+    assert m.parity.max_rel_diff <= 1e-4
+    assert m.parity.rows == m.training["rows_holdout"]
     data = (REPO / "data" / "ames.csv.gz").read_bytes()
-    assert m.lineage.sha256 == sha256_hex(data) and m.lineage.rows == 2930
+    assert m.lineage.sha256 == sha256_hex(data)
+    assert m.lineage.rows == 2930
     assert m.lineage.rows_used == 2925  # five sales above 4,000 sq ft filtered out
-    assert "Order" in m.input.dropped and "price" not in m.input.names()
+    assert "Order" in m.input.dropped
+    assert "price" not in m.input.names()
     neighborhood = next(c for c in m.input.categorical if c.name == "Neighborhood")
     assert "CollgCr" in neighborhood.categories
     area = next(f for f in m.input.numeric if f.name == "area")
-    assert area.min <= area.quantiles["p50"] <= area.max and area.log1p
+    assert area.min <= area.quantiles["p50"] <= area.max
+    assert area.log1p
     assert {"scikit-learn", "onnxruntime", "skl2onnx"} <= set(m.libraries)
     store = LocalStore(ames_store)
     assert serving_version(store, "ames") == m.version
@@ -48,9 +56,13 @@ def test_classification_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     config = load_config(REPO / "training_jobs" / "configs" / "quick_sale.toml")
     manifest = train(config, str(REPO / "data" / "quick_sale.csv"), str(tmp_path))
     out = capsys.readouterr().out
-    assert "logistic: fold 1/5" in out and "decision threshold" in out and "promoted" in out
-    assert manifest.task == "binary_classification" and manifest.interval is None
-    assert manifest.threshold is not None and 0.0 < manifest.threshold.value < 1.0
+    assert "logistic: fold 1/5" in out
+    assert "decision threshold" in out
+    assert "promoted" in out
+    assert manifest.task == "binary_classification"
+    assert manifest.interval is None
+    assert manifest.threshold is not None
+    assert 0.0 < manifest.threshold.value < 1.0
     assert manifest.threshold.holdout_metrics["roc_auc"] > 0.65
     assert manifest.parity.max_rel_diff <= 1e-4
     assert list_versions(LocalStore(tmp_path), "quick-sale") == [manifest.version]
@@ -77,11 +89,20 @@ def test_failed_gate_writes_bundle_but_does_not_promote(
 def test_cli_help_and_clear_errors(tmp_path: Path) -> None:
     run = [sys.executable, "-m", "training_jobs.train"]
     helped = subprocess.run([*run, "--help"], capture_output=True, text=True, cwd=REPO)
-    assert helped.returncode == 0 and "--config" in helped.stdout and "gs://" in helped.stdout
+    assert helped.returncode == 0
+    assert "--config" in helped.stdout
+    assert "gs://" in helped.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\ntask = "regression"\n')
     assert main(["--config", str(bad)]) == 2
-    missing = main(["--config", str(REPO / "training_jobs/configs/ames.toml"), "--data", str(tmp_path / "nope.csv")])
+    missing = main(
+        [
+            "--config",
+            str(REPO / "training_jobs/configs/ames.toml"),
+            "--data",
+            str(tmp_path / "nope.csv"),
+        ]
+    )
     assert missing == 2
 
 

@@ -25,7 +25,15 @@ from model_export.bundle import (
 )
 from model_export.errors import ConfigError
 
-_QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
+_QUANTILES = {
+    "p01": 0.01,
+    "p05": 0.05,
+    "p25": 0.25,
+    "p50": 0.5,
+    "p75": 0.75,
+    "p95": 0.95,
+    "p99": 0.99,
+}
 
 
 @dataclass
@@ -45,7 +53,9 @@ class TabularEncoder:
         forced = set(self.categorical)
         unknown = forced - set(frame.columns)
         if unknown:
-            raise ConfigError(f"Config names categorical columns not in the data: {sorted(unknown)}")
+            raise ConfigError(
+                f"Config names categorical columns not in the data: {sorted(unknown)}"
+            )
         self.numeric_features = []
         self.categorical_features = []
         for name in frame.columns:
@@ -60,9 +70,11 @@ class TabularEncoder:
         values = column.astype("float64").to_numpy()
         finite = values[np.isfinite(values)]
         if finite.size == 0:
-            raise ConfigError(f"Numeric column {name!r} has no finite value; drop it in the config.")
+            raise ConfigError(
+                f"Numeric column {name!r} has no finite value; drop it in the config."
+            )
         if isinstance(self.log1p, str):
-            skew = float(pd.Series(finite).skew()) if finite.size > 2 else 0.0
+            skew = _skew(finite)
             use_log = (
                 self.log1p == "auto"
                 and finite.min() >= 0
@@ -151,6 +163,13 @@ class TabularEncoder:
                 if col is not None:
                     block[i, col - offset] = 1.0
         return block
+
+
+def _skew(values: np.ndarray) -> float:
+    """Sample skewness (pandas' definition), 0 for fewer than three values."""
+    if values.size < 3:
+        return 0.0
+    return float(pd.Series(values).skew())  # type: ignore[arg-type]
 
 
 def _fit_categorical(name: str, column: pd.Series) -> CategoricalFeature:

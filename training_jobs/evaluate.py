@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 
-def regression_metrics(y_raw: np.ndarray, pred_raw: np.ndarray, log_target: bool) -> dict[str, float]:
+def regression_metrics(
+    y_raw: np.ndarray, pred_raw: np.ndarray, log_target: bool
+) -> dict[str, float]:
     """RMSE in the model's scale (``rmse_log`` for log targets) plus MAE, R² and MAPE in units."""
     y = np.exp(y_raw) if log_target else y_raw
     pred = np.exp(pred_raw) if log_target else pred_raw
@@ -26,7 +28,9 @@ def regression_metrics(y_raw: np.ndarray, pred_raw: np.ndarray, log_target: bool
     return out
 
 
-def classification_metrics(y: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def classification_metrics(
+    y: np.ndarray, prob: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
     """Ranking (ROC AUC), calibration (log loss, Brier) and thresholded scores."""
     from sklearn.metrics import log_loss, roc_auc_score
 
@@ -62,7 +66,9 @@ def predict_raw(estimator: Any, Z: np.ndarray, classifier: bool) -> np.ndarray:
     return np.asarray(estimator.predict(Z), dtype=np.float64)
 
 
-def fold_indices(n: int, y: np.ndarray, folds: int, seed: int, classifier: bool) -> list[np.ndarray]:
+def fold_indices(
+    n: int, y: np.ndarray, folds: int, seed: int, classifier: bool
+) -> list[np.ndarray]:
     """Test indices of each fold; the same folds are used for every candidate."""
     from sklearn.model_selection import KFold, StratifiedKFold
 

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 
 from model_export.bundle import (
+    CandidateResult,
     ConformalInterval,
     DecisionThreshold,
+    InputSchema,
     Lineage,
     Manifest,
     OutputSpec,
-    CandidateResult,
-    InputSchema,
     new_version,
     normalize_category,
 )
@@ -109,14 +109,16 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
             y = np.log(y)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(y))
-    n_hold = int(round(len(y) * config.holdout_fraction))
+    n_hold = round(len(y) * config.holdout_fraction)
     holdout, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     log1p: str | list[str] = config.log1p
     encoder = TabularEncoder(categorical=config.categorical, log1p=log1p)
     encoder.fit(features.iloc[train])
     Z = encoder.transform(features)
     prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total)
-    prepared.folds = fold_indices(train.size, y[train], config.folds, config.seed, config.classifier)
+    prepared.folds = fold_indices(
+        train.size, y[train], config.folds, config.seed, config.classifier
+    )
     return prepared
 
 
@@ -215,7 +217,11 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
     if fitted is None:
         specs = {c.name: (c.estimator, c.params) for c in config.candidates}
         fitted = cands.build(
-            spec.estimator, spec.params, classifier=config.classifier, seed=config.seed, members=specs
+            spec.estimator,
+            spec.params,
+            classifier=config.classifier,
+            seed=config.seed,
+            members=specs,
         ).fit(data.Z[data.train], data.y[data.train])
     yho = data.y[data.holdout]
     hold_raw = predict_raw(fitted, data.Z[data.holdout], config.classifier)
@@ -290,7 +296,7 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
             sha256=table.sha256,
             bytes=table.size,
             rows=data.rows_total,
-            rows_used=int(len(data.y)),
+            rows_used=len(data.y),
             columns=int(table.frame.shape[1]),
             row_filter=config.row_filter,
         ),
@@ -330,11 +336,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train candidate models on a tabular data set, pick the best by K-fold CV, "
         "and export it as an ONNX bundle to an artifact store.",
     )
-    parser.add_argument("--config", required=True, help="data-set config (TOML), e.g. "
-                        "training_jobs/configs/ames.toml")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="data-set config (TOML), e.g. training_jobs/configs/ames.toml",
+    )
     parser.add_argument("--data", help="data URI (local path or gs://); default: the config's")
-    parser.add_argument("--output", default="./artifacts",
-                        help="artifact store: local folder or gs://bucket/prefix (default ./artifacts)")
+    parser.add_argument(
+        "--output",
+        default="./artifacts",
+        help="artifact store: local folder or gs://bucket/prefix (default ./artifacts)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the final summary")
     return parser.parse_args(argv)
 
