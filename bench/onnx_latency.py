@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import re
@@ -44,6 +43,8 @@ from training_jobs.train import Prepared, prepare
 
 BATCH = 1000
 Call = Callable[[int], object]
+Paths = Mapping[str, tuple[Call, Call]]  # path → (one-row call, batch call)
+Record = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,9 @@ class Pipeline:
     log_target: bool
 
     def predict(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        raw = predict_raw(
-            self.estimator, self.encoder.transform_packed(numeric, categorical), self.classifier
-        )
+        """Target-unit predictions from the packed arrays the ONNX graph also gets."""
+        Z = self.encoder.transform_packed(numeric, categorical)
+        raw = predict_raw(self.estimator, Z, self.classifier)
         return np.exp(raw) if self.log_target else raw
 
 
@@ -89,9 +90,7 @@ def choose(config: DatasetConfig, artifacts: str, fallback: str) -> Choice:
     return Choice(manifest.chosen, estimator, dict(manifest.chosen_params), members, source)
 
 
-def manifest_fields(
-    config: DatasetConfig, table: Table, data: Prepared, choice: Choice
-) -> dict[str, Any]:
+def manifest_fields(config: DatasetConfig, table: Table, data: Prepared, choice: Choice) -> Record:
     """The manifest fields training would pass; scores are irrelevant to latency."""
     enc, log_target = data.encoder, config.target_transform == "log"
     spec = {"target", "description", "units", "target_transform", "positive_label"}
@@ -126,8 +125,9 @@ def fit_and_export(
     log_target = config.target_transform == "log"
     pipe = Pipeline(data.encoder, est, config.classifier, log_target)
     hold = data.encoder.pack(data.features.iloc[data.holdout])
+    fields = manifest_fields(config, table, data, choice)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
-        store = LocalStore(tmp)
+        store, ref = LocalStore(tmp), pipe.predict(*hold)
         manifest = export_bundle(
             store,
             encoder=data.encoder,
@@ -135,24 +135,24 @@ def fit_and_export(
             classifier=config.classifier,
             log_target=log_target,
             parity_rows=hold,
-            reference=pipe.predict(*hold),
+            reference=ref,
             tolerance=config.parity_tolerance,
-            fields=manifest_fields(config, table, data, choice),
+            fields=fields,
         )
         bundle = read_bundle(store, manifest.name, manifest.version)
     return pipe, ServingModel(bundle.manifest, bundle.model_bytes, threads)
 
 
-def to_instances(frame: pd.DataFrame, categorical: set[str]) -> list[dict[str, Any]]:
+def to_instances(frame: pd.DataFrame, categorical: set[str]) -> list[Record]:
     """JSON-like request instances: missing numbers omitted, categories as canonical text."""
-    out: list[dict[str, Any]] = []
+    out: list[Record] = []
     for record in frame.to_dict(orient="records"):
-        row: dict[str, Any] = {}
+        row: Record = {}
         for key, value in record.items():
             value = value.item() if isinstance(value, np.generic) else value
             if str(key) in categorical:
                 row[str(key)] = normalize_category(value)
-            elif value is not None and not (isinstance(value, float) and math.isnan(value)):
+            elif not pd.isna(value):
                 row[str(key)] = value
         out.append(row)
     return out
@@ -172,7 +172,8 @@ def time_calls(call: Call, repeats: int, warmup: int) -> np.ndarray:
     return out
 
 
-def summarize(path: str, case: str, rows: int, ns: np.ndarray) -> dict[str, Any]:
+def summarize(path: str, case: str, rows: int, ns: np.ndarray) -> Record:
+    """Median for the typical call, p99 for the tail a client actually sees."""
     median = float(np.median(ns)) / 1e3
     return {
         "path": path,
@@ -184,9 +185,7 @@ def summarize(path: str, case: str, rows: int, ns: np.ndarray) -> dict[str, Any]
     }
 
 
-def build_calls(
-    pipe: Pipeline, model: ServingModel, frame: pd.DataFrame
-) -> dict[str, tuple[Call, Call]]:
+def build_calls(pipe: Pipeline, model: ServingModel, frame: pd.DataFrame) -> Paths:
     """Per path: (one-row call cycling through the rows, the 1,000-row batch call)."""
     n = len(frame)
     numeric, categorical = pipe.encoder.pack(frame)
@@ -199,21 +198,19 @@ def build_calls(
     model.adapter.validate_python(many)  # the instances must pass serving validation
     check = np.array([p.value for p in model.predict(many)])
     np.testing.assert_allclose(check, pipe.predict(*batch), rtol=1e-4)
-    adapter = model.adapter
     return {
         "onnx": (lambda i: model.run(*singles[i % n]), lambda i: model.run(*batch)),
         "sklearn": (lambda i: pipe.predict(*singles[i % n]), lambda i: pipe.predict(*batch)),
         "serving": (lambda i: model.predict([instances[i % n]]), lambda i: model.predict(many)),
         "serving+validate": (
-            lambda i: model.predict(adapter.validate_python([instances[i % n]])),
-            lambda i: model.predict(adapter.validate_python(many)),
+            lambda i: model.predict(model.adapter.validate_python([instances[i % n]])),
+            lambda i: model.predict(model.adapter.validate_python(many)),
         ),
     }
 
 
-def run_bench(
-    calls: Mapping[str, tuple[Call, Call]], repeats: int, batch_repeats: int
-) -> list[dict[str, Any]]:
+def run_bench(calls: Paths, repeats: int, batch_repeats: int) -> list[Record]:
+    """Paths run one after another, each warmed up first, so they do not share a core."""
     results = []
     for path, (one, batch) in calls.items():
         results.append(summarize(path, "1 row", 1, time_calls(one, repeats, warmup=50)))
@@ -221,28 +218,22 @@ def run_bench(
     return results
 
 
-def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
+def ratios(results: list[Record]) -> dict[str, float]:
     """sklearn median / onnx median per case: above 1 means ONNX is faster."""
     med = {(r["path"], r["case"]): r["median_us"] for r in results}
     cases = sorted({r["case"] for r in results}, key=len)
     return {c: round(med[("sklearn", c)] / med[("onnx", c)], 2) for c in cases}
 
 
-def machine() -> dict[str, Any]:
+def machine() -> Record:
     """Where the numbers come from: they only mean something next to this."""
     info = Path("/proc/cpuinfo")
     found = re.search(r"^model name\s*:\s*(.+)$", info.read_text() if info.is_file() else "", re.M)
-    return {
-        "cpu": (found.group(1).strip() if found else "")
-        or platform.processor()
-        or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    cpu = found.group(1).strip() if found else platform.processor() or platform.machine()
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
-def table(report: dict[str, Any]) -> str:
+def table(report: Record) -> str:
     """A Markdown table, so the output pastes straight into bench/README.md."""
     lines = ["| path | case | median µs | p99 µs | rows/s |", "|---|---|---:|---:|---:|"]
     for r in report["results"]:
@@ -255,6 +246,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Defaults match `make bench`: the repo's artifacts and the Ames config."""
     p = argparse.ArgumentParser(
         prog="python -m bench.onnx_latency",
         description="Time the exported ONNX graph (onnxruntime), the scikit-learn pipeline it "
@@ -271,6 +263,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Fit once, time every path, print the table and write the JSON report."""
     args = parse_args(argv)
     config = load_config(args.config)
     table_ = load_table(config.data)

@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Ridge on unscaled one-hot columns is ill-conditioned by design (the penalty makes it
     # solvable); scipy's warning about it is noise for someone watching a training run.
-    warnings.filterwarnings("ignore", message="Ill-conditioned matrix")
+    warnings.filterwarnings("ignore", message=".*ill-conditioned matrix")
     try:
         config = load_config(args.config)
         manifest = train(config, args.data or config.data, args.output, quiet=args.quiet)
