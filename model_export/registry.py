@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from model_export.bundle import (
+    FORMAT_VERSION,
     MANIFEST_FILE,
     MODEL_FILE,
     Manifest,
@@ -36,6 +37,11 @@ class Bundle:
 
 def write_bundle(store: ArtifactStore, manifest: Manifest, model_bytes: bytes) -> str:
     """Write a new immutable version; returns its store prefix. Does not promote it."""
+    if manifest.format_version != FORMAT_VERSION:
+        raise BundleError(
+            f"Refusing to write format version {manifest.format_version}: this code writes "
+            f"version {FORMAT_VERSION}, and serving would refuse the bundle."
+        )
     verify_model_bytes(manifest, model_bytes)
     prefix = version_prefix(manifest.name, manifest.version)
     store.write_bytes(f"{prefix}/{MODEL_FILE}", model_bytes)

@@ -42,8 +42,15 @@ class ArtifactStore(Protocol):
 
 def _check_key(key: str) -> str:
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise StoreError(f"Invalid store key {key!r}: use a relative path like 'models/x/y'.")
+    if (
+        not key
+        or key.startswith("/")
+        or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+    ):
+        raise StoreError(
+            f"Invalid store key {key!r}: use a relative path like 'models/x/y' "
+            "(no empty, '..' or hidden parts)."
+        )
     return key
 
 
@@ -61,7 +68,7 @@ class LocalStore:
         path = self._path(key)
         try:
             return path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             raise NotFoundError(f"{path} does not exist.") from None
         except OSError as exc:
             raise StoreUnavailableError(f"Cannot read {path}: {exc}") from exc
@@ -93,7 +100,9 @@ class LocalStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
-        base = self.root / prefix if prefix else self.root
+        if prefix.strip("/"):
+            _check_key(prefix.strip("/"))
+        base = self.root / prefix.strip("/") if prefix else self.root
         if not base.exists():
             return []
         keys = [
@@ -160,6 +169,8 @@ class GCSStore:
         return bool(self._bucket.blob(self._name(key)).exists())
 
     def list(self, prefix: str) -> list[str]:
+        if prefix.strip("/"):
+            _check_key(prefix.strip("/"))
         folder = "/".join(part for part in (self.prefix, prefix.strip("/")) if part)
         skip = len(self.prefix) + 1 if self.prefix else 0
         blobs = self._bucket.list_blobs(prefix=folder + "/" if folder else None)

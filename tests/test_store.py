@@ -144,7 +144,9 @@ def test_list_is_sorted_relative_to_root_and_stops_at_the_prefix(store: Artifact
     assert all(store.read_bytes(key) == key.encode() for key in store.list(""))
 
 
-@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "", "a/./b", "a/", "a/..", "."])
+@pytest.mark.parametrize(
+    "key", ["../x", "/abs", "a//b", "", "a/./b", "a/", "a/..", ".", "a/.hidden"]
+)
 def test_invalid_keys_raise_store_error(store: ArtifactStore, key: str) -> None:
     with pytest.raises(StoreError, match="Invalid store key"):
         store.write_bytes(key, b"data")
@@ -155,6 +157,18 @@ def test_invalid_keys_raise_store_error(store: ArtifactStore, key: str) -> None:
     with pytest.raises(StoreError, match="Invalid store key"):
         store.exists(key)
     assert store.list("") == []
+
+
+@pytest.mark.parametrize("prefix", ["..", "../x", "a/../.."])
+def test_list_cannot_escape_the_root(store: ArtifactStore, prefix: str) -> None:
+    with pytest.raises(StoreError, match="Invalid store key"):
+        store.list(prefix)
+
+
+def test_reading_a_folder_is_not_found(store: ArtifactStore) -> None:
+    store.write_bytes("models/ames/v1/model.onnx", b"x")
+    with pytest.raises(NotFoundError):
+        store.read_bytes("models/ames")
 
 
 def test_exists(store: ArtifactStore) -> None:
