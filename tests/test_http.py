@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,42 +34,38 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def server(ames_store: Path) -> Iterator[str]:
+@contextmanager
+def serve(artifacts: Path, model: str) -> Iterator[str]:
+    """Run functions-framework's predict on a free port; yield its URL once it answers."""
     port = free_port()
-    env = {**os.environ, "ESTATE_ARTIFACTS": str(ames_store), "ESTATE_MODEL_NAME": "ames"}
+    env = {**os.environ, "ESTATE_ARTIFACTS": str(artifacts), "ESTATE_MODEL_NAME": model}
+    command = [sys.executable, "-m", "functions_framework", "--source", "main.py"]
+    command += ["--target", "predict", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--source",
-            "main.py",
-            "--target",
-            "predict",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.ConnectionError:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    pytest.fail(f"server exited: {err}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(ames_store: Path) -> Iterator[str]:
+    with serve(ames_store, "ames") as url:
+        yield url
 
 
 def test_readme_request_over_http(server: str) -> None:
@@ -116,35 +113,7 @@ def test_classification_bundle_over_http(tmp_path: Path) -> None:
         str(tmp_path),
         quiet=True,
     )
-    port = free_port()
-    env = {**os.environ, "ESTATE_ARTIFACTS": str(tmp_path), "ESTATE_MODEL_NAME": "quick-sale"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--source",
-            "main.py",
-            "--target",
-            "predict",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(300):
-            try:
-                requests.get(url, timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with serve(tmp_path, "quick-sale") as url:
         listing = {
             "list_price": 150000,
             "estimated_value": 170000,
@@ -160,9 +129,6 @@ def test_classification_bundle_over_http(tmp_path: Path) -> None:
         assert pred["label"] in ("yes", "not yes")
         assert (pred["label"] == "yes") == (pred["probability"] >= pred["threshold"])
         assert {w["field"] for w in pred["warnings"]} == {"bedrooms", "photos"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_serving_never_imports_training_libraries(ames_store: Path) -> None:
