@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from functions.errors import unavailable
 from functions.schema import instance_adapter
-from functions.settings import Settings
+from functions.settings import Settings, get_settings
 from model_export.bundle import (
     CATEGORICAL_INPUT,
     NUMERIC_INPUT,
@@ -216,3 +216,20 @@ class ModelHolder:
         self.load_seconds = time.perf_counter() - start
         self._last_failure = None
         return model
+
+
+_holder: ModelHolder | None = None
+
+
+def holder() -> ModelHolder:
+    """This instance's model holder, shared by every function in the process (lazy global)."""
+    global _holder
+    if _holder is None:
+        _holder = ModelHolder(get_settings())
+    return _holder
+
+
+def model_info(model: ServingModel) -> dict[str, Any]:
+    """The model identity every response carries."""
+    m = model.manifest
+    return {"name": m.name, "version": m.version}

@@ -8,24 +8,9 @@ import flask
 
 from functions.errors import bad_request, too_large
 from functions.http import handle, read_json_body
-from functions.model import ModelHolder, ServingModel
+from functions.model import ServingModel, holder, model_info
 from functions.schema import instance_json_schema, parse_envelope, validate_instances
 from functions.settings import get_settings
-
-_holder: ModelHolder | None = None
-
-
-def holder() -> ModelHolder:
-    """This instance's model holder (created on first use: a lazy global)."""
-    global _holder
-    if _holder is None:
-        _holder = ModelHolder(get_settings())
-    return _holder
-
-
-def model_info(model: ServingModel) -> dict[str, Any]:
-    m = model.manifest
-    return {"name": m.name, "version": m.version}
 
 
 def describe(model: ServingModel) -> dict[str, Any]:

@@ -81,13 +81,13 @@ def ames_manifest(ames_store: Path) -> Manifest:
 @pytest.fixture
 def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Fresh settings and model holder for each test that serves in-process."""
-    import functions.predict as predict_module
+    import functions.model as model_module
     from functions.settings import get_settings
 
     for name in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", "ESTATE_MODEL_VERSION"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
-    predict_module._holder = None
+    model_module._holder = None
     yield monkeypatch
     get_settings.cache_clear()
-    predict_module._holder = None
+    model_module._holder = None

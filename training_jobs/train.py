@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +28,11 @@ from model_export.bundle import (
     new_version,
     normalize_category,
 )
-from model_export.errors import ConfigError, EstateAdvisorError
+from model_export.errors import ConfigError
 from model_export.registry import promote
 from model_export.store import open_store
 from training_jobs import candidates as cands
-from training_jobs.config import DatasetConfig, load_config
+from training_jobs.config import DatasetConfig
 from training_jobs.data import Table, load_table
 from training_jobs.encoder import TabularEncoder
 from training_jobs.evaluate import (
@@ -330,12 +329,8 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
     return manifest
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m training_jobs.train",
-        description="Train candidate models on a tabular data set, pick the best by K-fold CV, "
-        "and export it as an ONNX bundle to an artifact store.",
-    )
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a training run (shared by this module's CLI and ``estate train``)."""
     parser.add_argument(
         "--config",
         required=True,
@@ -348,26 +343,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="artifact store: local folder or gs://bucket/prefix (default ./artifacts)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the final summary")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # Ridge on unscaled one-hot columns is ill-conditioned by design (the penalty makes it
-    # solvable); scipy's warning about it is noise for someone watching a training run.
-    warnings.filterwarnings("ignore", message=".*ill-conditioned matrix")
-    try:
-        config = load_config(args.config)
-        manifest = train(config, args.data or config.data, args.output, quiet=args.quiet)
-    except EstateAdvisorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    best = next(c for c in manifest.candidates if c.name == manifest.chosen)
-    print(
-        f"{manifest.name} {manifest.version}: {manifest.chosen} "
-        f"CV {manifest.selection_metric}={best.cv_metrics[manifest.selection_metric]:.4f}"
-    )
-    return 0
+    """``python -m training_jobs.train``: the entry point Vertex AI custom jobs run."""
+    from training_jobs.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""``estate``: one command for the model lifecycle (train, promote, score, monitor, ...).
+
+Each subcommand lives in its own module under ``training_jobs/commands/`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a ``run(args) -> int``.
+Adding a command is one line in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+from model_export.errors import EstateAdvisorError
+
+COMMANDS = [
+    "training_jobs.commands.train",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="estate",
+        description="estate-advisor model lifecycle: train candidate models, export ONNX "
+        "bundles, promote and roll back the serving version, score files, watch drift.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Ridge on unscaled one-hot columns is ill-conditioned by design (the penalty makes it
+    # solvable); scipy's warning about it is noise for someone watching a run.
+    warnings.filterwarnings("ignore", message=".*ill-conditioned matrix")
+    try:
+        code: int = args.func(args)
+    except EstateAdvisorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
