@@ -22,6 +22,7 @@ from functions.errors import (
     unsupported_media,
 )
 from functions.schema import parse_json
+from functions.settings import get_settings
 
 log = logging.getLogger("estate_advisor.functions")
 
@@ -68,13 +69,49 @@ def handle(
     on_get: Callable[[], Any],
     on_post: Callable[[flask.Request], Any],
 ) -> flask.Response:
-    """Dispatch by method and turn every outcome into a JSON response."""
+    """Dispatch by method and turn every outcome into a JSON response (with CORS headers)."""
+    response = _dispatch(request, on_get, on_post)
+    response.headers.extend(cors_headers(request))
+    return response
+
+
+_ALLOWED_HEADERS = "Content-Type, X-Request-Id, X-Model-Version"
+_EXPOSED_HEADERS = "X-Model-Version, Retry-After"
+
+
+def cors_headers(request: flask.Request) -> dict[str, str]:
+    """CORS for the web page: allowed origins come from settings; others get no grant."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    allowed = get_settings().cors_origins
+    if "*" not in allowed and origin not in allowed:
+        return {}
+    headers = {
+        "Access-Control-Allow-Origin": "*" if "*" in allowed else origin,
+        "Access-Control-Expose-Headers": _EXPOSED_HEADERS,
+        "Vary": "Origin",
+    }
+    if request.method == "OPTIONS":
+        headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
+        headers["Access-Control-Max-Age"] = "3600"
+    return headers
+
+
+def _dispatch(
+    request: flask.Request,
+    on_get: Callable[[], Any],
+    on_post: Callable[[flask.Request], Any],
+) -> flask.Response:
     try:
         if request.method == "GET":
             return json_response(on_get())
         if request.method == "POST":
             return json_response(on_post(request))
-        raise method_not_allowed("GET, POST")
+        if request.method == "OPTIONS":
+            return flask.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
+        raise method_not_allowed("GET, POST, OPTIONS")
     except HttpError as error:
         if error.status >= 500:
             log.warning("%s", error)

@@ -9,6 +9,7 @@
 | ESTATE_MAX_REQUEST_BYTES | 8000000 | largest request body (larger → 413) |
 | ESTATE_ORT_THREADS | 1 | onnxruntime intra-op threads per instance |
 | ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
+| ESTATE_CORS_ORIGINS | localhost:8090 | browser origins allowed (JSON list; ["*"]: any) |
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(8_000_000, ge=1024)
     ort_threads: int = Field(1, ge=1, le=64)
     retry_after_seconds: int = Field(30, ge=1)
+    cors_origins: list[str] = Field(
+        ["http://localhost:8090", "http://127.0.0.1:8090"],
+        description="Origins whose browser pages may call the functions (CORS); '*' for any.",
+    )
 
 
 @lru_cache(maxsize=1)

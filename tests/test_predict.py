@@ -174,7 +174,23 @@ def test_oversized_batches_and_bodies_get_413(
 def test_wrong_method_gets_405(api: FlaskClient) -> None:
     answer = api.put("/", json={})
     assert answer.status_code == 405
-    assert answer.headers["Allow"] == "GET, POST"
+    assert answer.headers["Allow"] == "GET, POST, OPTIONS"
+
+
+def test_cors_grants_only_configured_origins(api: FlaskClient) -> None:
+    page = "http://localhost:8090"
+    preflight = api.options("/", headers={"Origin": page, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == page
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
+    answer = api.post("/", json=example("predict_partial.json"), headers={"Origin": page})
+    assert answer.headers["Access-Control-Allow-Origin"] == page
+    stranger = api.post(
+        "/", json=example("predict_partial.json"), headers={"Origin": "https://evil.example"}
+    )
+    assert stranger.status_code == 200  # CORS is the browser's check; the answer has no grant
+    assert "Access-Control-Allow-Origin" not in stranger.headers
 
 
 def test_no_model_gets_503_saying_how_to_train(

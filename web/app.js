@@ -1,0 +1,256 @@
+// estate-advisor web page: plain JavaScript, no build step. It reads the model's own
+// instance schema (GET predict) to build the form, then calls predict, explain and chat.
+"use strict";
+
+const API = window.ESTATE_CONFIG;
+const KEY_FIELDS = [
+  "Neighborhood", "Overall.Qual", "area", "Year.Built", "Total.Bsmt.SF", "Garage.Cars",
+  "Full.Bath", "Bedroom.AbvGr", "Lot.Area", "Kitchen.Qual", "House.Style", "Year.Remod.Add",
+];
+const state = { schema: null, house: null, history: [] };
+const money = (v) => "$" + Math.round(v).toLocaleString("en-US");
+const $ = (id) => document.getElementById(id);
+
+async function call(url, body) {
+  const init = body === undefined ? {} : {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  };
+  const response = await fetch(url, init);
+  const data = await response.json().catch(() => ({ detail: response.statusText }));
+  if (!response.ok) {
+    const fields = (data.errors || []).map((e) => `${e.field}: ${e.message}`);
+    throw new Error([data.detail || data.title || response.status, ...fields].join("\n"));
+  }
+  return data;
+}
+
+function fieldInput(name, spec, value) {
+  const label = document.createElement("label");
+  label.textContent = spec.title && spec.title !== name ? spec.title : name;
+  label.title = spec.description || name;
+  let input;
+  if (spec["x-categories"]) {
+    input = document.createElement("select");
+    const options = [...spec["x-categories"]];
+    if (value !== null && value !== undefined && !options.includes(String(value))) {
+      options.unshift(String(value));
+    }
+    for (const option of options) input.add(new Option(option, option));
+    input.value = value === null || value === undefined ? spec["x-impute"] : String(value);
+    input.dataset.kind = "category";
+  } else {
+    input = document.createElement("input");
+    input.type = "number";
+    input.step = "any";
+    input.value = value === null || value === undefined ? "" : value;
+    input.placeholder = `median ${spec["x-impute"]}`;
+    input.dataset.kind = "number";
+  }
+  input.name = name;
+  label.appendChild(input);
+  return label;
+}
+
+function buildForm() {
+  const props = state.schema.properties;
+  const names = Object.keys(props);
+  let keys = KEY_FIELDS.filter((n) => n in props);
+  if (keys.length === 0) keys = names.slice(0, 10);
+  const others = names.filter((n) => !keys.includes(n));
+  for (const n of keys) $("key-fields").appendChild(fieldInput(n, props[n], state.house[n]));
+  for (const n of others) $("other-fields").appendChild(fieldInput(n, props[n], state.house[n]));
+  $("other-count").textContent = String(others.length);
+}
+
+function readProperty() {
+  const instance = {};
+  for (const el of $("property-form").querySelectorAll("input, select")) {
+    if (el.value === "") continue;
+    instance[el.name] = el.dataset.kind === "number" ? Number(el.value) : el.value;
+  }
+  return instance;
+}
+
+function showError(box, error) {
+  box.textContent = error.message;
+  box.hidden = false;
+}
+
+async function estimate(event) {
+  if (event) event.preventDefault();
+  $("property-errors").hidden = true;
+  const instance = readProperty();
+  try {
+    const result = await call(API.predict, { instances: [instance] });
+    showEstimate(result.predictions[0], result.model);
+  } catch (error) {
+    showError($("property-errors"), error);
+    return;
+  }
+  try {
+    const explained = await call(API.explain, { instances: [instance], top_k: 8 });
+    drawWaterfall(explained.explanations[0]);
+  } catch (error) {
+    $("explain-section").hidden = true;
+    console.warn("explain unavailable:", error.message);
+  }
+}
+
+function showEstimate(prediction, model) {
+  const name = Object.keys(prediction).find((k) => typeof prediction[k] === "number");
+  const value = prediction[name];
+  $("estimate-section").hidden = false;
+  $("estimate-value").textContent = money(value);
+  const interval = prediction.interval;
+  if (interval) {
+    $("estimate-interval").textContent =
+      `${Math.round(interval.level * 100)}% interval: ${money(interval.lower)} – ${money(interval.upper)}` +
+      ` · model ${model.name} ${model.version}`;
+    const lo = interval.lower * 0.8, hi = interval.upper * 1.2;
+    const pct = (v) => `${(100 * (v - lo)) / (hi - lo)}%`;
+    const range = $("interval-bar").querySelector(".range");
+    range.style.left = pct(interval.lower);
+    range.style.width = `calc(${pct(interval.upper)} - ${pct(interval.lower)})`;
+    $("interval-bar").querySelector(".point").style.left = pct(value);
+  }
+  const list = $("estimate-warnings");
+  list.replaceChildren();
+  for (const w of prediction.warnings || []) {
+    const item = document.createElement("li");
+    item.textContent = `${w.field}: ${w.message}`;
+    list.appendChild(item);
+  }
+}
+
+function svg(tag, attrs, text) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+// Waterfall: from the base value (the average house) through each driver's dollar
+// effect to this house's estimate. Drivers are applied in the order the function sorts them.
+function drawWaterfall(explanation) {
+  const steps = waterfallSteps(explanation);
+  const chart = $("waterfall");
+  chart.replaceChildren();
+  $("explain-section").hidden = false;
+  const rowH = 28, labelW = 300, width = 760, barW = width - labelW - 110;
+  chart.setAttribute("viewBox", `0 0 ${width} ${rowH * steps.length + 10}`);
+  const values = steps.flatMap((s) => [s.from, s.to]);
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const x = (v) => labelW + ((v - lo) / (hi - lo || 1)) * barW;
+  steps.forEach((s, i) => {
+    const y = i * rowH + 5;
+    const left = Math.min(x(s.from), x(s.to));
+    const w = Math.max(2, Math.abs(x(s.to) - x(s.from)));
+    const cls = s.kind === "total" ? "bar-total" : s.to >= s.from ? "bar-up" : "bar-down";
+    chart.appendChild(svg("text", { x: labelW - 8, y: y + 17, "text-anchor": "end", class: "label" }, s.label));
+    chart.appendChild(svg("rect", { x: left, y, width: w, height: rowH - 8, class: cls }));
+    chart.appendChild(svg("text", { x: Math.max(x(s.from), x(s.to)) + 6, y: y + 17, class: "amount" }, s.amount));
+  });
+}
+
+function waterfallSteps(e) {
+  const steps = [{ kind: "total", label: "Average house", from: e.base_price, to: e.base_price,
+                   amount: money(e.base_price) }];
+  let running = e.base_price;
+  for (const c of e.contributions) {
+    const next = running + c.dollars;
+    const sign = c.dollars >= 0 ? "+" : "−";
+    const factor = c.factor !== undefined ? ` (×${c.factor.toFixed(2)})` : "";
+    steps.push({ kind: "step", label: `${c.feature} = ${c.value}`, from: running, to: next,
+                 amount: `${sign}${money(Math.abs(c.dollars))}${factor}` });
+    running = next;
+  }
+  if (Math.abs(running - e.prediction) > 1) {
+    steps.push({ kind: "step", label: "All other features", from: running, to: e.prediction,
+                 amount: `${e.prediction >= running ? "+" : "−"}${money(Math.abs(e.prediction - running))}` });
+  }
+  steps.push({ kind: "total", label: "This house", from: 0, to: e.prediction, amount: money(e.prediction) });
+  steps[steps.length - 1].from = e.prediction;
+  return steps;
+}
+
+function readDeal() {
+  const deal = {};
+  for (const el of $("deal-form").querySelectorAll("input")) {
+    if (el.value !== "") deal[el.name] = Number(el.value);
+  }
+  return deal;
+}
+
+async function ask(content, deal) {
+  const messages = [...state.history, { role: "user", content }];
+  const body = { messages, property: readProperty() };
+  if (deal) body.deal = deal;
+  const answer = await call(API.chat, body);
+  state.history = [...messages, { role: "assistant", content: answer.reply }];
+  return answer;
+}
+
+async function analyseDeal(event) {
+  event.preventDefault();
+  const box = $("deal-result");
+  box.hidden = false;
+  try {
+    const answer = await ask("Is this asking price a good deal, and what cash flow should I expect?", readDeal());
+    $("deal-reply").textContent = answer.reply;
+    const body = $("deal-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const [k, v] of Object.entries(answer.facts.analytics || {})) {
+      if (typeof v !== "number" && typeof v !== "string") continue;
+      const row = body.insertRow();
+      row.insertCell().textContent = k.replaceAll("_", " ");
+      row.insertCell().textContent = typeof v === "number" ? v.toLocaleString("en-US", { maximumFractionDigits: 3 }) : v;
+    }
+    appendChat("user", "Is this asking price a good deal?");
+    appendChat("assistant", answer.reply);
+  } catch (error) {
+    $("deal-reply").textContent = error.message;
+  }
+}
+
+function appendChat(role, text) {
+  const item = document.createElement("p");
+  item.className = `msg ${role}`;
+  item.textContent = text;
+  $("chat-log").appendChild(item);
+  $("chat-log").scrollTop = $("chat-log").scrollHeight;
+}
+
+async function sendChat(event) {
+  event.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (!text) return;
+  $("chat-input").value = "";
+  appendChat("user", text);
+  try {
+    const answer = await ask(text);
+    appendChat("assistant", answer.reply);
+  } catch (error) {
+    appendChat("error", error.message);
+  }
+}
+
+async function start() {
+  try {
+    const [info, house] = await Promise.all([call(API.predict), fetch("example_house.json").then((r) => r.json())]);
+    state.schema = info.instance_schema;
+    state.house = house;
+    $("model-badge").textContent = `model ${info.model.name} · ${info.model.version} · ${info.model.chosen}`;
+    buildForm();
+    $("property-form").addEventListener("submit", estimate);
+    $("deal-form").addEventListener("submit", analyseDeal);
+    $("chat-form").addEventListener("submit", sendChat);
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    $("model-badge").textContent = `cannot reach the predict function at ${API.predict}: ${error.message}`;
+    $("model-badge").classList.add("error");
+  }
+}
+
+start();
