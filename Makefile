@@ -6,7 +6,7 @@ CONFIG ?= training_jobs/configs/ames.toml
 ARTIFACTS ?= ./artifacts
 PORT   ?= 8080
 
-.PHONY: help venv install train demo test lint typecheck unit bench clean
+.PHONY: help venv install train demo test lint typecheck unit bench clean infra-check
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,10 +48,25 @@ typecheck: install  ## mypy --strict on the source
 unit: install  ## pytest only
 	$(BIN)/pytest
 
-test: lint typecheck unit  ## everything CI runs: ruff, mypy, pytest
+test: lint typecheck unit infra-check  ## everything CI runs: ruff, mypy, pytest, Terraform checks
 
 bench: install  ## ONNX vs scikit-learn latency table; writes bench/results.json
 	$(BIN)/python -m bench.onnx_latency --artifacts $(ARTIFACTS)
 
 clean:  ## remove the venv, artifacts and caches
-	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
+
+# checkov pins dozens of packages (older packaging, boto3, ...) that clash with the
+# project's; it gets its own venv, rebuilt when infra/requirements-tools.txt changes.
+TOOLS ?= .venv-tools
+
+$(TOOLS)/.installed: infra/requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r infra/requirements-tools.txt
+	touch $@
+
+infra-check: $(TOOLS)/.installed  ## Terraform offline: fmt (when terraform is installed) and checkov
+	@if command -v terraform > /dev/null; then terraform fmt -check -diff -recursive infra; \
+	else echo "terraform not installed: skipping terraform fmt (the pytest HCL checks still run)"; fi
+	$(TOOLS)/bin/checkov -d infra --framework terraform --skip-download --compact --quiet

@@ -1,0 +1,47 @@
+# Scheduled jobs: Cloud Scheduler POSTs a Vertex AI CustomJob (the JSON that
+# `estate submit --write-json FILE` writes) straight to customJobs.create, with an OAuth
+# token of the scheduler identity. No function sits in between.
+#
+#   estate submit --project P --region R --config training_jobs/configs/ames.toml \
+#     --data gs://<data bucket>/ames.csv --output <artifacts_uri> \
+#     --staging gs://<artifacts bucket>/jobs --package gs://<artifacts bucket>/packages/estate_advisor.tar.gz \
+#     --service-account <trainer email> --write-json infra/jobs/retrain.json
+
+locals {
+  custom_jobs_url = "https://${var.region}-aiplatform.googleapis.com/v1/projects/${var.project_id}/locations/${var.region}/customJobs"
+  scheduled_jobs = merge(
+    var.retrain_job_file == null ? {} : { retrain = { file = var.retrain_job_file, schedule = var.retrain_schedule } },
+    var.monitor_job_file == null ? {} : { monitor = { file = var.monitor_job_file, schedule = var.monitor_schedule } },
+  )
+}
+
+resource "google_cloud_scheduler_job" "vertex" {
+  for_each = local.scheduled_jobs
+
+  name             = "${var.name_prefix}-${each.key}"
+  description      = "Starts the ${each.key} Vertex AI custom job (${each.value.file})."
+  region           = var.region
+  schedule         = each.value.schedule
+  time_zone        = var.time_zone
+  attempt_deadline = "60s"
+
+  retry_config {
+    retry_count = 1
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = local.custom_jobs_url
+    body        = base64encode(file("${path.module}/${each.value.file}"))
+    headers = {
+      "Content-Type" = "application/json"
+    }
+
+    oauth_token {
+      service_account_email = google_service_account.sa["scheduler"].email
+      scope                 = "https://www.googleapis.com/auth/cloud-platform"
+    }
+  }
+
+  depends_on = [google_project_iam_member.grants, google_service_account_iam_member.act_as_trainer]
+}

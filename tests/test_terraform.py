@@ -1,0 +1,263 @@
+"""Offline checks of infra/ (Terraform): parses, wiring to the code, least privilege."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import hcl2
+import pytest
+from terraform_config import (
+    BEING_BUILT,
+    INFRA,
+    PENDING_ENV,
+    Terraform,
+    clean,
+    code_entry_points,
+    load_terraform,
+    names_in,
+    settings_env,
+)
+
+
+@pytest.fixture(scope="module")
+def tf() -> Terraform:
+    return load_terraform()
+
+
+def terraform_entry_points(tf: Terraform) -> dict[str, str]:
+    """Entry point → Terraform resource address of the function that runs it."""
+    found: dict[str, str] = {}
+    for address, body in tf.of_type("google_cloudfunctions2_function").items():
+        entry = body["build_config"][0]["entry_point"]
+        if entry == "${each.key}":
+            for name in names_in(body["for_each"] + tf.locals.get(_local(body["for_each"]), "")):
+                found[name] = f'{address}["{name}"]'
+        else:
+            found[entry] = address
+    return found
+
+
+def _local(expression: str) -> str:
+    match = re.fullmatch(r"\$\{local\.(\w+)\}", expression)
+    return match.group(1) if match else ""
+
+
+def test_every_tf_file_parses_and_is_not_empty(tf: Terraform) -> None:
+    assert len(tf.files) >= 8
+    for name, text in tf.files.items():
+        assert hcl2.loads(text), f"{name} parsed to nothing"
+
+
+def test_each_entry_point_in_code_has_a_function_and_vice_versa(tf: Terraform) -> None:
+    code = code_entry_points()
+    deployed = set(terraform_entry_points(tf))
+    assert "predict" in code
+    assert code <= deployed, f"entry points in main.py without a function: {code - deployed}"
+    assert deployed <= code | BEING_BUILT, (
+        f"functions whose entry point is neither in main.py nor being built: "
+        f"{deployed - code - BEING_BUILT}"
+    )
+    assert deployed == {"predict", "explain", "chat", "retrain"}
+    # Sizing is a variable per function, one entry per deployed function.
+    sizing = tf.variables["functions"]["default"]
+    assert set(sizing) == deployed
+
+
+def test_functions_are_gen2_from_one_source_archive_as_their_own_identity(tf: Terraform) -> None:
+    functions = tf.of_type("google_cloudfunctions2_function")
+    assert functions
+    for address, body in functions.items():
+        build = body["build_config"][0]
+        assert build["runtime"] == "python311"
+        storage = build["source"][0]["storage_source"][0]
+        assert storage["object"] == "${google_storage_bucket_object.source.name}", address
+        account = body["service_config"][0]["service_account_email"]
+        expected = (
+            "each.key" if build["entry_point"] == "${each.key}" else f'"{build["entry_point"]}"'
+        )
+        assert account == f"${{google_service_account.sa[{expected}].email}}", address
+        sizing = json.dumps(body["service_config"][0])
+        for knob in ("memory", "min_instances", "max_instances", "concurrency"):
+            assert f".{knob}" in sizing, f"{address}: {knob} is not taken from var.functions"
+
+
+def test_functions_set_every_required_setting(tf: Terraform) -> None:
+    env = settings_env()
+    required = {name for name, needed in env.items() if needed}
+    assert {"ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME"} <= required
+    serving = tf.locals["serving_env"]
+    assert required <= set(serving), f"not set for the functions: {required - set(serving)}"
+    assert serving["ESTATE_ARTIFACTS"] == "${local.artifacts_uri}"
+    assert "google_storage_bucket.artifacts.name" in tf.locals["artifacts_uri"]
+    for address, body in tf.of_type("google_cloudfunctions2_function").items():
+        variables = body["service_config"][0]["environment_variables"]
+        assert variables.startswith("${merge(local.serving_env,"), address
+
+
+def test_every_estate_variable_terraform_sets_is_a_setting(tf: Terraform) -> None:
+    known = set(settings_env()) | PENDING_ENV
+    text = "\n".join(tf.files.values())
+    used = set(re.findall(r"\b(ESTATE_[A-Z_]+)\b", text))
+    assert used, "Terraform sets no ESTATE_ variable"
+    assert used <= known, f"unknown settings (typo?): {used - known}"
+
+
+def test_no_public_invoker_unless_a_variable_asks(tf: Terraform) -> None:
+    assert tf.variables["public_functions"]["default"] == []
+    public = [
+        address
+        for address, body in tf.resources.items()
+        if re.search(r"\ball(Authenticated)?Users\b", json.dumps(body))
+    ]
+    assert public == ["google_cloud_run_v2_service_iam_member.public"]
+    body = tf.resource(public[0])
+    assert body["for_each"] == "${toset(var.public_functions)}"
+    assert body["member"] == "allUsers"
+
+
+def test_the_llm_key_reaches_chat_only(tf: Terraform) -> None:
+    http = tf.resource("google_cloudfunctions2_function.http")
+    secret_env = http["service_config"][0]["dynamic"][0]["secret_environment_variables"]
+    assert secret_env["for_each"].startswith('${each.key == "chat" && var.enable_llm ?')
+    assert "google_secret_manager_secret.llm_api_key" in secret_env["for_each"]
+    assert "secret_environment_variables" not in json.dumps(
+        tf.resource("google_cloudfunctions2_function.retrain")
+    )
+    accessors = [
+        body
+        for body in tf.resources.values()
+        if body.get("role") == "roles/secretmanager.secretAccessor"
+    ]
+    assert len(accessors) == 1
+    assert accessors[0]["member"] == '${local.sa["chat"]}'
+    assert accessors[0]["secret_id"] == "${google_secret_manager_secret.llm_api_key.id}"
+    assert tf.variables["enable_llm"]["default"] is False
+
+
+def test_one_service_account_per_role(tf: Terraform) -> None:
+    roles = set(tf.locals["service_accounts"])
+    assert {"trainer", "predict", "explain", "chat", "retrain", "scheduler", "builder"} <= roles
+    assert "deployer" in roles  # runs cloudbuild.yaml
+    sa = tf.resource("google_service_account.sa")
+    assert sa["for_each"] == "${local.service_accounts}"
+
+
+def test_buckets_are_private_uniform_and_versioned(tf: Terraform) -> None:
+    buckets = tf.of_type("google_storage_bucket")
+    assert {a.split(".")[1] for a in buckets} >= {"artifacts", "data", "source", "logs"}
+    for address, body in buckets.items():
+        assert body["uniform_bucket_level_access"] is True, address
+        assert body["public_access_prevention"] == "enforced", address
+        assert body["versioning"][0]["enabled"] is True, address
+
+
+BROAD_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/storage.admin"}
+
+
+def test_storage_and_secret_access_is_granted_per_bucket_not_per_project(tf: Terraform) -> None:
+    grants = tf.locals["bucket_grants"]
+    readers = {g["member"] for g in grants.values() if "artifacts" in g["bucket"]}
+    for fn in ("predict", "explain", "chat"):
+        assert f'${{local.sa["{fn}"]}}' in readers
+    for grant in grants.values():
+        assert grant["role"] in {
+            "roles/storage.objectViewer",
+            "roles/storage.objectUser",
+            "roles/storage.objectCreator",
+        }
+        # Serving identities only ever read.
+        if any(f'"{fn}"' in grant["member"] for fn in ("predict", "explain", "chat")):
+            assert grant["role"] == "roles/storage.objectViewer"
+    project_roles = [g["role"] for g in tf.locals["project_grants"].values()]
+    assert not set(project_roles) & BROAD_ROLES
+    assert not any(r.startswith(("roles/storage.", "roles/secretmanager.")) for r in project_roles)
+    # The one project-level storage grant is fenced by a condition to Google's source buckets.
+    conditional = tf.resource("google_project_iam_member.read_managed_sources")
+    assert conditional["role"] == "roles/storage.objectViewer"
+    assert "gcf-v2-sources-" in conditional["condition"][0]["expression"]
+
+
+def test_scheduler_posts_the_submit_json_to_vertex_with_an_oauth_token(tf: Terraform) -> None:
+    job = tf.resource("google_cloud_scheduler_job.vertex")
+    target = job["http_target"][0]
+    assert target["http_method"] == "POST"
+    assert "aiplatform.googleapis.com/v1/projects/" in tf.locals["custom_jobs_url"]
+    assert tf.locals["custom_jobs_url"].endswith("/customJobs")
+    assert target["body"] == '${base64encode(file("${path.module}/${each.value.file}"))}'
+    token = target["oauth_token"][0]
+    assert token["service_account_email"] == '${google_service_account.sa["scheduler"].email}'
+    assert token["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+    schedules = tf.locals["scheduled_jobs"]
+    assert "var.retrain_job_file" in schedules
+    assert "var.monitor_job_file" in schedules
+
+
+def test_alerts_watch_error_rate_and_p95_latency_from_log_metrics(tf: Terraform) -> None:
+    error = tf.resource("google_monitoring_alert_policy.error_rate")["conditions"][0]
+    threshold = error["condition_threshold"][0]
+    assert "google_logging_metric.requests.name" in threshold["filter"]
+    assert (
+        'status_class=\\"5\\"' in threshold["filter"] or 'status_class="5"' in threshold["filter"]
+    )
+    assert "denominator_filter" in threshold
+    latency = tf.resource("google_monitoring_alert_policy.latency_p95")["conditions"][0]
+    aggregation = latency["condition_threshold"][0]["aggregations"][0]
+    assert aggregation["per_series_aligner"] == "ALIGN_PERCENTILE_95"
+    metric = tf.resource("google_logging_metric.latency")
+    assert metric["metric_descriptor"][0]["value_type"] == "DISTRIBUTION"
+    assert "httpRequest.latency" in metric["value_extractor"]
+
+
+def test_api_gateway_is_off_by_default_and_reads_the_openapi_path(tf: Terraform) -> None:
+    assert tf.variables["enable_api_gateway"]["default"] is False
+    assert tf.locals["gateway_count"] == "${var.enable_api_gateway ? 1 : 0}"
+    for address in ("google_api_gateway_api.api", "google_api_gateway_api_config.api"):
+        body = tf.resource(address)
+        assert body["provider"] == "google-beta"
+        assert body["count"] == "${local.gateway_count}"
+    config = json.dumps(tf.resource("google_api_gateway_api_config.api"))
+    assert "var.openapi_path" in config
+    keys = tf.resource("google_apikeys_key.partner")
+    assert "var.enable_api_gateway" in keys["for_each"]
+
+
+def test_variables_and_outputs_are_documented(tf: Terraform) -> None:
+    for name, body in {**tf.variables, **tf.outputs}.items():
+        assert len(body.get("description", "")) > 15, f"{name} needs a description"
+    urls = tf.outputs["function_urls"]["value"]
+    assert "google_cloudfunctions2_function.http" in urls
+    assert "fn.url" in urls
+
+
+def test_tfvars_example_sets_only_declared_variables(tf: Terraform) -> None:
+    example = clean(hcl2.loads((INFRA / "terraform.tfvars.example").read_text()))
+    assert "project_id" in example
+    assert set(example) <= set(tf.variables), set(example) - set(tf.variables)
+    required = {n for n, body in tf.variables.items() if "default" not in body}
+    assert required <= set(example), f"the example misses required {required - set(example)}"
+
+
+def test_every_checkov_skip_gives_a_reason(tf: Terraform) -> None:
+    skips = 0
+    for name, text in tf.files.items():
+        for line in text.splitlines():
+            if "checkov:skip" in line:
+                skips += 1
+                match = re.search(r"checkov:skip=(CKV2?_[A-Z0-9_]+):(.+)", line)
+                assert match, f"{name}: skip without a check id and reason: {line.strip()}"
+                assert len(match.group(2).strip()) >= 30, f"{name}: say why: {line.strip()}"
+    assert skips >= 1
+
+
+def test_source_archive_holds_every_local_package_the_functions_import(tf: Terraform) -> None:
+    patterns = tf.locals["source_files"]
+    local_packages = {"functions", "model_export", "training_jobs"}
+    assert "{functions,model_export,training_jobs}/**/*.py" in patterns
+    for single in ("main.py", "requirements.txt", "pyproject.toml"):
+        assert f'"{single}"' in patterns
+    imported = set()
+    for path in [INFRA.parent / "main.py", *sorted((INFRA.parent / "functions").glob("*.py"))]:
+        imported |= set(re.findall(r"^(?:from|import) (\w+)", path.read_text(), re.MULTILINE))
+    repo_packages = {p.name for p in INFRA.parent.iterdir() if (p / "__init__.py").exists()}
+    assert imported & repo_packages <= local_packages
