@@ -52,6 +52,10 @@ def bad_request(detail: str, errors: list[FieldError] | None = None) -> HttpErro
     return HttpError(400, "Invalid request", detail, "invalid-request", errors or [])
 
 
+def unprocessable(detail: str, errors: list[FieldError] | None = None) -> HttpError:
+    return HttpError(422, "Cannot estimate", detail, "cannot-estimate", errors or [])
+
+
 def too_large(detail: str) -> HttpError:
     return HttpError(413, "Request too large", detail, "request-too-large")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,26 @@ from functions.schema import parse_json
 from functions.settings import get_settings
 
 log = logging.getLogger("estate_advisor.functions")
+
+# Cold-start timing: from this module's import (the instance's code starting, before
+# the lazy model load) to the end of the first request the instance answers without 5xx.
+_IMPORTED_AT = time.perf_counter()
+_first_lock = threading.Lock()
+_first_done = False
+
+
+def _timing_headers(response: flask.Response, started: float) -> flask.Response:
+    """``Server-Timing`` on every answer; ``X-Cold-Start-Ms`` on the instance's first
+    non-5xx one, so a caller sees what the cold start (imports + model load) cost."""
+    global _first_done
+    now = time.perf_counter()
+    response.headers["Server-Timing"] = f"app;dur={(now - started) * 1e3:.2f}"
+    if not _first_done and response.status_code < 500:
+        with _first_lock:
+            if not _first_done:
+                _first_done = True
+                response.headers["X-Cold-Start-Ms"] = f"{(now - _IMPORTED_AT) * 1e3:.1f}"
+    return response
 
 
 def json_response(
@@ -69,14 +91,15 @@ def handle(
     on_get: Callable[[], Any],
     on_post: Callable[[flask.Request], Any],
 ) -> flask.Response:
-    """Dispatch by method and turn every outcome into a JSON response (with CORS headers)."""
-    response = _dispatch(request, on_get, on_post)
+    """Dispatch by method and turn every outcome into a JSON response (timings, CORS)."""
+    started = time.perf_counter()
+    response = _timing_headers(_dispatch(request, on_get, on_post), started)
     response.headers.extend(cors_headers(request))
     return response
 
 
 _ALLOWED_HEADERS = "Content-Type, X-Request-Id, X-Model-Version"
-_EXPOSED_HEADERS = "X-Model-Version, Retry-After"
+_EXPOSED_HEADERS = "X-Model-Version, Retry-After, Server-Timing, X-Cold-Start-Ms"
 
 
 def cors_headers(request: flask.Request) -> dict[str, str]:

@@ -21,6 +21,7 @@ from functions.schema import instance_adapter
 from functions.settings import Settings, get_settings
 from model_export.bundle import (
     CATEGORICAL_INPUT,
+    MISSING_CATEGORY,
     NUMERIC_INPUT,
     PREDICTION_OUTPUT,
     RAW_OUTPUT,
@@ -69,57 +70,67 @@ class ServingModel:
     def pack(
         self, instances: list[dict[str, Any]]
     ) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, str]]]]:
-        """Validated instances → the two ONNX inputs, and per-row warnings."""
+        """Validated instances → the two ONNX inputs, and per-row warnings.
+
+        Column at a time: one list comprehension gathers a column, numpy finds the
+        missing and out-of-range cells, and only flagged cells cost a Python step. Notes
+        keep the per-row order numeric features first, then categorical, each in
+        manifest order.
+        """
         n = len(instances)
         numeric = np.full((n, len(self.numeric)), np.nan, dtype=np.float64)
         categorical = np.empty((n, len(self.categorical)), dtype=object)
         warnings: list[list[dict[str, str]]] = [[] for _ in range(n)]
-        for i, row in enumerate(instances):
-            notes = warnings[i]
-            for j, feat in enumerate(self.numeric):
-                value = row.get(feat.name)
-                if value is None:
-                    notes.append(
-                        _note(
-                            feat.name,
-                            "imputed",
-                            f"missing; used the training median {feat.impute:g}",
-                        )
-                    )
+        for j, feat in enumerate(self.numeric):
+            name = feat.name
+            column = np.array([row.get(name) for row in instances], dtype=np.float64)
+            numeric[:, j] = column
+            missing = np.isnan(column)
+            outside = (column < feat.min) | (column > feat.max)  # False where NaN
+            if not (missing.any() or outside.any()):
+                continue
+            imputed = _note(name, "imputed", f"missing; used the training median {feat.impute:g}")
+            for i in np.flatnonzero(missing | outside).tolist():
+                if missing[i]:
+                    warnings[i].append(dict(imputed))
                     continue
-                numeric[i, j] = value
-                if value < feat.min or value > feat.max:
-                    notes.append(
-                        _note(
-                            feat.name,
-                            "out_of_range",
-                            f"{value:g} is outside the training range {feat.min:g}…{feat.max:g}; "
-                            "the estimate is an extrapolation",
-                        )
+                value = float(column[i])
+                warnings[i].append(
+                    _note(
+                        name,
+                        "out_of_range",
+                        f"{value:g} is outside the training range {feat.min:g}…{feat.max:g}; "
+                        "the estimate is an extrapolation",
                     )
-            for j, cat in enumerate(self.categorical):
-                value = row.get(cat.name)
-                if value is None:
-                    categorical[i, j] = cat.impute
-                    notes.append(
-                        _note(
-                            cat.name,
-                            "imputed",
-                            f"missing; used the most common value {cat.impute!r}",
-                        )
-                    )
+                )
+        for j, cat in enumerate(self.categorical):
+            name, known = cat.name, self._known[j]
+            raw = [row.get(name) for row in instances]
+            texts = [
+                cat.impute
+                if v is None
+                else (v.strip() or MISSING_CATEGORY)
+                if isinstance(v, str)
+                else normalize_category(v)
+                for v in raw
+            ]
+            categorical[:, j] = texts
+            flagged = [i for i, t in enumerate(texts) if raw[i] is None or t not in known]
+            if not flagged:
+                continue
+            imputed = _note(name, "imputed", f"missing; used the most common value {cat.impute!r}")
+            for i in flagged:
+                if raw[i] is None:
+                    warnings[i].append(dict(imputed))
                     continue
-                text = normalize_category(value)
-                categorical[i, j] = text
-                if text not in self._known[j]:
-                    notes.append(
-                        _note(
-                            cat.name,
-                            "unknown_category",
-                            f"{text!r} was not seen in training; it counts as none of the "
-                            f"known values ({_preview(cat.categories)})",
-                        )
+                warnings[i].append(
+                    _note(
+                        name,
+                        "unknown_category",
+                        f"{texts[i]!r} was not seen in training; it counts as none of the "
+                        f"known values ({_preview(cat.categories)})",
                     )
+                )
         return numeric, categorical, warnings
 
     def run(self, numeric: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flask
 
-from functions.errors import bad_request, too_large
+from functions.errors import FieldError, bad_request, too_large, unprocessable
 from functions.http import handle, read_json_body
 from functions.model import ServingModel, holder, model_info
 from functions.schema import instance_json_schema, parse_envelope, validate_instances
@@ -50,7 +51,7 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
     out_name = model.manifest.output.name
     threshold = model.manifest.threshold
     predictions = []
-    for p in model.predict(instances):
+    for i, p in enumerate(model.predict(instances)):
         item: dict[str, Any]
         if threshold is not None:
             label = (
@@ -72,8 +73,28 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
                     "level": model.manifest.interval.level,
                 }
         item["warnings"] = p.warnings
+        _require_finite(i, item, p.warnings)
         predictions.append(item)
     return {"predictions": predictions, "model": model_info(model)}
+
+
+def _require_finite(row: int, item: dict[str, Any], warnings: list[dict[str, str]]) -> None:
+    """Extreme (finite) inputs can push the model's output to infinity: answer 422
+    naming the out-of-range fields rather than fail to encode the response (a 500)."""
+    interval = item.get("interval", {})
+    numbers = [v for v in (*item.values(), *interval.values()) if isinstance(v, float)]
+    if all(math.isfinite(v) for v in numbers):
+        return
+    errors = [
+        FieldError(f"instances[{row}].{w['field']}", w["message"], w["code"])
+        for w in warnings
+        if w["code"] == "out_of_range"
+    ]
+    raise unprocessable(
+        f"instances[{row}] is so far outside the training data that the estimate is not a "
+        "finite number; bring the fields below closer to their training range.",
+        errors,
+    )
 
 
 def predict(request: flask.Request) -> flask.Response:

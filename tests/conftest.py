@@ -91,3 +91,18 @@ def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]
     yield monkeypatch
     get_settings.cache_clear()
     model_module._holder = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--hostile-examples",
+        type=int,
+        default=2000,
+        help="generated requests per function in tests/test_hostile.py (make bench: 10000)",
+    )
+
+
+@pytest.fixture
+def hostile_examples(request: pytest.FixtureRequest) -> int:
+    count: int = request.config.getoption("--hostile-examples")
+    return count
