@@ -163,10 +163,17 @@ def submit_custom_job(
     """Create the job with the real client (REST transport); returns the created resource.
 
     ``api_endpoint`` overrides the regional host, e.g. ``http://127.0.0.1:PORT`` for a
-    local stub (the REST transport honours an explicit ``http://`` scheme).
+    local stub (the REST transport honours an explicit ``http://`` scheme); a plain-HTTP
+    endpoint gets anonymous credentials, like the storage emulators, since no token can
+    be checked there. Otherwise the client uses Application Default Credentials.
     """
     from google.api_core import exceptions as api_exceptions
     from google.cloud import aiplatform_v1
+
+    if credentials is None and api_endpoint and api_endpoint.startswith("http://"):
+        from google.auth.credentials import AnonymousCredentials
+
+        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
 
     client = aiplatform_v1.JobServiceClient(
         transport="rest",
