@@ -10,6 +10,7 @@
 | ESTATE_ORT_THREADS | 1 | onnxruntime intra-op threads per instance |
 | ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
 | ESTATE_PREDLOG_SAMPLE | 1.0 | share of predict requests logged as JSON lines (0 = off) |
+| ESTATE_LOG_PROJECT | (none) | project named in logged trace ids (links logs to Cloud Trace) |
 | ESTATE_RETRAIN_PROJECT | (none) | retrain: Google Cloud project of the Vertex AI job |
 | ESTATE_RETRAIN_REGION | us-central1 | retrain: Vertex AI region |
 | ESTATE_RETRAIN_PREFIX | incoming/ | retrain: only objects under this prefix start a job |
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
     ort_threads: int = Field(1, ge=1, le=64)
     retry_after_seconds: int = Field(30, ge=1)
     predlog_sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests logged.")
+    log_project: str | None = Field(None, description="Project of logged trace ids.")
     retrain_project: str | None = None
     retrain_region: str = "us-central1"
     retrain_prefix: str = "incoming/"
