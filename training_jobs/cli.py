@@ -17,6 +17,7 @@ from model_export.errors import EstateAdvisorError
 COMMANDS = [
     "training_jobs.commands.train",
     "training_jobs.commands.submit",
+    "training_jobs.commands.monitor",
 ]
 
 
