@@ -1,8 +1,10 @@
 """Cloud Functions entry points: one source folder, one function per entry point.
 
 functions-framework --source main.py --target predict --port 8080
+functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
 """
 
 from functions.predict import predict
+from functions.retrain import retrain
 
-__all__ = ["predict"]
+__all__ = ["predict", "retrain"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import flask
 
+from functions import predlog
 from functions.errors import FieldError, bad_request, too_large, unprocessable
 from functions.http import handle, read_json_body
 from functions.model import ServingModel, holder, model_info
@@ -103,7 +104,9 @@ def predict(request: flask.Request) -> flask.Response:
     return handle(
         request,
         on_get=lambda: describe(holder().get()),
-        on_post=lambda r: predict_body(
-            holder().get(), read_json_body(r, settings.max_request_bytes)
+        on_post=lambda r: predlog.observe(
+            r,
+            read_json_body(r, settings.max_request_bytes),
+            lambda body: predict_body(holder().get(), body),
         ),
     )

@@ -196,6 +196,37 @@ class Parity(_Strict):
     tolerance_rel: float
 
 
+class NumericHistogram(_Strict):
+    """Training distribution of a number: bins cut at training quantiles, plus missing.
+
+    Bin ``i`` holds values ``x`` with ``edges[i-1] <= x < edges[i]`` (open at both ends), so
+    ``proportions`` has ``len(edges) + 1`` entries; ``missing`` is the share of absent values.
+    """
+
+    edges: list[float]
+    proportions: list[float]
+    missing: float = 0.0
+
+
+class CategoricalHistogram(_Strict):
+    """Training share of each category; unseen categories count as `OTHER_CATEGORY`."""
+
+    proportions: dict[str, float]
+
+
+#: Bucket of categories never seen in training, in drift histograms.
+OTHER_CATEGORY = "__other__"
+
+
+class DriftReference(_Strict):
+    """Reference histograms for drift monitoring (PSI), written at training time."""
+
+    rows: int = Field(description="Training rows the histograms were computed on.")
+    numeric: dict[str, NumericHistogram]
+    categorical: dict[str, CategoricalHistogram]
+    prediction: NumericHistogram = Field(description="Out-of-fold predictions, output units.")
+
+
 class ModelFile(_Strict):
     name: str = MODEL_FILE
     sha256: str
@@ -219,6 +250,7 @@ class Manifest(_Strict):
     selection_metric: str
     interval: ConformalInterval | None = None
     threshold: DecisionThreshold | None = None
+    drift: DriftReference | None = None
     training: dict[str, Any]
     lineage: Lineage
     model_file: ModelFile

@@ -16,6 +16,8 @@ from model_export.errors import EstateAdvisorError
 
 COMMANDS = [
     "training_jobs.commands.train",
+    "training_jobs.commands.submit",
+    "training_jobs.commands.monitor",
 ]
 
 

@@ -34,6 +34,7 @@ from model_export.store import open_store
 from training_jobs import candidates as cands
 from training_jobs.config import DatasetConfig
 from training_jobs.data import Table, load_table
+from training_jobs.drift import build_reference
 from training_jobs.encoder import TabularEncoder
 from training_jobs.evaluate import (
     best_f1_threshold,
@@ -259,6 +260,14 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
     holdout_frame = data.features.iloc[data.holdout]
     numeric, categorical = enc.pack(holdout_frame)
     reference = hold_raw if config.classifier else (np.exp(hold_raw) if log_target else hold_raw)
+    # Drift reference: training rows as serving packs them, out-of-fold predictions in output units.
+    oof_output = np.exp(best.oof) if log_target and not config.classifier else best.oof
+    drift = build_reference(
+        enc.numeric_features,
+        enc.categorical_features,
+        *enc.pack(data.features.iloc[data.train]),
+        oof_output,
+    )
     fields: dict[str, Any] = {
         "name": config.name,
         "version": version,
@@ -282,6 +291,7 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
         "selection_metric": metric,
         "interval": interval,
         "threshold": threshold,
+        "drift": drift,
         "training": {
             "rows_train": int(data.train.size),
             "rows_holdout": int(data.holdout.size),

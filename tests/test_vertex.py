@@ -1,0 +1,132 @@
+"""`estate submit`: the CustomJob the real aiplatform client sends, checked at HTTP level."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from vertex_stub import vertex_stub
+
+from model_export.errors import ConfigError
+from training_jobs import vertex
+from training_jobs.cli import build_parser, main
+from training_jobs.commands.submit import request_from_args
+
+ARGS = [
+    "submit",
+    "--project",
+    "estate-prod",
+    "--region",
+    "europe-west4",
+    "--config",
+    "training_jobs/configs/ames.toml",
+    "--data",
+    "gs://estate-data/ames/2026-11.csv",
+    "--output",
+    "gs://estate-artifacts/estate",
+    "--staging",
+    "gs://estate-artifacts/vertex",
+    "--service-account",
+    "trainer@estate-prod.iam.gserviceaccount.com",
+    "--label",
+    "team=valuation",
+    "--run-id",
+    "estate-20261124-060000",
+]
+
+
+def test_real_client_sends_the_custom_job() -> None:
+    args = build_parser().parse_args([*ARGS, "--image", "europe-docker.pkg.dev/p/estate/train:1"])
+    body = vertex.build_custom_job(request_from_args(args))
+    with vertex_stub() as stub:
+        created = vertex.submit_custom_job(
+            body,
+            "estate-prod",
+            "europe-west4",
+            api_endpoint=stub.url,
+            credentials=AnonymousCredentials(),
+        )
+    (sent,) = stub.requests
+    assert sent.method == "POST"
+    assert sent.path.split("?")[0] == "/v1/projects/estate-prod/locations/europe-west4/customJobs"
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.body == body  # the client sent exactly the JSON that --write-json writes
+    pool = sent.body["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["containerSpec"] == {
+        "imageUri": "europe-docker.pkg.dev/p/estate/train:1",
+        "command": ["estate"],
+        "args": [
+            "train",
+            "--config",
+            "training_jobs/configs/ames.toml",
+            "--data",
+            "gs://estate-data/ames/2026-11.csv",
+            "--output",
+            "gs://estate-artifacts/estate",
+        ],
+    }
+    assert pool["machineSpec"] == {"machineType": "n1-standard-4"}
+    spec = sent.body["jobSpec"]
+    assert spec["serviceAccount"] == "trainer@estate-prod.iam.gserviceaccount.com"
+    assert spec["baseOutputDirectory"]["outputUriPrefix"] == (
+        "gs://estate-artifacts/vertex/jobs/estate-20261124-060000/"
+    )
+    assert sent.body["labels"] == {
+        "app": "estate-advisor",
+        "run": "estate-20261124-060000",
+        "trigger": "manual",
+        "team": "valuation",
+    }
+    assert created["name"] == "projects/estate-prod/locations/europe-west4/customJobs/1234567890"
+    assert created["state"] == "JOB_STATE_PENDING"
+
+
+def test_python_package_on_the_prebuilt_image() -> None:
+    args = build_parser().parse_args(
+        [*ARGS, "--package", "gs://b/dist/estate_advisor-0.1.0.tar.gz"]
+    )
+    pool = vertex.build_custom_job(request_from_args(args))["jobSpec"]["workerPoolSpecs"][0]
+    assert "containerSpec" not in pool
+    assert pool["pythonPackageSpec"]["executorImageUri"] == vertex.PREBUILT_EXECUTOR_IMAGE
+    assert pool["pythonPackageSpec"]["pythonModule"] == "training_jobs.cli"
+    assert pool["pythonPackageSpec"]["args"][0] == "train"
+
+
+def test_refused_job_names_the_cause() -> None:
+    body = vertex.build_custom_job(
+        vertex.JobRequest("p", "us-central1", ["train"], "gs://b/s", image="img", run_id="r1")
+    )
+    with vertex_stub(status=403) as stub, pytest.raises(ConfigError, match=r"refused.*403"):
+        vertex.submit_custom_job(
+            body, "p", "us-central1", api_endpoint=stub.url, credentials=AnonymousCredentials()
+        )
+
+
+def test_write_json_for_cloud_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "job.json"
+    assert main([*ARGS, "--image", "img", "--write-json", str(out)]) == 0
+    body = json.loads(out.read_text())
+    assert body["displayName"] == "estate-20261124-060000"
+    assert body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"][0] == "train"
+    printed = capsys.readouterr().out
+    assert (
+        "https://europe-west4-aiplatform.googleapis.com/v1/projects/estate-prod/"
+        "locations/europe-west4/customJobs" in printed
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--label", "Team=x"], "Label key 'Team'"),
+        (["--label", "team"], "KEY=VALUE"),
+        (["--staging", "/tmp/x"], "must be a gs:// folder"),
+    ],
+)
+def test_bad_flags_are_refused_before_anything_is_sent(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*ARGS, "--image", "img", "--dry-run", *extra]) == 2
+    assert message in capsys.readouterr().err
