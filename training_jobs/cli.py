@@ -16,6 +16,9 @@ from model_export.errors import EstateAdvisorError
 
 COMMANDS = [
     "training_jobs.commands.train",
+    "training_jobs.commands.promote",
+    "training_jobs.commands.rollback",
+    "training_jobs.commands.models",
 ]
 
 
