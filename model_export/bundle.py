@@ -234,6 +234,29 @@ class ModelFile(_Strict):
     opset: dict[str, int]
 
 
+class GateResult(_Strict):
+    """One promotion gate's verdict and why (shown by ``estate models`` and at training)."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class Promotion(_Strict):
+    """The gate decision taken when the bundle was written (training's verdict).
+
+    ``decision`` is ``promote`` only if every gate passed; the pointer may still be moved
+    by hand later (``estate promote``), which is recorded in the pointer, not here.
+    """
+
+    decision: Literal["promote", "hold"]
+    reason: str
+    champion: str | None = Field(
+        None, description="The champion the gates compared against (None: there was none)."
+    )
+    gates: list[GateResult]
+
+
 class Manifest(_Strict):
     """Everything serving, auditing and retraining need to know about a bundle."""
 
@@ -258,17 +281,33 @@ class Manifest(_Strict):
     libraries: dict[str, str]
     git_commit: str | None
     config: dict[str, Any]
+    promotion: Promotion | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode()
 
 
+class Canary(_Strict):
+    """A challenger that answers `percent` % of requests (by a stable hash of the request id)."""
+
+    version: str
+    percent: float = Field(gt=0.0, lt=100.0)
+
+
 class ServingPointer(_Strict):
-    """Names the version of a model to serve. Written after the bundle is complete."""
+    """Names the version of a model to serve. Written after the bundle is complete.
+
+    Updated only by compare-and-swap (see `model_export.pointer`), so concurrent
+    promotions cannot both win. ``previous`` holds earlier champions, most recent last,
+    for ``estate rollback``.
+    """
 
     format_version: int = FORMAT_VERSION
     champion: str
     updated_at: datetime
+    canary: Canary | None = None
+    previous: list[str] = Field(default_factory=list)
+    note: str = Field("", description="Why the pointer last changed (promote, rollback, …).")
 
 
 Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]

@@ -36,3 +36,11 @@ class ExportError(EstateAdvisorError):
 
 class ConfigError(EstateAdvisorError):
     """A data-set config or the data it describes is not usable."""
+
+
+class ConflictError(StoreError):
+    """A compare-and-swap write lost a race: the object changed since it was read."""
+
+
+class PromotionError(EstateAdvisorError):
+    """A promotion, canary or rollback is not possible in the pointer's current state."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -122,11 +123,14 @@ def export_bundle(
     reference: np.ndarray,
     tolerance: float,
     fields: dict[str, Any],
+    decide: Callable[[Manifest, bytes], Manifest] | None = None,
 ) -> Manifest:
     """Build, verify and write one immutable bundle; returns its manifest.
 
     `fields` carries every manifest field training knows (name, version, metrics, …);
     this function adds the format version, model checksum, parity and provenance.
+    `decide`, if given, sees the finished manifest and model before the write and returns
+    the manifest to write (training records its promotion-gate verdicts this way).
     """
     graph = build_graph(
         encoder,
@@ -150,5 +154,7 @@ def export_bundle(
         git_commit=git_commit(),
         **fields,
     )
+    if decide is not None:
+        manifest = decide(manifest, model_bytes)
     write_bundle(store, manifest, model_bytes)
     return manifest

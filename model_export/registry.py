@@ -8,7 +8,6 @@ complete bundles, and checks the checksum anyway.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from model_export.bundle import (
     FORMAT_VERSION,
@@ -18,12 +17,12 @@ from model_export.bundle import (
     ServingPointer,
     model_prefix,
     parse_manifest,
-    parse_pointer,
     pointer_key,
     verify_model_bytes,
     version_prefix,
 )
 from model_export.errors import BundleError, NotFoundError
+from model_export.pointer import promoted, read_pointer, update_pointer
 from model_export.store import ArtifactStore
 
 
@@ -50,16 +49,32 @@ def write_bundle(store: ArtifactStore, manifest: Manifest, model_bytes: bytes) -
 
 
 def promote(store: ArtifactStore, name: str, version: str) -> ServingPointer:
-    """Point serving at `version` (which must be a complete bundle). Written last."""
-    read_bundle(store, name, version)  # refuse to point at a broken or missing bundle
-    pointer = ServingPointer(champion=version, updated_at=datetime.now(UTC))
-    store.write_bytes(pointer_key(name), pointer.model_dump_json(indent=2).encode(), overwrite=True)
+    """Point serving at `version` (which must be a complete bundle). Written last.
+
+    A compare-and-swap (see `model_export.pointer`): the old champion is kept for
+    rollback and a running canary ends.
+    """
+    return update_pointer(
+        store,
+        name,
+        lambda current: promoted(current, version),
+        check=lambda v: read_bundle(store, name, v),  # refuse a broken or missing bundle
+    )
+
+
+def serving_pointer(store: ArtifactStore, name: str) -> ServingPointer:
+    """The pointer; `NotFoundError` if the model was never promoted."""
+    pointer, _ = read_pointer(store, name)
+    if pointer is None:
+        raise NotFoundError(
+            f"{store.uri}/{pointer_key(name)} does not exist: {name!r} was never promoted."
+        )
     return pointer
 
 
 def serving_version(store: ArtifactStore, name: str) -> str:
     """The version the pointer names; `NotFoundError` if the model was never promoted."""
-    return parse_pointer(store.read_bytes(pointer_key(name))).champion
+    return serving_pointer(store, name).champion
 
 
 def read_manifest(store: ArtifactStore, name: str, version: str) -> Manifest:

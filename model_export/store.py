@@ -3,17 +3,28 @@
 Keys are ``/``-separated paths below the store's root. Writes are create-only unless
 ``overwrite=True``, which is how bundle versions stay immutable; every write is atomic
 (a reader sees the old bytes or the new bytes, never a torn file).
+
+The one mutable object, the serving pointer, is updated by compare-and-swap:
+`read_versioned` returns the bytes and a generation token, and `write_if` writes only if
+the object still has that generation (`ConflictError` otherwise). Cloud Storage enforces
+it with ``ifGenerationMatch``; the local store with an ``fcntl`` lock around the
+check and an atomic rename.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from model_export.errors import (
     AlreadyExistsError,
+    ConflictError,
     NotFoundError,
     StoreError,
     StoreUnavailableError,
@@ -38,6 +49,21 @@ class ArtifactStore(Protocol):
     def list(self, prefix: str) -> list[str]:
         """Keys below `prefix`, sorted."""
         ...
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str]:
+        """The bytes (None if absent) and a generation token for `write_if`."""
+        ...
+
+    def write_if(self, key: str, data: bytes, generation: str) -> str:
+        """Write only if `key` still has `generation` (`ABSENT`: must not exist).
+
+        Returns the new generation; `ConflictError` when another writer got there first.
+        """
+        ...
+
+
+#: Generation token of an object that does not exist (GCS uses generation 0 the same way).
+ABSENT = "0"
 
 
 def _check_key(key: str) -> str:
@@ -112,6 +138,42 @@ class LocalStore:
         ]
         return sorted(keys)
 
+    @contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        """An exclusive lock for read-modify-write of `path` (a hidden sibling lock file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    @staticmethod
+    def _generation(data: bytes | None) -> str:
+        # Content hash as the generation: the pointer holds a timestamp, so two writes
+        # never produce the same bytes and an A→B→A change is still detected.
+        return ABSENT if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str]:
+        try:
+            data: bytes | None = self.read_bytes(key)
+        except NotFoundError:
+            data = None
+        return data, self._generation(data)
+
+    def write_if(self, key: str, data: bytes, generation: str) -> str:
+        path = self._path(key)
+        with self._locked(path):
+            current, found = self.read_versioned(key)
+            if found != generation:
+                raise ConflictError(
+                    f"{path} changed since it was read (generation {found}, expected "
+                    f"{generation}): another writer updated it. Re-read it and try again."
+                )
+            self.write_bytes(key, data, overwrite=current is not None)
+        return self._generation(data)
+
 
 class GCSStore:
     """A Cloud Storage bucket and prefix, e.g. ``gs://my-bucket/estate``.
@@ -175,6 +237,39 @@ class GCSStore:
         skip = len(self.prefix) + 1 if self.prefix else 0
         blobs = self._bucket.list_blobs(prefix=folder + "/" if folder else None)
         return sorted(b.name[skip:] for b in blobs)
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str]:
+        from google.api_core import exceptions as gexc
+
+        name = self._name(key)
+        for _ in range(5):
+            try:
+                blob = self._bucket.get_blob(name)
+                if blob is None:
+                    return None, ABSENT
+                # Download exactly the generation whose number we return.
+                data: bytes = blob.download_as_bytes(if_generation_match=blob.generation)
+                return data, str(blob.generation)
+            except (gexc.NotFound, gexc.PreconditionFailed):
+                continue  # replaced or deleted between the two calls: read again
+            except (gexc.GoogleAPIError, OSError) as exc:
+                raise StoreUnavailableError(f"Cannot read {self.uri}/{key}: {exc}") from exc
+        raise ConflictError(f"{self.uri}/{key} keeps changing while being read; try again.")
+
+    def write_if(self, key: str, data: bytes, generation: str) -> str:
+        from google.api_core import exceptions as gexc
+
+        blob = self._bucket.blob(self._name(key))
+        try:
+            blob.upload_from_string(data, if_generation_match=int(generation))
+        except gexc.PreconditionFailed:
+            raise ConflictError(
+                f"{self.uri}/{key} changed since it was read (expected generation "
+                f"{generation}): another writer updated it. Re-read it and try again."
+            ) from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StoreUnavailableError(f"Cannot write {self.uri}/{key}: {exc}") from exc
+        return str(blob.generation)
 
 
 def open_store(uri: str | Path) -> ArtifactStore:

@@ -80,8 +80,12 @@ def test_failed_gate_writes_bundle_but_does_not_promote(
     )
     store = tmp_path / "store"
     manifest = train(config, str(REPO / "data" / "ames.csv.gz"), str(store))
-    assert "NOT promoted: r2=" in capsys.readouterr().out
-    assert manifest.training["gates"]["passed"] is False
+    out = capsys.readouterr().out
+    assert "FAIL metrics: r2=" in out
+    assert "NOT promoted: failed metrics: r2=" in out
+    assert manifest.promotion is not None
+    assert manifest.promotion.decision == "hold"
+    assert [g.name for g in manifest.promotion.gates if not g.passed] == ["metrics"]
     assert list_versions(LocalStore(store), "ames") == [manifest.version]
     assert not LocalStore(store).exists("models/ames/serving.json")
 

@@ -18,6 +18,9 @@ COMMANDS = [
     "training_jobs.commands.train",
     "training_jobs.commands.submit",
     "training_jobs.commands.monitor",
+    "training_jobs.commands.promote",
+    "training_jobs.commands.rollback",
+    "training_jobs.commands.models",
 ]
 
 

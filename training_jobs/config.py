@@ -28,10 +28,22 @@ class Candidate(_Strict):
 
 
 class Gates(_Strict):
-    """Quality thresholds a model must pass to be promoted. Keys are metric names."""
+    """Quality thresholds a model must pass to be promoted. Keys are metric names.
+
+    See training_jobs/gates.py for every gate (metrics, parity, schema, champion).
+    """
 
     min: dict[str, float] = Field(default_factory=dict)
     max: dict[str, float] = Field(default_factory=dict)
+    champion_tolerance: float = Field(
+        0.01,
+        ge=0.0,
+        description="How much worse (relative) than the champion's selection metric on the "
+        "same holdout a new model may be and still replace it (0.01 = 1 %).",
+    )
+    max_parity_rel_diff: float | None = Field(
+        None, gt=0.0, description="Stricter ONNX parity for promotion than parity_tolerance."
+    )
 
 
 class DatasetConfig(_Strict):

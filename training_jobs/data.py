@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +21,7 @@ class Table:
     uri: str
     sha256: str
     size: int
+    raw: bytes = field(default=b"", repr=False)  # the exact bytes, for the lineage snapshot
 
 
 def read_bytes(uri: str) -> bytes:
@@ -52,4 +53,6 @@ def parse_table(data: bytes, uri: str) -> pd.DataFrame:
 
 def load_table(uri: str) -> Table:
     data = read_bytes(uri)
-    return Table(frame=parse_table(data, uri), uri=uri, sha256=sha256_hex(data), size=len(data))
+    return Table(
+        frame=parse_table(data, uri), uri=uri, sha256=sha256_hex(data), size=len(data), raw=data
+    )

@@ -29,7 +29,6 @@ from model_export.bundle import (
     normalize_category,
 )
 from model_export.errors import ConfigError
-from model_export.registry import promote
 from model_export.store import open_store
 from training_jobs import candidates as cands
 from training_jobs.config import DatasetConfig
@@ -38,7 +37,6 @@ from training_jobs.drift import build_reference
 from training_jobs.encoder import TabularEncoder
 from training_jobs.evaluate import (
     best_f1_threshold,
-    check_gates,
     classification_metrics,
     conformal_quantile,
     fold_indices,
@@ -194,8 +192,15 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
     return scored
 
 
-def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = False) -> Manifest:
-    """The whole job; returns the manifest of the bundle it wrote."""
+def train(
+    config: DatasetConfig,
+    data_uri: str,
+    output: str,
+    *,
+    quiet: bool = False,
+    allow_schema_change: bool = False,
+) -> Manifest:
+    """The whole job; returns the manifest of the bundle it wrote (promoted if it passed)."""
     say = Progress(quiet)
     log_target = config.target_transform == "log"
     say(f"reading {data_uri}")
@@ -254,8 +259,6 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
             f"{interval.holdout_coverage:.1%}"
         )
 
-    final_metrics = {**best.result.cv_metrics}
-    gate_failures = check_gates(final_metrics, config.gates.min, config.gates.max)
     version = new_version(salt=table.sha256.encode())
     holdout_frame = data.features.iloc[data.holdout]
     numeric, categorical = enc.pack(holdout_frame)
@@ -298,7 +301,6 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
             "folds": config.folds,
             "seed": config.seed,
             "duration_seconds": round(time.perf_counter() - say.start, 2),
-            "gates": {"passed": not gate_failures, "failures": gate_failures},
         },
         "lineage": Lineage(
             source_uri=table.uri,
@@ -311,10 +313,15 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
         ),
         "config": config.model_dump(mode="json"),
     }
-    say("exporting ONNX graph and checking parity on holdout rows")
     from model_export.export import export_bundle
+    from training_jobs import gates, lineage
 
     store = open_store(output)
+    snapshot_uri = lineage.snapshot(store, table)
+    say(f"data snapshot: {snapshot_uri}")
+    fields["lineage"] = fields["lineage"].model_copy(update={"snapshot_uri": snapshot_uri})
+    decide = gates.recorder(store, config, numeric, categorical, yho, allow_schema_change)
+    say("exporting ONNX graph and checking parity on holdout rows")
     manifest = export_bundle(
         store,
         encoder=enc,
@@ -325,17 +332,17 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
         reference=reference,
         tolerance=config.parity_tolerance,
         fields=fields,
+        decide=decide,
     )
     say(
         f"wrote {store.uri}/models/{manifest.name}/{manifest.version} "
         f"(parity max rel diff {manifest.parity.max_rel_diff:.2e}, "
         f"{manifest.model_file.bytes / 1e6:.1f} MB)"
     )
-    if gate_failures:
-        say("NOT promoted: " + "; ".join(gate_failures))
-    else:
-        promote(store, manifest.name, manifest.version)
-        say(f"promoted {manifest.version}: it now serves {manifest.name}")
+    if manifest.promotion is not None:
+        for line in gates.report(manifest.promotion):
+            say(line)
+    say(gates.apply_decision(store, manifest))
     return manifest
 
 

@@ -1,0 +1,137 @@
+"""Moving the serving pointer: promote, canary, rollback, each as one compare-and-swap.
+
+Every change is a pure function from the current pointer (None if the model was never
+promoted) to the next one. `update_pointer` reads the pointer with its generation,
+applies the change, checks that every version the new pointer names is a complete,
+verified bundle, and writes only if nobody wrote in between; after a lost race it
+re-reads and re-applies, so a change is never based on a stale pointer.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from model_export.bundle import Canary, ServingPointer, parse_pointer, pointer_key
+from model_export.errors import ConflictError, PromotionError
+from model_export.store import ArtifactStore
+
+#: How many earlier champions the pointer remembers for rollback.
+MAX_PREVIOUS = 20
+
+Change = Callable[[ServingPointer | None], ServingPointer]
+
+
+def read_pointer(store: ArtifactStore, name: str) -> tuple[ServingPointer | None, str]:
+    """The pointer (None if absent) and its generation token."""
+    data, generation = store.read_versioned(pointer_key(name))
+    return (None if data is None else parse_pointer(data)), generation
+
+
+def served_versions(pointer: ServingPointer) -> list[str]:
+    """Versions a pointer sends traffic to: the champion, then the canary if any."""
+    return [pointer.champion] + ([pointer.canary.version] if pointer.canary else [])
+
+
+def promoted(current: ServingPointer | None, version: str, note: str = "") -> ServingPointer:
+    """`version` becomes champion; the old champion is remembered; any canary ends."""
+    previous = list(current.previous) if current else []
+    if current and current.champion != version:
+        previous.append(current.champion)
+    return ServingPointer(
+        champion=version,
+        updated_at=datetime.now(UTC),
+        previous=previous[-MAX_PREVIOUS:],
+        note=note or f"promoted {version}",
+    )
+
+
+def with_canary(current: ServingPointer | None, version: str, percent: float) -> ServingPointer:
+    """Send `percent` % of traffic to `version`, keeping the champion."""
+    if current is None:
+        raise PromotionError(
+            f"Cannot start a canary of {version}: the model has no champion yet. "
+            "Promote a version fully first (estate promote VERSION)."
+        )
+    if version == current.champion:
+        raise PromotionError(f"{version} is already the champion; a canary must be another one.")
+    return current.model_copy(
+        update={
+            "canary": Canary(version=version, percent=percent),
+            "updated_at": datetime.now(UTC),
+            "note": f"canary {version} at {percent:g}%",
+        }
+    )
+
+
+def canary_promoted(current: ServingPointer | None) -> ServingPointer:
+    """The canary becomes champion (100 % of traffic)."""
+    if current is None or current.canary is None:
+        raise PromotionError(
+            "There is no canary to promote. Name a version (estate promote VERSION), "
+            "or start one with estate promote VERSION --canary PERCENT."
+        )
+    version = current.canary.version
+    return promoted(current, version, note=f"canary {version} promoted to champion")
+
+
+def rolled_back(current: ServingPointer | None) -> ServingPointer:
+    """The previous champion serves again; the canary, if any, is stopped."""
+    if current is None or not current.previous:
+        raise PromotionError(
+            "Nothing to roll back to: the pointer remembers no earlier champion. "
+            "Promote a specific version instead (estate promote VERSION)."
+        )
+    back = current.previous[-1]
+    return ServingPointer(
+        champion=back,
+        updated_at=datetime.now(UTC),
+        previous=list(current.previous[:-1]),
+        note=f"rolled back from {current.champion} to {back}",
+    )
+
+
+def canary_stopped(current: ServingPointer | None) -> ServingPointer:
+    """Stop the canary: the champion answers everything again."""
+    if current is None or current.canary is None:
+        raise PromotionError("There is no canary to stop.")
+    return current.model_copy(
+        update={
+            "canary": None,
+            "updated_at": datetime.now(UTC),
+            "note": f"canary {current.canary.version} stopped",
+        }
+    )
+
+
+def update_pointer(
+    store: ArtifactStore,
+    name: str,
+    change: Change,
+    *,
+    check: Callable[[str], object],
+    attempts: int = 8,
+) -> ServingPointer:
+    """Apply `change` to the pointer of `name` by compare-and-swap; returns the new pointer.
+
+    `check(version)` must raise if a version is not a complete, verified bundle (it is
+    called for every version the new pointer serves, on every attempt).
+    """
+    for attempt in range(attempts):
+        current, generation = read_pointer(store, name)
+        pointer = change(current)
+        for version in served_versions(pointer):
+            check(version)
+        data = pointer.model_dump_json(indent=2).encode()
+        try:
+            store.write_if(pointer_key(name), data, generation)
+        except ConflictError:
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the winner finish
+            continue
+        return pointer
+    raise ConflictError(
+        f"The serving pointer of {name!r} kept changing during {attempts} attempts: other "
+        "promotions are running. Check `estate models` and try again."
+    )
