@@ -1,8 +1,10 @@
 """Cloud Functions entry points: one source folder, one function per entry point.
 
 functions-framework --source main.py --target predict --port 8080
+functions-framework --source main.py --target explain --port 8081
 """
 
+from functions.explain import explain
 from functions.predict import predict
 
-__all__ = ["predict"]
+__all__ = ["explain", "predict"]

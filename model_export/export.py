@@ -122,11 +122,13 @@ def export_bundle(
     reference: np.ndarray,
     tolerance: float,
     fields: dict[str, Any],
+    explain_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Manifest:
     """Build, verify and write one immutable bundle; returns its manifest.
 
     `fields` carries every manifest field training knows (name, version, metrics, …);
     this function adds the format version, model checksum, parity and provenance.
+    With `explain_rows` (packed training rows) it also writes the SHAP explainer file.
     """
     graph = build_graph(
         encoder,
@@ -137,6 +139,18 @@ def export_bundle(
     )
     model_bytes = graph.SerializeToString()
     parity = measure_parity(model_bytes, *parity_rows, reference, tolerance)
+    explained = None
+    if explain_rows is not None:
+        from model_export.explainer import export_explainer
+
+        explained = export_explainer(
+            encoder,
+            estimator,
+            classifier=classifier,
+            model_bytes=model_bytes,
+            parity_rows=parity_rows,
+            sample_rows=explain_rows,
+        )
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         created_at=datetime.now(UTC),
@@ -148,7 +162,8 @@ def export_bundle(
         parity=parity,
         libraries=library_versions(),
         git_commit=git_commit(),
+        explainer=explained[1] if explained else None,
         **fields,
     )
-    write_bundle(store, manifest, model_bytes)
+    write_bundle(store, manifest, model_bytes, explained[0] if explained else None)
     return manifest

@@ -315,6 +315,7 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
         reference=reference,
         tolerance=config.parity_tolerance,
         fields=fields,
+        explain_rows=enc.pack(data.features.iloc[_explain_sample(data.train, config.seed)]),
     )
     say(
         f"wrote {store.uri}/models/{manifest.name}/{manifest.version} "
@@ -327,6 +328,12 @@ def train(config: DatasetConfig, data_uri: str, output: str, *, quiet: bool = Fa
         promote(store, manifest.name, manifest.version)
         say(f"promoted {manifest.version}: it now serves {manifest.name}")
     return manifest
+
+
+def _explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:
+    """Training rows the explainer's global importance is averaged over."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(train, size=min(size, train.size), replace=False))
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
