@@ -115,7 +115,7 @@ class ExplainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     instances: list[dict[str, Any]] = Field(min_length=1)
-    top_k: int | None = Field(None, ge=1, description="Keep the k largest contributions.")
+    top_k: int | None = Field(None, ge=1, strict=True, description="Keep the k largest.")
 
 
 def parse_explain_envelope(body: Any) -> ExplainRequest:
