@@ -2,9 +2,11 @@
 
 functions-framework --source main.py --target predict --port 8080
 functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
+functions-framework --source main.py --target explain --port 8081
 """
 
+from functions.explain import explain
 from functions.predict import predict
 from functions.retrain import retrain
 
-__all__ = ["predict", "retrain"]
+__all__ = ["explain", "predict", "retrain"]

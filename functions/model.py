@@ -17,6 +17,7 @@ import onnxruntime as ort
 from pydantic import TypeAdapter
 
 from functions.errors import unavailable
+from functions.explainer import Explainer
 from functions.schema import instance_adapter
 from functions.settings import Settings, get_settings
 from model_export.bundle import (
@@ -45,8 +46,15 @@ class Prediction:
 class ServingModel:
     """A loaded bundle, ready to predict raw JSON instances."""
 
-    def __init__(self, manifest: Manifest, model_bytes: bytes, threads: int = 1) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        model_bytes: bytes,
+        threads: int = 1,
+        explainer_bytes: bytes | None = None,
+    ) -> None:
         self.manifest = manifest
+        self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -204,7 +212,9 @@ class ModelHolder:
         try:
             store = open_store(s.artifacts)
             bundle = read_bundle(store, s.model_name, s.model_version)
-            model = ServingModel(bundle.manifest, bundle.model_bytes, s.ort_threads)
+            model = ServingModel(
+                bundle.manifest, bundle.model_bytes, s.ort_threads, bundle.explainer_bytes
+            )
         except NotFoundError as exc:
             error = unavailable(
                 f"No servable model {s.model_name!r} in {s.artifacts} ({exc}). Train one: "

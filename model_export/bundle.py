@@ -31,6 +31,7 @@ from model_export.errors import BundleError
 FORMAT_VERSION = 1
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+EXPLAINER_FILE = "explainer.npz"
 POINTER_FILE = "serving.json"
 
 NUMERIC_INPUT = "numeric"
@@ -255,6 +256,27 @@ class Promotion(_Strict):
         None, description="The champion the gates compared against (None: there was none)."
     )
     gates: list[GateResult]
+class ExplainerSpec(_Strict):
+    """The optional SHAP tables (``explainer.npz``, numpy arrays only) and what they explain."""
+
+    kind: Literal["linear", "xgboost", "random_forest", "blend"]
+    members: dict[str, str] = Field(description="Ensemble member → its explainer kind.")
+    file: Literal["explainer.npz"] = "explainer.npz"
+    sha256: str
+    bytes: int
+    scale: Literal["raw", "log_odds"] = Field(
+        description="'raw': the graph's raw output (e.g. log price, or the probability of a "
+        "random forest); 'log_odds': logit of the raw probability (XGBoost, logistic)."
+    )
+    base_value: float = Field(description="Expected model output in `scale` (SHAP's base).")
+    global_importance: dict[str, float] = Field(
+        description="Mean |SHAP| per raw feature over training rows, largest first."
+    )
+    importance_rows: int
+    additivity_max_abs_error: float = Field(
+        description="Max |base + Σ SHAP - ONNX output| on the parity rows, in `scale` "
+        "(in probability for 'log_odds')."
+    )
 
 
 class Manifest(_Strict):
@@ -282,6 +304,7 @@ class Manifest(_Strict):
     git_commit: str | None
     config: dict[str, Any]
     promotion: Promotion | None = None
+    explainer: ExplainerSpec | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode()
@@ -343,6 +366,20 @@ def parse_pointer(data: bytes) -> ServingPointer:
         return ServingPointer.model_validate_json(data)
     except ValidationError as exc:
         raise BundleError(f"{POINTER_FILE} is malformed: {exc}; promote a version again.") from exc
+
+
+def verify_explainer_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered explainer file, exactly like the model file."""
+    spec = manifest.explainer
+    if spec is None:
+        raise BundleError(f"{manifest.name}/{manifest.version} declares no explainer.")
+    where = f"{spec.file} of {manifest.name}/{manifest.version}"
+    if len(data) != spec.bytes or sha256_hex(data) != spec.sha256:
+        raise BundleError(
+            f"{where} has {len(data)} bytes and sha256 {sha256_hex(data)}, the manifest says "
+            f"{spec.bytes} and {spec.sha256}: the file is truncated or altered. Re-export "
+            "the bundle; it will not be served."
+        )
 
 
 def verify_model_bytes(manifest: Manifest, model_bytes: bytes) -> None:

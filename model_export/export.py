@@ -124,6 +124,7 @@ def export_bundle(
     tolerance: float,
     fields: dict[str, Any],
     decide: Callable[[Manifest, bytes], Manifest] | None = None,
+    explain_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Manifest:
     """Build, verify and write one immutable bundle; returns its manifest.
 
@@ -131,6 +132,7 @@ def export_bundle(
     this function adds the format version, model checksum, parity and provenance.
     `decide`, if given, sees the finished manifest and model before the write and returns
     the manifest to write (training records its promotion-gate verdicts this way).
+    With `explain_rows` (packed training rows) it also writes the SHAP explainer file.
     """
     graph = build_graph(
         encoder,
@@ -141,6 +143,18 @@ def export_bundle(
     )
     model_bytes = graph.SerializeToString()
     parity = measure_parity(model_bytes, *parity_rows, reference, tolerance)
+    explained = None
+    if explain_rows is not None:
+        from model_export.explainer import export_explainer
+
+        explained = export_explainer(
+            encoder,
+            estimator,
+            classifier=classifier,
+            model_bytes=model_bytes,
+            parity_rows=parity_rows,
+            sample_rows=explain_rows,
+        )
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         created_at=datetime.now(UTC),
@@ -152,9 +166,10 @@ def export_bundle(
         parity=parity,
         libraries=library_versions(),
         git_commit=git_commit(),
+        explainer=explained[1] if explained else None,
         **fields,
     )
     if decide is not None:
         manifest = decide(manifest, model_bytes)
-    write_bundle(store, manifest, model_bytes)
+    write_bundle(store, manifest, model_bytes, explained[0] if explained else None)
     return manifest

@@ -18,6 +18,7 @@ from model_export.bundle import (
     model_prefix,
     parse_manifest,
     pointer_key,
+    verify_explainer_bytes,
     verify_model_bytes,
     version_prefix,
 )
@@ -32,18 +33,35 @@ class Bundle:
 
     manifest: Manifest
     model_bytes: bytes
+    explainer_bytes: bytes | None = None
 
 
-def write_bundle(store: ArtifactStore, manifest: Manifest, model_bytes: bytes) -> str:
-    """Write a new immutable version; returns its store prefix. Does not promote it."""
+def write_bundle(
+    store: ArtifactStore,
+    manifest: Manifest,
+    model_bytes: bytes,
+    explainer_bytes: bytes | None = None,
+) -> str:
+    """Write a new immutable version; returns its store prefix. Does not promote it.
+
+    The explainer file (when the manifest declares one) is written before the manifest,
+    like the model, so a manifest never names a file that is not there yet."""
     if manifest.format_version != FORMAT_VERSION:
         raise BundleError(
             f"Refusing to write format version {manifest.format_version}: this code writes "
             f"version {FORMAT_VERSION}, and serving would refuse the bundle."
         )
     verify_model_bytes(manifest, model_bytes)
+    if (manifest.explainer is None) != (explainer_bytes is None):
+        raise BundleError(
+            "The manifest's explainer field and the explainer bytes must come together."
+        )
+    if explainer_bytes is not None:
+        verify_explainer_bytes(manifest, explainer_bytes)
     prefix = version_prefix(manifest.name, manifest.version)
     store.write_bytes(f"{prefix}/{MODEL_FILE}", model_bytes)
+    if manifest.explainer is not None and explainer_bytes is not None:
+        store.write_bytes(f"{prefix}/{manifest.explainer.file}", explainer_bytes)
     store.write_bytes(f"{prefix}/{MANIFEST_FILE}", manifest.to_json())
     return prefix
 
@@ -98,7 +116,18 @@ def read_bundle(store: ArtifactStore, name: str, version: str | None = None) -> 
             "the bundle is incomplete. Re-export it."
         ) from None
     verify_model_bytes(manifest, model_bytes)
-    return Bundle(manifest=manifest, model_bytes=model_bytes)
+    explainer_bytes = None
+    if manifest.explainer is not None:
+        key = f"{version_prefix(name, version)}/{manifest.explainer.file}"
+        try:
+            explainer_bytes = store.read_bytes(key)
+        except NotFoundError:
+            raise BundleError(
+                f"{version_prefix(name, version)} declares {manifest.explainer.file} but the "
+                "file is missing: the bundle is incomplete. Re-export it."
+            ) from None
+        verify_explainer_bytes(manifest, explainer_bytes)
+    return Bundle(manifest=manifest, model_bytes=model_bytes, explainer_bytes=explainer_bytes)
 
 
 def list_versions(store: ArtifactStore, name: str) -> list[str]:

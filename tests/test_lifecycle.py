@@ -68,7 +68,15 @@ def test_gates_promote_better_hold_worse_and_rollback_restores(
     out = capsys.readouterr().out
     held = verdict(worse)
     assert held.decision == "hold"
-    assert [g.name for g in held.gates] == ["metrics", "parity", "schema", "champion"]
+    assert [g.name for g in held.gates] == [
+        "metrics",
+        "parity",
+        "explanation_additivity",
+        "schema",
+        "champion",
+    ]
+    additivity = next(g for g in held.gates if g.name == "explanation_additivity")
+    assert "linear explainer" in additivity.detail
     assert [g.name for g in held.gates if not g.passed] == ["champion"]
     assert f"is worse than champion {better.version}" in held.reason
     assert "FAIL champion: holdout rmse_log" in out

@@ -44,6 +44,12 @@ class Gates(_Strict):
     max_parity_rel_diff: float | None = Field(
         None, gt=0.0, description="Stricter ONNX parity for promotion than parity_tolerance."
     )
+    max_additivity_error: float = Field(
+        1e-4,
+        gt=0.0,
+        description="Largest |base value + sum of SHAP values - served output| (in the "
+        "explainer's scale) a bundle with an explainer may show and still be promoted.",
+    )
 
 
 class DatasetConfig(_Strict):

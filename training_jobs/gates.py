@@ -6,7 +6,9 @@ way, with the verdicts in ``manifest.promotion``, and becomes champion only if a
 * ``metrics``   the chosen candidate's CV metrics against ``[gates] min`` / ``max``;
 * ``parity``    the measured ONNX parity against ``max_parity_rel_diff`` (or the export
   tolerance, which export already enforces);
-* ``explanation_additivity``  hook for the explainer (not applicable until one exists);
+* ``explanation_additivity``  when the bundle has an explainer: its measured additivity
+  error (base + Σ SHAP vs the ONNX output on the parity rows) against
+  ``max_additivity_error``;
 * ``schema``    compatibility with the champion: same task and output, same feature
   names with the same kinds; a categorical feature may gain categories but not lose any
   (a lost category would turn callers' valid values into "unknown"). Anything else is a
@@ -99,13 +101,20 @@ def parity_gate(inputs: GateInputs) -> GateResult:
 
 
 def explanation_additivity_gate(inputs: GateInputs) -> GateResult | None:
-    """HOOK for the explainer: None means "not applicable" (no explainer in the bundle).
-
-    When the manifest records an explainer's additivity error (contributions + base
-    value vs the prediction), return ``GateResult(name="explanation_additivity", ...)``
-    comparing it with its tolerance here; `GATES` already runs this function.
-    """
-    return None
+    """Explanations must add up to the served output; None when the bundle has no explainer."""
+    explainer = inputs.manifest.explainer
+    if explainer is None:
+        return None
+    error = explainer.additivity_max_abs_error
+    limit = inputs.config.gates.max_additivity_error
+    passed = bool(np.isfinite(error)) and error <= limit
+    return GateResult(
+        name="explanation_additivity",
+        passed=passed,
+        detail=f"base value + sum of SHAP vs ONNX output: max error {error:.2e} "
+        f"{'<=' if passed else '>'} {limit:g} ({explainer.kind} explainer, {explainer.scale} "
+        "scale)",
+    )
 
 
 def schema_changes(champion: Manifest, new: Manifest) -> list[str]:

@@ -1,0 +1,196 @@
+"""Explain latency on Ames: our numpy TreeSHAP (serving path) vs shap.TreeExplainer.
+
+One run fits the serving bundle's chosen candidate once (the Ames blend: ridge + 2,000
+XGBoost trees), exports it with its explainer, and times on the same fitted model and
+the same real holdout rows, 1 row and 1,000 rows per call::
+
+    python -m bench.explain_latency [--artifacts ./artifacts] [--repeats 300]
+
+Paths: ``serving`` = `explain_instances` (validate, pack, ONNX, SHAP, JSON-ready answer);
+``ours core`` = SHAP values on the encoded rows only; ``shap`` = shap.TreeExplainer on
+the model's tree part (plus numpy linear SHAP for a blend's ridge member, which costs
+microseconds). Numbers come from whatever machine runs this; never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.onnx_latency import (
+    BATCH,
+    Call,
+    Record,
+    choose,
+    machine,
+    manifest_fields,
+    summarize,
+    time_calls,
+    to_instances,
+)
+from functions.explainer import explain_instances
+from functions.model import ServingModel
+from model_export.export import export_bundle
+from model_export.registry import read_bundle
+from model_export.store import LocalStore
+from training_jobs import candidates as cands
+from training_jobs.config import load_config
+from training_jobs.data import load_table
+from training_jobs.evaluate import predict_raw
+from training_jobs.train import prepare
+
+
+def shap_path(estimator: Any) -> tuple[Any, float, Any]:
+    """(shap.TreeExplainer of the tree member, its weight, the linear member or None)."""
+    import shap
+
+    members = [("model", 1.0, estimator)]
+    if type(estimator).__name__ == "VotingRegressor":
+        w = np.asarray(estimator.weights or [1.0] * len(estimator.estimators_), dtype=float)
+        members = [
+            (n, float(x), e)
+            for (n, _), x, e in zip(
+                estimator.estimators, w / w.sum(), estimator.estimators_, strict=True
+            )
+        ]
+    trees = [(w, e) for _, w, e in members if type(e).__name__ != "Pipeline"]
+    linear = [(w, e) for _, w, e in members if type(e).__name__ == "Pipeline"]
+    if len(trees) != 1:
+        raise SystemExit("this bench compares one tree model (optionally blended with ridge)")
+    weight, tree = trees[0]
+    return shap.TreeExplainer(tree), weight, linear[0] if linear else None
+
+
+def linear_shap(linear: tuple[float, Any] | None, Z: np.ndarray) -> np.ndarray | float:
+    if linear is None:
+        return 0.0
+    weight, pipe = linear
+    scaler, ridge = pipe.steps[0][1], pipe.steps[-1][1]
+    scale = scaler.scale_ if scaler.scale_ is not None else 1.0
+    return np.asarray(weight * ridge.coef_ / scale * (Z - scaler.mean_))
+
+
+def table(report: Record) -> str:
+    lines = ["| path | case | median ms | p99 ms | ms/row |", "|---|---|---:|---:|---:|"]
+    for r in report["results"]:
+        rows = 1 if r["case"] == "1 row" else BATCH
+        lines.append(
+            f"| {r['path']} | {r['case']} | {r['median_us'] / 1e3:,.3f} | "
+            f"{r['p99_us'] / 1e3:,.3f} | {r['median_us'] / 1e3 / rows:,.4f} |"
+        )
+    shown = ", ".join(f"{case}: {ratio}x" for case, ratio in report["ratios"].items())
+    return "\n".join([*lines, "", f"shap / ours core (median): {shown}"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.explain_latency", description=__doc__)
+    p.add_argument("--artifacts", default="./artifacts", help="store with the serving bundle")
+    p.add_argument("--config", default="training_jobs/configs/ames.toml", help="data-set config")
+    p.add_argument("--candidate", default="blend", help="candidate to fit if no bundle exists")
+    p.add_argument("--repeats", type=int, default=300, help="timed one-row calls per path")
+    p.add_argument("--batch-repeats", type=int, default=3, help="timed 1,000-row calls per path")
+    p.add_argument("--out", default="bench/explain_results.json", help="JSON results file")
+    args = p.parse_args(argv)
+
+    config = load_config(args.config)
+    table_ = load_table(config.data)
+    data = prepare(config, table_)
+    choice = choose(config, args.artifacts, args.candidate)
+    print(f"fitting {choice.name} ({choice.source}) on {data.train.size} rows …", flush=True)
+    est = cands.build(
+        choice.estimator, choice.params, classifier=False, seed=config.seed, members=choice.members
+    )
+    est.fit(data.Z[data.train], data.y[data.train])
+    hold = data.encoder.pack(data.features.iloc[data.holdout])
+    raw = predict_raw(est, data.encoder.transform_packed(*hold), False)
+    sample = data.encoder.pack(data.features.iloc[data.train[:500]])
+    with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
+        manifest = export_bundle(
+            LocalStore(tmp),
+            encoder=data.encoder,
+            estimator=est,
+            classifier=False,
+            log_target=config.target_transform == "log",
+            parity_rows=hold,
+            reference=np.exp(raw) if config.target_transform == "log" else raw,
+            tolerance=config.parity_tolerance,
+            fields=manifest_fields(config, table_, data, choice),
+            explain_rows=sample,
+        )
+        bundle = read_bundle(LocalStore(tmp), manifest.name, manifest.version)
+    model = ServingModel(bundle.manifest, bundle.model_bytes, 1, bundle.explainer_bytes)
+    explainer = model.explainer
+    assert explainer is not None, "the chosen model has no explainer"
+
+    frame = data.features.iloc[data.holdout]
+    n = len(frame)
+    take = np.resize(np.arange(n), BATCH)
+    instances = to_instances(frame, {f.name for f in data.encoder.categorical_features})
+    many = [instances[i] for i in take]
+    Z = data.Z[data.holdout].astype(np.float64)
+    Zb = Z[take]
+    tree_explainer, weight, linear = shap_path(est)
+    Z32, Zb32 = Z.astype(np.float32), Zb.astype(np.float32)
+
+    def theirs(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(weight * tree_explainer.shap_values(rows) + linear_shap(linear, rows))
+
+    agreement = float(np.abs(explainer.shap_encoded(Zb) - theirs(Zb32)).max())
+    calls: dict[str, tuple[Call, Call]] = {
+        "serving (explain_instances)": (
+            lambda i: explain_instances(model, [instances[i % n]]),
+            lambda i: explain_instances(model, many),
+        ),
+        "ours core (numpy TreeSHAP)": (
+            lambda i: explainer.shap_encoded(Z[i % n : i % n + 1]),
+            lambda i: explainer.shap_encoded(Zb),
+        ),
+        "shap.TreeExplainer": (
+            lambda i: theirs(Z32[i % n : i % n + 1]),
+            lambda i: theirs(Zb32),
+        ),
+    }
+    results = []
+    for path, (one, batch) in calls.items():
+        results.append(summarize(path, "1 row", 1, time_calls(one, args.repeats, warmup=10)))
+        results.append(
+            summarize(path, f"{BATCH} rows", BATCH, time_calls(batch, args.batch_repeats, 1))
+        )
+    med = {(r["path"], r["case"]): r["median_us"] for r in results}
+    ratios = {
+        c: round(med[("shap.TreeExplainer", c)] / med[("ours core (numpy TreeSHAP)", c)], 2)
+        for c in ("1 row", f"{BATCH} rows")
+    }
+    spec = bundle.manifest.explainer
+    report = {
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "model": {
+            "chosen": choice.name,
+            "source": choice.source,
+            "explainer": spec.model_dump(exclude={"global_importance"}) if spec else None,
+            "tree_paths": int(explainer.paths.value.size) if explainer.paths else 0,
+            "max_unique_features_per_path": int(explainer.paths.length.max())
+            if explainer.paths
+            else 0,
+        },
+        "max_abs_diff_vs_shap_1000_rows": agreement,
+        "results": results,
+        "ratios": ratios,
+    }
+    print(table(report))
+    print(f"max |ours - shap| over {BATCH} rows x {Z.shape[1]} columns: {agreement:.2e}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
