@@ -3,6 +3,7 @@
 functions-framework --source main.py --target predict --port 8080
 """
 
+from functions.chat import chat
 from functions.predict import predict
 
-__all__ = ["predict"]
+__all__ = ["chat", "predict"]
