@@ -12,7 +12,7 @@ from typing import Any
 
 import flask
 
-from functions.advisor import engine
+from functions.advisor import engine, llm_engine
 from functions.advisor.request import ChatRequest, parse_chat_request
 from functions.errors import FieldError, HttpError
 from functions.http import handle, read_json_body
@@ -56,7 +56,10 @@ def chat_body(model: ServingModel, body: Any) -> dict[str, Any]:
     settings = get_settings()
     check_limits(body, settings)
     request = parse_chat_request(body)
-    result = engine.answer(model, settings, request)
+    if settings.llm_base_url:
+        result = llm_engine.answer(model, settings, request)
+    else:
+        result = engine.answer(model, settings, request)
     return {
         "reply": result.reply,
         "facts": result.facts,
