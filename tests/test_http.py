@@ -35,12 +35,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(artifacts: Path, model: str) -> Iterator[str]:
-    """Run functions-framework's predict on a free port; yield its URL once it answers."""
+def serve(artifacts: Path, model: str, target: str = "predict") -> Iterator[str]:
+    """Run functions-framework's `target` on a free port; yield its URL once it answers."""
     port = free_port()
     env = {**os.environ, "ESTATE_ARTIFACTS": str(artifacts), "ESTATE_MODEL_NAME": model}
     command = [sys.executable, "-m", "functions_framework", "--source", "main.py"]
-    command += ["--target", "predict", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--target", target, "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -34,7 +34,7 @@ def is_injection(text: str) -> bool:
 
 
 _MONEY = re.compile(
-    r"(?:\$|USD\s?)\s?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(k|K|m|M|million|thousand|bn)?\b"
+    r"(?:\$|USD\s?)\s?-?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(k|K|m|M|million|thousand|bn)?\b"
     r"|(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(k|thousand|million)?\s*(?:dollars|USD)\b"
 )
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9}

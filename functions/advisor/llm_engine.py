@@ -9,6 +9,8 @@ answers and says why.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +25,8 @@ from functions.llm import ChatClient, LLMError
 from functions.model import ServingModel
 from functions.secrets import SecretError, api_key
 from functions.settings import Settings
+
+log = logging.getLogger("estate_advisor.chat")
 
 SYSTEM_PROMPT = """You are a real-estate investment advisor. You answer questions about \
 one house at a time: its value, what drives it, whether an asking price is fair, and \
@@ -162,10 +166,18 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
         max_retries=settings.llm_max_retries,
     )
     session = _Session(model, settings, request)
+    log.debug("asking %r", client)
+    start = time.perf_counter()
     try:
         reply = _converse(client, session, request, settings.llm_max_tool_rounds)
     except LLMError as exc:
         return _fallback(model, settings, request, exc.reason)
+    log.info(
+        "llm reply from %s in %.2f s, tools used: %s",
+        settings.llm_model,
+        time.perf_counter() - start,
+        sorted(session.facts) or "none",
+    )
     if key in reply:
         return _fallback(model, settings, request, "wrote something it must not share")
     said = " ".join(m.content for m in request.messages if m.role == "user")
@@ -197,6 +209,7 @@ def _converse(client: ChatClient, session: _Session, request: ChatRequest, round
 
 
 def _fallback(model: ServingModel, settings: Settings, request: ChatRequest, reason: str) -> Answer:
+    log.warning("local engine answers instead of the LLM: the language model %s", reason)
     local = engine.answer(model, settings, request)
     local.reply = (
         f"(The language model {reason}; this answer comes from the built-in advisor.)\n\n"
