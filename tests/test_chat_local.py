@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from functions import analytics
-from functions.advisor.guard import invented_money, numbers_in
+from functions.advisor.guard import invented_money, invented_percent, numbers_in
 from functions.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +66,7 @@ def ask(chat: FlaskClient, *turns: str, **extra: Any) -> dict[str, Any]:
     assert body["model"]["name"] == "ames"
     # The rule of the advisor: no dollar figure in a reply that no tool produced.
     assert invented_money(body["reply"], numbers_in(body["facts"])) == []
+    assert invented_percent(body["reply"], numbers_in(body["facts"])) == []
     return body
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.advisor.guard import invented_money, is_injection, money_figures
+from functions.advisor.guard import invented_money, invented_percent, is_injection, money_figures
 from functions.advisor.parse import parse_message
 from functions.advisor.vocab import NEIGHBORHOODS
 
@@ -121,3 +121,11 @@ def test_invented_money_allows_rounding_and_user_figures_only() -> None:
 )
 def test_injection_detection(text: str, attack: bool) -> None:
     assert is_injection(text) is attack
+
+
+def test_invented_percent_allows_tool_fractions_and_user_rates() -> None:
+    known = [0.0864, 0.9, 1.25]
+    assert invented_percent("Gross yield 8.64% (8.6%), a 90% interval.", known) == []
+    assert invented_percent("At your 6.5% rate it yields 12%.", known, said="6.5% interest") == [
+        "12%"
+    ]

@@ -122,16 +122,16 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
     facts["estimate"] = value
     parts = [_value_text(value)]
     missing = [label for col, label in KEY_FEATURES.items() if col not in instance]
+    facts["drivers"] = tools.drivers(model, instance)  # cheap: one batched ONNX call
     if "drivers" in asked:
-        facts["drivers"] = tools.drivers(model, instance)
         parts.append(_drivers_text(facts["drivers"]))
+    if {"deal", "rent"} & set(asked) or last.deal or request.deal:
+        facts["deal"] = tools.deal(settings, value, known.deal, known.down_fraction)
+        parts.append(_deal_text(facts["deal"], "deal" in asked))
     if "what_if" in asked:
         facts["what_if"] = tools.what_if(model, instance, last.changes)
         parts.append(_what_if_text(facts["what_if"], last.change_labels))
-    if ({"deal", "rent"} & set(asked)) or known.deal:
-        facts["deal"] = tools.deal(settings, value, known.deal, known.down_fraction)
-        parts.append(_deal_text(facts["deal"], "deal" in asked))
-    if missing:
+    if missing and ("value" in asked or not asked):
         parts.append("For a sharper estimate, tell me the " + ", ".join(missing) + ".")
     if last.leftover:
         facts["not_understood"] = last.leftover
@@ -205,11 +205,17 @@ def _deal_text(deal: dict[str, Any], verdict_asked: bool) -> str:
     a, i = deal["analysis"], deal["inputs"]
     lines = []
     if "verdict" in deal:
-        where = {"below": "below", "inside": "inside", "above": "above"}[deal["verdict"]]
-        pct = deal["asking_vs_estimate"]
+        pct, top = deal["asking_vs_estimate"], deal["interval"]["upper"]
         lines.append(
-            f"The asking price {money(deal['asking_price'])} is {where} the model's interval "
-            f"({abs(pct):.1%} {'above' if pct >= 0 else 'below'} the estimate)."
+            f"The asking price {money(deal['asking_price'])} is {deal['verdict']} the model's "
+            f"interval ({abs(pct):.1%} {'above' if pct >= 0 else 'below'} the estimate). "
+            + {
+                "below": "A bargain by the model: check what it does not know (condition, "
+                "repairs) before you rely on it.",
+                "inside": "The model supports that price.",
+                "above": f"The model does not support that price; its interval tops out at "
+                f"{money(top)}, a firmer basis for an offer.",
+            }[deal["verdict"]]
         )
     elif verdict_asked:
         lines.append("Tell me the asking price and I will compare it with the estimate.")

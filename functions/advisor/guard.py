@@ -79,3 +79,21 @@ def invented_money(reply: str, known: Iterable[float], said: str = "") -> list[s
         if not any(abs(value - a) <= tolerance for a in allowed):
             bad.append(text)
     return bad
+
+
+_PERCENT = re.compile(r"(\d+)(\.\d+)?\s?%")
+
+
+def invented_percent(reply: str, known: Iterable[float], said: str = "") -> list[str]:
+    """Percentages in `reply` that match no known fraction (x 100) or number, nor the user's."""
+    values = [abs(v) for v in known]
+    allowed = values + [100 * v for v in values]
+    allowed += [float(n) for n in re.findall(r"\d+(?:\.\d+)?", said.replace(",", ""))]
+    bad = []
+    for match in _PERCENT.finditer(reply):
+        decimals = len(match.group(2)) - 1 if match.group(2) else 0
+        value = float(match.group(1) + (match.group(2) or ""))
+        tolerance = max(0.5 * 10**-decimals, 0.005 * value)
+        if not any(abs(value - a) <= tolerance for a in allowed):
+            bad.append(match.group(0))
+    return bad

@@ -17,7 +17,13 @@ from pydantic import ValidationError
 
 from functions.advisor import engine, tools
 from functions.advisor.engine import Answer
-from functions.advisor.guard import REFUSAL, invented_money, is_injection, numbers_in
+from functions.advisor.guard import (
+    REFUSAL,
+    invented_money,
+    invented_percent,
+    is_injection,
+    numbers_in,
+)
 from functions.advisor.request import ChatRequest, DealInput
 from functions.advisor.vocab import Change
 from functions.errors import HttpError
@@ -181,7 +187,8 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
     if key in reply:
         return _fallback(model, settings, request, "wrote something it must not share")
     said = " ".join(m.content for m in request.messages if m.role == "user")
-    invented = invented_money(reply, numbers_in(session.facts), said)
+    known = list(numbers_in(session.facts))
+    invented = invented_money(reply, known, said) + invented_percent(reply, known, said)
     if invented:
         return _fallback(
             model, settings, request, f"stated figures no tool produced ({', '.join(invented)})"

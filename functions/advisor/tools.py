@@ -161,6 +161,16 @@ def deal(
             "closing_costs": terms.closing_costs,
         },
         "assumed": assumed,
+        "defaults": {
+            "price_to_rent": settings.chat_price_to_rent,
+            "down_payment": down_default,
+            "rate": settings.chat_rate,
+            "term_years": settings.chat_term_years,
+            "tax_rate": settings.chat_tax_rate,
+            "insurance_rate": settings.chat_insurance_rate,
+            "vacancy": settings.chat_vacancy,
+            "maintenance": settings.chat_maintenance,
+        },
         "analysis": analytics.analyze(terms).to_json(),
     }
     interval = value.get("interval")
@@ -169,4 +179,5 @@ def deal(
         out["asking_vs_estimate"] = (asking - estimate_price) / estimate_price
         if interval is not None:
             out["verdict"] = analytics.price_verdict(asking, interval["lower"], interval["upper"])
+            out["interval"] = interval
     return out
