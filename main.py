@@ -1,12 +1,14 @@
 """Cloud Functions entry points: one source folder, one function per entry point.
 
 functions-framework --source main.py --target predict --port 8080
-functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
 functions-framework --source main.py --target explain --port 8081
+functions-framework --source main.py --target chat --port 8082
+functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
 """
 
+from functions.chat import chat
 from functions.explain import explain
 from functions.predict import predict
 from functions.retrain import retrain
 
-__all__ = ["explain", "predict", "retrain"]
+__all__ = ["chat", "explain", "predict", "retrain"]

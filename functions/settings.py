@@ -23,13 +23,32 @@
 | ESTATE_RETRAIN_SERVICE_ACCOUNT | (none) | retrain: service account the job runs as |
 | ESTATE_RETRAIN_MACHINE_TYPE | n1-standard-4 | retrain: machine type of the job |
 | ESTATE_VERTEX_ENDPOINT | (regional host) | Vertex AI API host override (http:// = local stub) |
+| ESTATE_CHAT_MAX_MESSAGES | 40 | most messages in one chat request (more → 413) |
+| ESTATE_CHAT_MAX_MESSAGE_CHARS | 4000 | longest chat message (longer → 413) |
+| ESTATE_CHAT_MAX_REQUEST_BYTES | 200000 | largest chat request body (larger → 413) |
+| ESTATE_CHAT_PRICE_TO_RENT | 15 | price / annual rent assumed when no rent is given |
+| ESTATE_CHAT_DOWN_PAYMENT | 0.20 | assumed down payment, fraction of the price |
+| ESTATE_CHAT_RATE | 0.065 | assumed mortgage rate per year (fraction) |
+| ESTATE_CHAT_TERM_YEARS | 30 | assumed mortgage term |
+| ESTATE_CHAT_TAX_RATE | 0.015 | assumed property tax per year, fraction of the price |
+| ESTATE_CHAT_INSURANCE_RATE | 0.005 | assumed insurance per year, fraction of the price |
+| ESTATE_CHAT_VACANCY | 0.05 | assumed vacancy, fraction of the rent |
+| ESTATE_CHAT_MAINTENANCE | 0.08 | assumed maintenance, fraction of the rent |
+| ESTATE_LLM_BASE_URL | (none) | OpenAI-compatible API base URL; unset = local engine only |
+| ESTATE_LLM_MODEL | llama-3.3-70b-versatile | chat-completions model name |
+| ESTATE_LLM_API_KEY | (none) | API key for local use (in the cloud: the secret below) |
+| ESTATE_LLM_API_KEY_SECRET | (none) | key's secret: projects/P/secrets/S/versions/latest |
+| ESTATE_SECRET_MANAGER_ENDPOINT | (Google's) | http://host:port = local emulator, no credentials |
+| ESTATE_LLM_TIMEOUT_SECONDS | 20 | timeout of one LLM HTTP call |
+| ESTATE_LLM_MAX_RETRIES | 1 | retries after a timeout, 429 or 5xx; then the local engine |
+| ESTATE_LLM_MAX_TOOL_ROUNDS | 4 | most tool-calling rounds per chat request |
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +79,26 @@ class Settings(BaseSettings):
     retrain_service_account: str | None = None
     retrain_machine_type: str = "n1-standard-4"
     vertex_endpoint: str | None = None
+    # chat (functions/chat.py): limits, deal assumptions, optional LLM
+    chat_max_messages: int = Field(40, ge=1)
+    chat_max_message_chars: int = Field(4000, ge=1)
+    chat_max_request_bytes: int = Field(200_000, ge=1024)
+    chat_price_to_rent: float = Field(15.0, gt=0)
+    chat_down_payment: float = Field(0.20, ge=0, le=1)
+    chat_rate: float = Field(0.065, ge=0, le=0.5)
+    chat_term_years: int = Field(30, ge=1, le=50)
+    chat_tax_rate: float = Field(0.015, ge=0, le=0.2)
+    chat_insurance_rate: float = Field(0.005, ge=0, le=0.2)
+    chat_vacancy: float = Field(0.05, ge=0, lt=1)
+    chat_maintenance: float = Field(0.08, ge=0, lt=1)
+    llm_base_url: str | None = None
+    llm_model: str = "llama-3.3-70b-versatile"
+    llm_api_key: SecretStr | None = None
+    llm_api_key_secret: str | None = None
+    secret_manager_endpoint: str | None = None
+    llm_timeout_seconds: float = Field(20.0, gt=0)
+    llm_max_retries: int = Field(1, ge=0, le=5)
+    llm_max_tool_rounds: int = Field(4, ge=1, le=10)
 
 
 @lru_cache(maxsize=1)

@@ -156,7 +156,7 @@ def test_serving_code_never_imports_pickle() -> None:
     no serving module imports pickle, joblib or a training library."""
     import ast
 
-    serving = [REPO / "main.py", *sorted((REPO / "functions").glob("*.py"))]
+    serving = [REPO / "main.py", *sorted((REPO / "functions").rglob("*.py"))]
     serving += [
         REPO / "model_export" / f for f in ("bundle.py", "store.py", "registry.py", "errors.py")
     ]

@@ -1,0 +1,1 @@
+"""The investment advisor behind the ``chat`` function: parser, tools, engines, guards."""

@@ -1,0 +1,94 @@
+"""The chat request body, validated with pydantic (the same problem+json on errors)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
+
+from functions.errors import FieldError, bad_request
+
+Money = Annotated[float, AllowInfNan(False), Field(ge=0, le=1e9)]
+Percent = Annotated[float, AllowInfNan(False), Field(ge=0, le=100)]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(_Closed):
+    """One turn of the conversation; the client keeps the history and sends it all."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class DealInput(_Closed):
+    """What the client knows about the deal; anything left out is assumed and said so."""
+
+    asking_price: Money | None = Field(None, description="Asking price, dollars.")
+    monthly_rent: Money | None = Field(None, description="Expected rent, dollars per month.")
+    down_payment: Money | None = Field(None, description="Down payment, dollars.")
+    rate: Percent | None = Field(None, description="Mortgage rate, percent per year (6.5).")
+    term_years: Annotated[int, Field(ge=1, le=50)] | None = Field(
+        None, description="Mortgage term, years."
+    )
+    taxes: Money | None = Field(None, description="Property tax, dollars per year.")
+    insurance: Money | None = Field(None, description="Insurance, dollars per year.")
+    hoa: Money | None = Field(None, description="HOA / condo fees, dollars per month.")
+    vacancy: Percent | None = Field(None, description="Vacancy, percent of the rent.")
+    maintenance: Percent | None = Field(None, description="Maintenance, percent of the rent.")
+    closing_costs: Money | None = Field(None, description="Closing costs, dollars.")
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ChatRequest(_Closed):
+    """``{"messages": [...], "property": {...}, "deal": {...}}``; the last message is the user's."""
+
+    messages: list[Message] = Field(min_length=1)
+    property: dict[str, Any] | None = Field(
+        None, description="Raw model features you know (GET the predict function for the list)."
+    )
+    deal: DealInput | None = None
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(body)"
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """The validated request, or a 400 naming every bad field."""
+    try:
+        request = ChatRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = [
+            FieldError(
+                _field(e["loc"]),
+                "unknown field: remove it or check the spelling"
+                if e["type"] == "extra_forbidden"
+                else e["msg"],
+                e["type"],
+            )
+            for e in exc.errors(include_url=False)
+        ]
+        raise bad_request(
+            f"{len(errors)} invalid field(s); fix them and retry. GET this URL for the schema.",
+            errors,
+        ) from None
+    if request.messages[-1].role != "user":
+        raise bad_request(
+            "The last message must be the user's question.",
+            [
+                FieldError(
+                    f"messages[{len(request.messages) - 1}].role",
+                    "must be 'user'",
+                    "last_message_role",
+                )
+            ],
+        )
+    return request

@@ -1,0 +1,183 @@
+"""The advisor's tools: valuation, drivers, what-if and deal analytics, run in-process.
+
+Both engines call these and only these, on the same `ServingModel`; every number a
+reply states comes from one of their results, which are returned as ``facts``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions import analytics
+from functions.advisor.drivers import METHOD, baselines, top_drivers
+from functions.advisor.vocab import Change
+from functions.errors import FieldError, HttpError, bad_request
+from functions.model import ServingModel
+from functions.schema import validate_instances
+from functions.settings import Settings
+
+
+def validate_property(model: ServingModel, features: dict[str, Any], where: str) -> dict[str, Any]:
+    """Features checked against the model's schema; a 400 names each bad one as `where`.X."""
+    try:
+        (row,) = validate_instances(model.adapter, [features])
+    except HttpError as exc:
+        fixed = [
+            FieldError(e.field.replace("instances[0]", where, 1), e.message, e.type)
+            for e in exc.errors
+        ]
+        raise bad_request(exc.detail, fixed) from None
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def estimate(model: ServingModel, instance: dict[str, Any]) -> dict[str, Any]:
+    """The model's price and interval for one house, with its input warnings."""
+    (p,) = model.predict([instance])
+    out: dict[str, Any] = {"price": p.value, "warnings": p.warnings}
+    bounds = model.interval(p.raw)
+    if bounds is not None and model.manifest.interval is not None:
+        out["interval"] = {
+            "lower": bounds[0],
+            "upper": bounds[1],
+            "level": model.manifest.interval.level,
+        }
+    return out
+
+
+def drivers(model: ServingModel, instance: dict[str, Any], k: int = 5) -> dict[str, Any]:
+    """The features that move this estimate most, and how that was measured."""
+    return {"method": METHOD, "items": [d.to_json() for d in top_drivers(model, instance, k)]}
+
+
+def what_if(
+    model: ServingModel, instance: dict[str, Any], changes: list[tuple[Change, float | str]]
+) -> dict[str, Any]:
+    """Re-predict with the changes applied; before and after in one ONNX call."""
+    base = baselines(model)
+    changed = dict(instance)
+    rows: list[dict[str, Any]] = []
+    assumed: list[str] = []
+    for change, amount in changes:
+        current = changed.get(change.column)
+        if current is None:
+            current = base[change.column]
+            assumed.append(f"{change.label}: not given, started from the typical {current!s}")
+        if change.delta is not None and isinstance(current, float | int):
+            new: float | str = float(current) + float(amount)
+        elif isinstance(amount, str) and amount.startswith("="):
+            source = amount[1:]
+            new = changed.get(source, base[source])
+        else:
+            new = amount
+        rows.append({"feature": change.column, "from": current, "to": new})
+        changed[change.column] = new
+    before, after = model.predict([instance, changed])
+    return {
+        "changes": rows,
+        "before": before.value,
+        "after": after.value,
+        "difference": after.value - before.value,
+        "assumed": assumed,
+        "warnings": after.warnings,
+    }
+
+
+def deal(
+    settings: Settings,
+    value: dict[str, Any],
+    given: dict[str, float],
+    down_fraction: float | None = None,
+) -> dict[str, Any]:
+    """Analytics of buying this house to rent it out; every assumption is listed."""
+    estimate_price = float(value["price"])
+    asking = given.get("asking_price")
+    price = asking if asking is not None else estimate_price
+    assumed: list[str] = []
+    if asking is None:
+        assumed.append("price: no asking price given, used the model's estimate")
+    rent = given.get("monthly_rent")
+    if rent is None:
+        rent = estimate_price / settings.chat_price_to_rent / 12
+        assumed.append(
+            f"rent: not given; assumed a price-to-rent ratio of {settings.chat_price_to_rent:g} "
+            "(annual rent = estimate / ratio); tell me the real rent for a better answer"
+        )
+
+    def pick(key: str, default: float, label: str, scale: float = 1.0) -> float:
+        if key in given:
+            return given[key] * scale
+        assumed.append(label)
+        return default
+
+    down_default = down_fraction if down_fraction is not None else settings.chat_down_payment
+    down = pick("down_payment", price * down_default, f"down payment: {down_default:.0%}")
+    if down_fraction is not None:
+        assumed.pop()
+    terms = analytics.DealTerms(
+        price=price,
+        monthly_rent=rent,
+        down_payment=down,
+        annual_rate=pick("rate", settings.chat_rate, f"rate: {settings.chat_rate:.2%}", 0.01),
+        term_years=int(
+            pick("term_years", settings.chat_term_years, f"term: {settings.chat_term_years} years")
+        ),
+        taxes=pick(
+            "taxes",
+            price * settings.chat_tax_rate,
+            f"taxes: {settings.chat_tax_rate:.2%} of the price per year",
+        ),
+        insurance=pick(
+            "insurance",
+            price * settings.chat_insurance_rate,
+            f"insurance: {settings.chat_insurance_rate:.2%} of the price per year",
+        ),
+        hoa=pick("hoa", 0.0, "HOA: none"),
+        vacancy=pick(
+            "vacancy",
+            settings.chat_vacancy,
+            f"vacancy: {settings.chat_vacancy:.0%} of the rent",
+            0.01,
+        ),
+        maintenance=pick(
+            "maintenance",
+            settings.chat_maintenance,
+            f"maintenance: {settings.chat_maintenance:.0%} of the rent",
+            0.01,
+        ),
+        closing_costs=given.get("closing_costs", 0.0),
+    )
+    out: dict[str, Any] = {
+        "inputs": {
+            "price": terms.price,
+            "monthly_rent": terms.monthly_rent,
+            "down_payment": terms.down_payment,
+            "rate": terms.annual_rate,
+            "term_years": terms.term_years,
+            "taxes": terms.taxes,
+            "insurance": terms.insurance,
+            "hoa": terms.hoa,
+            "vacancy": terms.vacancy,
+            "maintenance": terms.maintenance,
+            "closing_costs": terms.closing_costs,
+        },
+        "assumed": assumed,
+        "defaults": {
+            "price_to_rent": settings.chat_price_to_rent,
+            "down_payment": down_default,
+            "rate": settings.chat_rate,
+            "term_years": settings.chat_term_years,
+            "tax_rate": settings.chat_tax_rate,
+            "insurance_rate": settings.chat_insurance_rate,
+            "vacancy": settings.chat_vacancy,
+            "maintenance": settings.chat_maintenance,
+        },
+        "analysis": analytics.analyze(terms).to_json(),
+    }
+    interval = value.get("interval")
+    if asking is not None:
+        out["asking_price"] = asking
+        out["asking_vs_estimate"] = (asking - estimate_price) / estimate_price
+        if interval is not None:
+            out["verdict"] = analytics.price_verdict(asking, interval["lower"], interval["upper"])
+            out["interval"] = interval
+    return out
