@@ -256,6 +256,8 @@ class Promotion(_Strict):
         None, description="The champion the gates compared against (None: there was none)."
     )
     gates: list[GateResult]
+
+
 class ExplainerSpec(_Strict):
     """The optional SHAP tables (``explainer.npz``, numpy arrays only) and what they explain."""
 
