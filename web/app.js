@@ -7,7 +7,7 @@ const KEY_FIELDS = [
   "Neighborhood", "Overall.Qual", "area", "Year.Built", "Total.Bsmt.SF", "Garage.Cars",
   "Full.Bath", "Bedroom.AbvGr", "Lot.Area", "Kitchen.Qual", "House.Style", "Year.Remod.Add",
 ];
-const state = { schema: null, house: null, history: [] };
+const state = { schema: null, house: null, output: null, history: [] };
 const money = (v) => "$" + Math.round(v).toLocaleString("en-US");
 const $ = (id) => document.getElementById(id);
 
@@ -99,8 +99,7 @@ async function estimate(event) {
 }
 
 function showEstimate(prediction, model) {
-  const name = Object.keys(prediction).find((k) => typeof prediction[k] === "number");
-  const value = prediction[name];
+  const value = prediction[state.output];
   $("estimate-section").hidden = false;
   $("estimate-value").textContent = money(value);
   const interval = prediction.interval;
@@ -141,37 +140,41 @@ function drawWaterfall(explanation) {
   const rowH = 28, labelW = 300, width = 760, barW = width - labelW - 110;
   chart.setAttribute("viewBox", `0 0 ${width} ${rowH * steps.length + 10}`);
   const values = steps.flatMap((s) => [s.from, s.to]);
-  const lo = Math.min(...values), hi = Math.max(...values);
-  const x = (v) => labelW + ((v - lo) / (hi - lo || 1)) * barW;
+  const span = Math.max(...values) - Math.min(...values) || 1;
+  const lo = Math.min(...values) - 0.25 * span, hi = Math.max(...values);
+  const x = (v) => labelW + ((v - lo) / (hi - lo)) * barW;
   steps.forEach((s, i) => {
     const y = i * rowH + 5;
-    const left = Math.min(x(s.from), x(s.to));
-    const w = Math.max(2, Math.abs(x(s.to) - x(s.from)));
+    const from = s.kind === "total" ? lo : s.from;  // totals are bars from the axis
+    const left = Math.min(x(from), x(s.to));
+    const w = Math.max(2, Math.abs(x(s.to) - x(from)));
     const cls = s.kind === "total" ? "bar-total" : s.to >= s.from ? "bar-up" : "bar-down";
     chart.appendChild(svg("text", { x: labelW - 8, y: y + 17, "text-anchor": "end", class: "label" }, s.label));
     chart.appendChild(svg("rect", { x: left, y, width: w, height: rowH - 8, class: cls }));
-    chart.appendChild(svg("text", { x: Math.max(x(s.from), x(s.to)) + 6, y: y + 17, class: "amount" }, s.amount));
+    chart.appendChild(svg("text", { x: left + w + 6, y: y + 17, class: "amount" }, s.amount));
   });
 }
 
 function waterfallSteps(e) {
-  const steps = [{ kind: "total", label: "Average house", from: e.base_price, to: e.base_price,
-                   amount: money(e.base_price) }];
-  let running = e.base_price;
+  const out = state.output;
+  const base = e.base_value[out];
+  const steps = [{ kind: "total", label: "Average house", from: base, to: base, amount: money(base) }];
+  let running = base;
+  const step = (label, effect, factor) => {
+    const sign = effect >= 0 ? "+" : "−";
+    const times = factor === undefined ? "" : ` (×${factor.toFixed(3)})`;
+    steps.push({ kind: "step", label, from: running, to: running + effect,
+                 amount: `${sign}${money(Math.abs(effect))}${times}` });
+    running += effect;
+  };
   for (const c of e.contributions) {
-    const next = running + c.dollars;
-    const sign = c.dollars >= 0 ? "+" : "−";
-    const factor = c.factor !== undefined ? ` (×${c.factor.toFixed(2)})` : "";
-    steps.push({ kind: "step", label: `${c.feature} = ${c.value}`, from: running, to: next,
-                 amount: `${sign}${money(Math.abs(c.dollars))}${factor}` });
-    running = next;
+    const value = typeof c.value === "number" ? c.value.toLocaleString("en-US") : c.value;
+    step(`${c.feature} = ${value}`, c.effect, c.factor);
   }
-  if (Math.abs(running - e.prediction) > 1) {
-    steps.push({ kind: "step", label: "All other features", from: running, to: e.prediction,
-                 amount: `${e.prediction >= running ? "+" : "−"}${money(Math.abs(e.prediction - running))}` });
+  if (e.other_features) {
+    step(`${e.other_features.features} other features`, e.other_features.effect, e.other_features.factor);
   }
-  steps.push({ kind: "total", label: "This house", from: 0, to: e.prediction, amount: money(e.prediction) });
-  steps[steps.length - 1].from = e.prediction;
+  steps.push({ kind: "total", label: "This house", from: e[out], to: e[out], amount: money(e[out]) });
   return steps;
 }
 
@@ -240,6 +243,7 @@ async function start() {
   try {
     const [info, house] = await Promise.all([call(API.predict), fetch("example_house.json").then((r) => r.json())]);
     state.schema = info.instance_schema;
+    state.output = info.model.output.name;
     state.house = house;
     $("model-badge").textContent = `model ${info.model.name} · ${info.model.version} · ${info.model.chosen}`;
     buildForm();
