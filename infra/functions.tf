@@ -76,6 +76,12 @@ resource "google_cloudfunctions2_function" "http" {
     }
   }
 
+  # Terraform deploys the first version; after that cloudbuild.yaml deploys the code
+  # (gcloud functions deploy), so a later `terraform apply` must not roll it back.
+  lifecycle {
+    ignore_changes = [build_config[0].source]
+  }
+
   depends_on = [
     google_storage_bucket_iam_member.grants,
     google_secret_manager_secret_iam_member.chat_reads_llm_key,
@@ -131,6 +137,12 @@ resource "google_cloudfunctions2_function" "retrain" {
       attribute = "bucket"
       value     = google_storage_bucket.data.name
     }
+  }
+
+  # Terraform deploys the first version; after that cloudbuild.yaml deploys the code
+  # (gcloud functions deploy), so a later `terraform apply` must not roll it back.
+  lifecycle {
+    ignore_changes = [build_config[0].source]
   }
 
   depends_on = [

@@ -132,8 +132,8 @@ data "archive_file" "source" {
 }
 
 resource "google_storage_bucket_object" "source" {
-  # The content hash in the name makes every code change a new object, so Terraform
-  # redeploys the functions exactly when the code changed.
+  # Named by content hash: a changed checkout uploads a new archive (used when a
+  # function is created; later code changes are deployed by cloudbuild.yaml).
   name   = "functions/${var.name_prefix}-${data.archive_file.source.output_md5}.zip"
   bucket = google_storage_bucket.source.name
   source = data.archive_file.source.output_path
