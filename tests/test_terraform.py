@@ -261,3 +261,21 @@ def test_source_archive_holds_every_local_package_the_functions_import(tf: Terra
         imported |= set(re.findall(r"^(?:from|import) (\w+)", path.read_text(), re.MULTILINE))
     repo_packages = {p.name for p in INFRA.parent.iterdir() if (p / "__init__.py").exists()}
     assert imported & repo_packages <= local_packages
+
+
+def test_every_reference_names_something_declared(tf: Terraform) -> None:
+    """What `terraform validate` would catch first, without providers: references to
+    undeclared variables, locals, resources or data sources (typos)."""
+    text = "\n".join(
+        line for body in tf.files.values() for line in body.splitlines() if "#" not in line[:4]
+    )
+    local_names = set(tf.locals)
+    for name in re.findall(r"\bvar\.(\w+)", text):
+        assert name in tf.variables, f"var.{name} is not declared"
+    for name in re.findall(r"\blocal\.(\w+)", text):
+        assert name in local_names, f"local.{name} is not declared"
+    for kind, name in re.findall(r"\bdata\.(google_\w+)\.(\w+)", text):
+        assert f"{kind}.{name}" in tf.data, f"data.{kind}.{name} is not declared"
+    resource_text = re.sub(r"\bdata\.google_\w+\.\w+", "", text)
+    for kind, name in re.findall(r"(?<![\w.\"])(google_\w+)\.(\w+)", resource_text):
+        assert f"{kind}.{name}" in tf.resources, f"{kind}.{name} is not declared"
