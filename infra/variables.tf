@@ -106,6 +106,42 @@ variable "llm_api_key_env" {
   default     = "ESTATE_LLM_API_KEY"
 }
 
+variable "llm_base_url" {
+  description = "OpenAI-compatible chat-completions base URL chat calls when enable_llm (Groq by default)."
+  type        = string
+  default     = "https://api.groq.com/openai/v1"
+}
+
+variable "llm_model" {
+  description = "Chat-completions model name chat asks for when enable_llm."
+  type        = string
+  default     = "llama-3.3-70b-versatile"
+}
+
+variable "retrain_prefix" {
+  description = "Only data files uploaded under this folder of the data bucket start a retrain (ESTATE_RETRAIN_PREFIX)."
+  type        = string
+  default     = "incoming/"
+}
+
+variable "retrain_config" {
+  description = "Data-set config the retrain job trains with, as a path inside the training package or image."
+  type        = string
+  default     = "training_jobs/configs/ames.toml"
+}
+
+variable "training_image" {
+  description = "Your training container for Vertex AI jobs (entry point: estate). null: the prebuilt scikit-learn image runs the package at <artifacts_uri>/packages/estate-advisor.tar.gz."
+  type        = string
+  default     = null
+}
+
+variable "training_machine_type" {
+  description = "Machine type of the Vertex AI training jobs the retrain function submits."
+  type        = string
+  default     = "n1-standard-4"
+}
+
 variable "retrain_job_file" {
   description = "Vertex AI CustomJob JSON written by `estate submit --write-json` (path relative to infra/). Set it to create the scheduled retrain; null: no scheduled retrain."
   type        = string

@@ -16,6 +16,7 @@ from terraform_config import (
     code_entry_points,
     load_terraform,
     names_in,
+    retrain_required,
     settings_env,
 )
 
@@ -93,6 +94,17 @@ def test_functions_set_every_required_setting(tf: Terraform) -> None:
     for address, body in tf.of_type("google_cloudfunctions2_function").items():
         variables = body["service_config"][0]["environment_variables"]
         assert variables.startswith("${merge(local.serving_env,"), address
+
+
+def test_retrain_gets_every_setting_it_cannot_run_without(tf: Terraform) -> None:
+    variables = tf.resource("google_cloudfunctions2_function.retrain")["service_config"][0]
+    assert "local.retrain_env" in variables["environment_variables"]
+    given = set(re.findall(r"\b(ESTATE_[A-Z_]+)\s*=", tf.locals["retrain_env"]))
+    for alternatives in retrain_required():
+        assert alternatives & given, f"retrain needs one of {alternatives}"
+    # It runs the training job as the trainer, from the artifacts bucket.
+    assert '"trainer"' in tf.locals["retrain_env"]
+    assert tf.locals["training_package"].startswith("${local.artifacts_uri}/")
 
 
 def test_every_estate_variable_terraform_sets_is_a_setting(tf: Terraform) -> None:
