@@ -78,6 +78,8 @@ def test_functions_are_gen2_from_one_source_archive_as_their_own_identity(tf: Te
             "each.key" if build["entry_point"] == "${each.key}" else f'"{build["entry_point"]}"'
         )
         assert account == f"${{google_service_account.sa[{expected}].email}}", address
+        # Cloud Build deploys later code; an apply must not roll it back.
+        assert body["lifecycle"][0]["ignore_changes"] == ["${build_config[0].source}"], address
         sizing = json.dumps(body["service_config"][0])
         for knob in ("memory", "min_instances", "max_instances", "concurrency"):
             assert f".{knob}" in sizing, f"{address}: {knob} is not taken from var.functions"
@@ -208,11 +210,10 @@ def test_scheduler_posts_the_submit_json_to_vertex_with_an_oauth_token(tf: Terra
 def test_alerts_watch_error_rate_and_p95_latency_from_log_metrics(tf: Terraform) -> None:
     error = tf.resource("google_monitoring_alert_policy.error_rate")["conditions"][0]
     threshold = error["condition_threshold"][0]
-    assert "google_logging_metric.requests.name" in threshold["filter"]
-    assert (
-        'status_class=\\"5\\"' in threshold["filter"] or 'status_class="5"' in threshold["filter"]
-    )
-    assert "denominator_filter" in threshold
+    assert "google_logging_metric.server_errors.name" in threshold["filter"]
+    assert "google_logging_metric.requests.name" in threshold["denominator_filter"]
+    errors = tf.resource("google_logging_metric.server_errors")
+    assert errors["filter"].endswith("AND httpRequest.status>=500")
     latency = tf.resource("google_monitoring_alert_policy.latency_p95")["conditions"][0]
     aggregation = latency["condition_threshold"][0]["aggregations"][0]
     assert aggregation["per_series_aligner"] == "ALIGN_PERCENTILE_95"
