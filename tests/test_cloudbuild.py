@@ -207,14 +207,3 @@ def test_requirements_txt_installs_the_serving_dependencies() -> None:
     lines = (REPO / "requirements.txt").read_text().splitlines()
     listed = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert wanted <= listed, f"requirements.txt misses {wanted - listed}"
-
-
-def test_gcloudignore_keeps_what_the_functions_import() -> None:
-    ignored = {
-        line.strip().rstrip("/")
-        for line in (REPO / ".gcloudignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    needed = {"main.py", "requirements.txt", "functions", "model_export", "training_jobs"}
-    assert not needed & ignored
-    assert {".venv", "tests", "data"} <= ignored

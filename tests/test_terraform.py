@@ -263,19 +263,6 @@ def test_every_checkov_skip_gives_a_reason(tf: Terraform) -> None:
     assert skips >= 1
 
 
-def test_source_archive_holds_every_local_package_the_functions_import(tf: Terraform) -> None:
-    patterns = tf.locals["source_files"]
-    local_packages = {"functions", "model_export", "training_jobs"}
-    assert "{functions,model_export,training_jobs}/**/*.py" in patterns
-    for single in ("main.py", "requirements.txt", "pyproject.toml"):
-        assert f'"{single}"' in patterns
-    imported = set()
-    for path in [INFRA.parent / "main.py", *sorted((INFRA.parent / "functions").glob("*.py"))]:
-        imported |= set(re.findall(r"^(?:from|import) (\w+)", path.read_text(), re.MULTILINE))
-    repo_packages = {p.name for p in INFRA.parent.iterdir() if (p / "__init__.py").exists()}
-    assert imported & repo_packages <= local_packages
-
-
 def test_every_reference_names_something_declared(tf: Terraform) -> None:
     """What `terraform validate` would catch first, without providers: references to
     undeclared variables, locals, resources or data sources (typos)."""
