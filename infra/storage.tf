@@ -37,6 +37,21 @@ resource "google_storage_bucket" "artifacts" {
     }
   }
 
+  # Vertex AI job outputs (<artifacts_uri>/jobs/<run>/) are logs and scratch: they
+  # expire. Bundles are never deleted by age: only the registry knows which one serves.
+  dynamic "lifecycle_rule" {
+    for_each = var.job_output_days == null ? [] : [var.job_output_days]
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = [var.artifacts_prefix == "" ? "jobs/" : "${var.artifacts_prefix}/jobs/"]
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 

@@ -47,6 +47,12 @@ variable "noncurrent_version_days" {
   default     = 90
 }
 
+variable "job_output_days" {
+  description = "Delete Vertex AI job outputs (<artifacts_uri>/jobs/) this many days after they were written; null keeps them. Model bundles are never expired by age."
+  type        = number
+  default     = 30
+}
+
 variable "prediction_log_days" {
   description = "Days to keep the prediction logs exported to the logs bucket (read by the scheduled monitor run)."
   type        = number

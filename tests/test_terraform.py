@@ -164,6 +164,16 @@ def test_buckets_are_private_uniform_and_versioned(tf: Terraform) -> None:
         assert body["uniform_bucket_level_access"] is True, address
         assert body["public_access_prevention"] == "enforced", address
         assert body["versioning"][0]["enabled"] is True, address
+    # Age rules on the artifacts bucket touch job outputs only, never bundles or pointers.
+    artifacts = tf.resource("google_storage_bucket.artifacts")
+    rules = [d["lifecycle_rule"] for d in artifacts["dynamic"]]
+    for rule in rules:
+        condition = rule["content"][0]["condition"][0]
+        if "age" in condition:
+            assert "/jobs/" in json.dumps(condition["matches_prefix"])
+        else:
+            assert condition["with_state"] == "ARCHIVED"  # noncurrent generations only
+    assert len(rules) == 2
 
 
 BROAD_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/storage.admin"}
