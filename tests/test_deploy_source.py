@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,30 @@ def test_walkthroughs_name_only_existing_outputs(tf: Terraform, doc: str) -> Non
     if doc == "README.md":
         assert {"function_urls", "artifacts_uri", "cloudbuild_substitutions"} <= named
     assert named <= set(tf.outputs), f"{doc} names unknown outputs {named - set(tf.outputs)}"
+
+
+def deploy_shell(doc: str) -> str:
+    """The bash blocks of a deploy walk-through, joined in order."""
+    text = (REPO / doc).read_text()
+    if doc == "README.md":
+        start = text.index("## Deploy to Google Cloud")
+        text = text[start : text.index("\n## ", start + 1)]
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    assert blocks, f"{doc} has no bash blocks"
+    return "\n".join(blocks)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "infra/README.md"])
+def test_walkthrough_commands_are_valid_bash(doc: str, tmp_path: Path) -> None:
+    path = tmp_path / "walkthrough.sh"
+    path.write_text("#!/usr/bin/env bash\n" + deploy_shell(doc))
+    syntax = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    # SC2154: variables set in earlier steps or by the reader (PROJECT, GROQ_API_KEY, ...).
+    lint = subprocess.run(
+        [shellcheck, "--shell=bash", "--severity=warning", "--exclude=SC2154", path],
+        capture_output=True,
+        text=True,
+    )
+    assert lint.returncode == 0, lint.stdout
