@@ -44,23 +44,27 @@ def archive_files(tf: Terraform) -> set[str]:
     return files
 
 
-def gcloud_upload(root: Path = REPO) -> set[str]:
-    """The .py/.txt/.toml files `gcloud functions deploy --source=.` uploads."""
+def gcloud_upload(ignore_file: str = ".gcloudignore", root: Path = REPO) -> set[str]:
+    """The files gcloud uploads from `root` under an ignore file (.gitignore syntax)."""
     patterns = [
         line.strip()
-        for line in (root / ".gcloudignore").read_text().splitlines()
+        for line in (root / ignore_file).read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     uploaded = set()
     for path in root.rglob("*"):
         rel = str(path.relative_to(root))
-        if not path.is_file() or path.suffix not in {".py", ".txt", ".toml", ".md"}:
-            continue
         parts = rel.split("/")
+        if not path.is_file() or parts[0] in (".git", ".venv", ".venv-tools"):
+            continue
         ignored = any(
             fnmatch.fnmatch(rel, p)
+            or fnmatch.fnmatch(parts[-1], p)
             or (p.endswith("/") and p.rstrip("/") in parts[:-1])
             or (p.startswith("**/") and p[3:].rstrip("/") in parts[:-1])
+            or any(
+                fnmatch.fnmatch("/".join(parts[:i]), p.rstrip("/")) for i in range(1, len(parts))
+            )
             for p in patterns
         )
         if not ignored:
@@ -121,6 +125,22 @@ def test_the_gcloud_upload_holds_everything_main_py_imports(tf: Terraform) -> No
     assert needed <= uploaded, f".gcloudignore drops {sorted(needed - uploaded)}"
     assert "requirements.txt" in uploaded
     assert not any(f.startswith(("tests/", "data/", ".venv", "bench/")) for f in uploaded)
+
+
+def test_the_build_workspace_holds_what_cloudbuild_yaml_uses() -> None:
+    """`gcloud builds submit` also reads .gcloudignore, which drops tests and data: the
+    README and cloudbuild.yaml point it at infra/cloudbuild.gcloudignore instead."""
+    command = "gcloud builds submit --config cloudbuild.yaml --ignore-file="
+    for doc in ("README.md", "cloudbuild.yaml"):
+        assert f"{command}infra/cloudbuild.gcloudignore" in (REPO / doc).read_text(), doc
+    workspace = gcloud_upload("infra/cloudbuild.gcloudignore")
+    needed = {"Makefile", "pyproject.toml", ".ci/run", "examples/predict_ames.json"}
+    needed |= {str(p.relative_to(REPO)) for p in (REPO / "tests").glob("*.py")}
+    needed |= {str(p.relative_to(REPO)) for p in (REPO / "data").glob("*.csv*")}
+    needed |= {str(p.relative_to(REPO)) for p in (REPO / "infra").glob("*.tf")}
+    assert needed <= workspace, f"missing from the build: {sorted(needed - workspace)}"
+    assert not any(f.startswith(("artifacts/", "infra/.terraform/")) for f in workspace)
+    assert "infra/terraform.tfvars" not in workspace
 
 
 @pytest.mark.parametrize("doc", ["README.md", "infra/README.md", "cloudbuild.yaml"])
