@@ -259,6 +259,9 @@ def test_tfvars_example_sets_only_declared_variables(tf: Terraform) -> None:
     assert set(example) <= set(tf.variables), set(example) - set(tf.variables)
     required = {n for n, body in tf.variables.items() if "default" not in body}
     assert required <= set(example), f"the example misses required {required - set(example)}"
+    # `functions` replaces the whole default map, so the example must size every function.
+    assert set(example["functions"]) == set(tf.variables["functions"]["default"])
+    assert example["public_functions"] == []
 
 
 def test_every_checkov_skip_gives_a_reason(tf: Terraform) -> None:
