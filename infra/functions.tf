@@ -41,6 +41,15 @@ resource "google_artifact_registry_repository" "functions" {
   description   = "Container images built for the ${var.name_prefix} Cloud Functions."
   format        = "DOCKER"
 
+  # Old images go after 30 days, except each function's 10 newest (the serving
+  # revision's image among them: new instances pull it).
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "2592000s"
+    }
+  }
   cleanup_policies {
     id     = "keep-recent"
     action = "KEEP"
