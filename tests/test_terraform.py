@@ -196,6 +196,10 @@ def test_storage_and_secret_access_is_granted_per_bucket_not_per_project(tf: Ter
     project_roles = [g["role"] for g in tf.locals["project_grants"].values()]
     assert not set(project_roles) & BROAD_ROLES
     assert not any(r.startswith(("roles/storage.", "roles/secretmanager.")) for r in project_roles)
+    # The pipeline writes training packages only.
+    packages = tf.resource("google_storage_bucket_iam_member.deployer_uploads_packages")
+    assert packages["member"] == '${local.sa["deployer"]}'
+    assert "packages/" in packages["condition"][0]["expression"]
     # The one project-level storage grant is fenced by a condition to Google's source buckets.
     conditional = tf.resource("google_project_iam_member.read_managed_sources")
     assert conditional["role"] == "roles/storage.objectViewer"
