@@ -67,6 +67,6 @@ $(TOOLS)/.installed: infra/requirements-tools.txt
 	touch $@
 
 infra-check: $(TOOLS)/.installed  ## Terraform offline: fmt (when terraform is installed) and checkov
-	@if command -v terraform > /dev/null; then terraform fmt -check -diff -recursive infra; \
+	@if command -v terraform > /dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff -recursive infra; \
 	else echo "terraform not installed: skipping terraform fmt (the pytest HCL checks still run)"; fi
 	$(TOOLS)/bin/checkov -d infra --framework terraform --skip-download --compact --quiet

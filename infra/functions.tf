@@ -7,9 +7,31 @@ locals {
   # Serving settings (functions/settings.py reads ESTATE_*), the same for every function;
   # var.functions[*].env adds or overrides per function.
   serving_env = {
-    ESTATE_ARTIFACTS  = local.artifacts_uri
-    ESTATE_MODEL_NAME = var.model_name
+    ESTATE_ARTIFACTS   = local.artifacts_uri
+    ESTATE_MODEL_NAME  = var.model_name
+    ESTATE_LOG_PROJECT = var.project_id # prediction logs link to Cloud Trace
   }
+
+  # chat with an LLM: where to reach it (the key itself comes from Secret Manager below).
+  llm_env = var.enable_llm ? {
+    ESTATE_LLM_BASE_URL = var.llm_base_url
+    ESTATE_LLM_MODEL    = var.llm_model
+  } : {}
+
+  # What the retrain function needs to submit `estate train` on Vertex AI as the trainer
+  # (functions/retrain.py refuses to submit without project, staging and package/image).
+  training_package = "${local.artifacts_uri}/packages/estate-advisor.tar.gz"
+  retrain_env = merge({
+    ESTATE_RETRAIN_PROJECT         = var.project_id
+    ESTATE_RETRAIN_REGION          = var.region
+    ESTATE_RETRAIN_PREFIX          = var.retrain_prefix
+    ESTATE_RETRAIN_CONFIG          = var.retrain_config
+    ESTATE_RETRAIN_OUTPUT          = local.artifacts_uri
+    ESTATE_RETRAIN_STAGING         = local.artifacts_uri # jobs write under <staging>/jobs/<run>/
+    ESTATE_RETRAIN_SERVICE_ACCOUNT = google_service_account.sa["trainer"].email
+    ESTATE_RETRAIN_MACHINE_TYPE    = var.training_machine_type
+    }, var.training_image == null ? { ESTATE_RETRAIN_PACKAGE = local.training_package } : { ESTATE_RETRAIN_IMAGE = var.training_image }
+  )
 }
 
 resource "google_artifact_registry_repository" "functions" {
@@ -19,6 +41,15 @@ resource "google_artifact_registry_repository" "functions" {
   description   = "Container images built for the ${var.name_prefix} Cloud Functions."
   format        = "DOCKER"
 
+  # Old images go after 30 days, except each function's 10 newest (the serving
+  # revision's image among them: new instances pull it).
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "2592000s"
+    }
+  }
   cleanup_policies {
     id     = "keep-recent"
     action = "KEEP"
@@ -61,7 +92,7 @@ resource "google_cloudfunctions2_function" "http" {
     timeout_seconds                  = var.functions[each.key].timeout_seconds
     ingress_settings                 = "ALLOW_ALL" # callers still need a token unless public_functions names the function
     all_traffic_on_latest_revision   = true
-    environment_variables            = merge(local.serving_env, var.functions[each.key].env)
+    environment_variables            = merge(local.serving_env, each.key == "chat" ? local.llm_env : {}, var.functions[each.key].env)
 
     # The LLM key reaches chat, and only chat, as an environment variable resolved by
     # Cloud Run from Secret Manager at instance start (never in Terraform state).
@@ -74,6 +105,12 @@ resource "google_cloudfunctions2_function" "http" {
         version    = "latest"
       }
     }
+  }
+
+  # Terraform deploys the first version; after that cloudbuild.yaml deploys the code
+  # (gcloud functions deploy), so a later `terraform apply` must not roll it back.
+  lifecycle {
+    ignore_changes = [build_config[0].source]
   }
 
   depends_on = [
@@ -114,12 +151,7 @@ resource "google_cloudfunctions2_function" "retrain" {
     timeout_seconds                  = var.functions["retrain"].timeout_seconds
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
-    environment_variables = merge(local.serving_env, {
-      ESTATE_DATA_BUCKET             = google_storage_bucket.data.name
-      ESTATE_TRAINER_SERVICE_ACCOUNT = google_service_account.sa["trainer"].email
-      ESTATE_REGION                  = var.region
-      ESTATE_PROJECT                 = var.project_id
-    }, var.functions["retrain"].env)
+    environment_variables            = merge(local.serving_env, local.retrain_env, var.functions["retrain"].env)
   }
 
   event_trigger {
@@ -131,6 +163,12 @@ resource "google_cloudfunctions2_function" "retrain" {
       attribute = "bucket"
       value     = google_storage_bucket.data.name
     }
+  }
+
+  # Terraform deploys the first version; after that cloudbuild.yaml deploys the code
+  # (gcloud functions deploy), so a later `terraform apply` must not roll it back.
+  lifecycle {
+    ignore_changes = [build_config[0].source]
   }
 
   depends_on = [

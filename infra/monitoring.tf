@@ -1,5 +1,5 @@
-# Observability: the functions' request logs become two log-based metrics (request count
-# by status class, latency distribution), watched by two alert policies; prediction log
+# Observability: the functions' request logs become log-based metrics (requests, 5xx
+# answers, latency distribution), watched by two alert policies; prediction log
 # lines are exported to the logs bucket for the scheduled drift monitor.
 
 locals {
@@ -13,7 +13,7 @@ locals {
 
 resource "google_logging_metric" "requests" {
   name        = "${var.name_prefix}/requests"
-  description = "Requests to the ${var.name_prefix} HTTP functions, by function and status class (2, 4, 5)."
+  description = "Requests to the ${var.name_prefix} HTTP functions, by function."
   filter      = local.function_requests
 
   metric_descriptor {
@@ -25,16 +25,33 @@ resource "google_logging_metric" "requests" {
       value_type  = "STRING"
       description = "Cloud Run service (= function) name"
     }
+  }
+
+  label_extractors = {
+    function = "EXTRACT(resource.labels.service_name)"
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_logging_metric" "server_errors" {
+  name        = "${var.name_prefix}/server_errors"
+  description = "Requests the ${var.name_prefix} HTTP functions answered with a 5xx, by function."
+  filter      = "${local.function_requests} AND httpRequest.status>=500"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
     labels {
-      key         = "status_class"
+      key         = "function"
       value_type  = "STRING"
-      description = "First digit of the HTTP status"
+      description = "Cloud Run service (= function) name"
     }
   }
 
   label_extractors = {
-    function     = "EXTRACT(resource.labels.service_name)"
-    status_class = "REGEXP_EXTRACT(httpRequest.status, \"^(\\\\d)\")"
+    function = "EXTRACT(resource.labels.service_name)"
   }
 
   depends_on = [google_project_service.apis]
@@ -90,7 +107,7 @@ resource "google_monitoring_alert_policy" "error_rate" {
   conditions {
     display_name = "5xx / all requests, per function, over 5 minutes"
     condition_threshold {
-      filter             = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.requests.name}\" AND resource.type=\"cloud_run_revision\" AND metric.label.status_class=\"5\""
+      filter             = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.server_errors.name}\" AND resource.type=\"cloud_run_revision\""
       denominator_filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.requests.name}\" AND resource.type=\"cloud_run_revision\""
       comparison         = "COMPARISON_GT"
       threshold_value    = var.error_rate_threshold

@@ -36,7 +36,6 @@ output "cloudbuild_substitutions" {
     "_ARTIFACTS=${local.artifacts_uri}",
     "_MODEL_NAME=${var.model_name}",
     "_DATA_BUCKET=${google_storage_bucket.data.name}",
-    "_SA_SUFFIX=${var.project_id}.iam.gserviceaccount.com",
   ])
 }
 

@@ -37,6 +37,21 @@ resource "google_storage_bucket" "artifacts" {
     }
   }
 
+  # Vertex AI job outputs (<artifacts_uri>/jobs/<run>/) are logs and scratch: they
+  # expire. Bundles are never deleted by age: only the registry knows which one serves.
+  dynamic "lifecycle_rule" {
+    for_each = var.job_output_days == null ? [] : [var.job_output_days]
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = [var.artifacts_prefix == "" ? "jobs/" : "${var.artifacts_prefix}/jobs/"]
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 
@@ -132,8 +147,8 @@ data "archive_file" "source" {
 }
 
 resource "google_storage_bucket_object" "source" {
-  # The content hash in the name makes every code change a new object, so Terraform
-  # redeploys the functions exactly when the code changed.
+  # Named by content hash: a changed checkout uploads a new archive (used when a
+  # function is created; later code changes are deployed by cloudbuild.yaml).
   name   = "functions/${var.name_prefix}-${data.archive_file.source.output_md5}.zip"
   bucket = google_storage_bucket.source.name
   source = data.archive_file.source.output_path

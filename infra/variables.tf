@@ -47,6 +47,12 @@ variable "noncurrent_version_days" {
   default     = 90
 }
 
+variable "job_output_days" {
+  description = "Delete Vertex AI job outputs (<artifacts_uri>/jobs/) this many days after they were written; null keeps them. Model bundles are never expired by age."
+  type        = number
+  default     = 30
+}
+
 variable "prediction_log_days" {
   description = "Days to keep the prediction logs exported to the logs bucket (read by the scheduled monitor run)."
   type        = number
@@ -104,6 +110,42 @@ variable "llm_api_key_env" {
   description = "Environment variable through which `chat` receives the LLM API key from Secret Manager."
   type        = string
   default     = "ESTATE_LLM_API_KEY"
+}
+
+variable "llm_base_url" {
+  description = "OpenAI-compatible chat-completions base URL chat calls when enable_llm (Groq by default)."
+  type        = string
+  default     = "https://api.groq.com/openai/v1"
+}
+
+variable "llm_model" {
+  description = "Chat-completions model name chat asks for when enable_llm."
+  type        = string
+  default     = "llama-3.3-70b-versatile"
+}
+
+variable "retrain_prefix" {
+  description = "Only data files uploaded under this folder of the data bucket start a retrain (ESTATE_RETRAIN_PREFIX)."
+  type        = string
+  default     = "incoming/"
+}
+
+variable "retrain_config" {
+  description = "Data-set config the retrain job trains with, as a path inside the training package or image."
+  type        = string
+  default     = "training_jobs/configs/ames.toml"
+}
+
+variable "training_image" {
+  description = "Your training container for Vertex AI jobs (entry point: estate). null: the prebuilt scikit-learn image runs the package at <artifacts_uri>/packages/estate-advisor.tar.gz."
+  type        = string
+  default     = null
+}
+
+variable "training_machine_type" {
+  description = "Machine type of the Vertex AI training jobs the retrain function submits."
+  type        = string
+  default     = "n1-standard-4"
 }
 
 variable "retrain_job_file" {

@@ -8,6 +8,7 @@ as "${...}" text.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,24 +21,9 @@ from functions.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 INFRA = REPO / "infra"
 
-# Entry points other branches are building now (explain, chat: their own issues; retrain:
-# the lifecycle issue). Terraform and Cloud Build already deploy them; once they are in
-# main.py this set can shrink to nothing and the tests demand exact equality.
-BEING_BUILT = {"explain", "chat", "retrain"}
-
 # Settings that the cloud deployment must set explicitly: the defaults (./artifacts, the
 # demo model) only make sense on a laptop. Fields without any default are added below.
 CLOUD_REQUIRED = {"artifacts", "model_name"}
-
-# ESTATE_* variables Terraform sets that no Settings class on this branch declares yet:
-# the retrain function's (lifecycle issue) and chat's LLM key (chat issue).
-PENDING_ENV = {
-    "ESTATE_DATA_BUCKET",
-    "ESTATE_TRAINER_SERVICE_ACCOUNT",
-    "ESTATE_REGION",
-    "ESTATE_PROJECT",
-    "ESTATE_LLM_API_KEY",
-}
 
 
 def clean(value: Any) -> Any:
@@ -128,3 +114,13 @@ def settings_env() -> dict[str, bool]:
         f"{prefix}{name}".upper(): name in CLOUD_REQUIRED or info.is_required()
         for name, info in Settings.model_fields.items()
     }
+
+
+def retrain_required() -> list[set[str]]:
+    """Settings the retrain function cannot run without, each as a set of alternatives.
+
+    Read from the code: functions.retrain.missing_settings on empty settings.
+    """
+    retrain = importlib.import_module("functions.retrain")
+    missing = retrain.missing_settings(Settings())
+    return [set(re.findall(r"ESTATE_[A-Z_]+", item)) for item in missing]

@@ -8,14 +8,13 @@ import re
 import hcl2
 import pytest
 from terraform_config import (
-    BEING_BUILT,
     INFRA,
-    PENDING_ENV,
     Terraform,
     clean,
     code_entry_points,
     load_terraform,
     names_in,
+    retrain_required,
     settings_env,
 )
 
@@ -54,10 +53,7 @@ def test_each_entry_point_in_code_has_a_function_and_vice_versa(tf: Terraform) -
     deployed = set(terraform_entry_points(tf))
     assert "predict" in code
     assert code <= deployed, f"entry points in main.py without a function: {code - deployed}"
-    assert deployed <= code | BEING_BUILT, (
-        f"functions whose entry point is neither in main.py nor being built: "
-        f"{deployed - code - BEING_BUILT}"
-    )
+    assert deployed <= code, f"functions whose entry point is not in main.py: {deployed - code}"
     assert deployed == {"predict", "explain", "chat", "retrain"}
     # Sizing is a variable per function, one entry per deployed function.
     sizing = tf.variables["functions"]["default"]
@@ -77,6 +73,8 @@ def test_functions_are_gen2_from_one_source_archive_as_their_own_identity(tf: Te
             "each.key" if build["entry_point"] == "${each.key}" else f'"{build["entry_point"]}"'
         )
         assert account == f"${{google_service_account.sa[{expected}].email}}", address
+        # Cloud Build deploys later code; an apply must not roll it back.
+        assert body["lifecycle"][0]["ignore_changes"] == ["${build_config[0].source}"], address
         sizing = json.dumps(body["service_config"][0])
         for knob in ("memory", "min_instances", "max_instances", "concurrency"):
             assert f".{knob}" in sizing, f"{address}: {knob} is not taken from var.functions"
@@ -95,8 +93,19 @@ def test_functions_set_every_required_setting(tf: Terraform) -> None:
         assert variables.startswith("${merge(local.serving_env,"), address
 
 
+def test_retrain_gets_every_setting_it_cannot_run_without(tf: Terraform) -> None:
+    variables = tf.resource("google_cloudfunctions2_function.retrain")["service_config"][0]
+    assert "local.retrain_env" in variables["environment_variables"]
+    given = set(re.findall(r"\b(ESTATE_[A-Z_]+)\s*=", tf.locals["retrain_env"]))
+    for alternatives in retrain_required():
+        assert alternatives & given, f"retrain needs one of {alternatives}"
+    # It runs the training job as the trainer, from the artifacts bucket.
+    assert '"trainer"' in tf.locals["retrain_env"]
+    assert tf.locals["training_package"].startswith("${local.artifacts_uri}/")
+
+
 def test_every_estate_variable_terraform_sets_is_a_setting(tf: Terraform) -> None:
-    known = set(settings_env()) | PENDING_ENV
+    known = set(settings_env())
     text = "\n".join(tf.files.values())
     used = set(re.findall(r"\b(ESTATE_[A-Z_]+)\b", text))
     assert used, "Terraform sets no ESTATE_ variable"
@@ -150,6 +159,16 @@ def test_buckets_are_private_uniform_and_versioned(tf: Terraform) -> None:
         assert body["uniform_bucket_level_access"] is True, address
         assert body["public_access_prevention"] == "enforced", address
         assert body["versioning"][0]["enabled"] is True, address
+    # Age rules on the artifacts bucket touch job outputs only, never bundles or pointers.
+    artifacts = tf.resource("google_storage_bucket.artifacts")
+    rules = [d["lifecycle_rule"] for d in artifacts["dynamic"]]
+    for rule in rules:
+        condition = rule["content"][0]["condition"][0]
+        if "age" in condition:
+            assert "/jobs/" in json.dumps(condition["matches_prefix"])
+        else:
+            assert condition["with_state"] == "ARCHIVED"  # noncurrent generations only
+    assert len(rules) == 2
 
 
 BROAD_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/storage.admin"}
@@ -172,6 +191,10 @@ def test_storage_and_secret_access_is_granted_per_bucket_not_per_project(tf: Ter
     project_roles = [g["role"] for g in tf.locals["project_grants"].values()]
     assert not set(project_roles) & BROAD_ROLES
     assert not any(r.startswith(("roles/storage.", "roles/secretmanager.")) for r in project_roles)
+    # The pipeline writes training packages only.
+    packages = tf.resource("google_storage_bucket_iam_member.deployer_uploads_packages")
+    assert packages["member"] == '${local.sa["deployer"]}'
+    assert "packages/" in packages["condition"][0]["expression"]
     # The one project-level storage grant is fenced by a condition to Google's source buckets.
     conditional = tf.resource("google_project_iam_member.read_managed_sources")
     assert conditional["role"] == "roles/storage.objectViewer"
@@ -196,11 +219,10 @@ def test_scheduler_posts_the_submit_json_to_vertex_with_an_oauth_token(tf: Terra
 def test_alerts_watch_error_rate_and_p95_latency_from_log_metrics(tf: Terraform) -> None:
     error = tf.resource("google_monitoring_alert_policy.error_rate")["conditions"][0]
     threshold = error["condition_threshold"][0]
-    assert "google_logging_metric.requests.name" in threshold["filter"]
-    assert (
-        'status_class=\\"5\\"' in threshold["filter"] or 'status_class="5"' in threshold["filter"]
-    )
-    assert "denominator_filter" in threshold
+    assert "google_logging_metric.server_errors.name" in threshold["filter"]
+    assert "google_logging_metric.requests.name" in threshold["denominator_filter"]
+    errors = tf.resource("google_logging_metric.server_errors")
+    assert errors["filter"].endswith("AND httpRequest.status>=500")
     latency = tf.resource("google_monitoring_alert_policy.latency_p95")["conditions"][0]
     aggregation = latency["condition_threshold"][0]["aggregations"][0]
     assert aggregation["per_series_aligner"] == "ALIGN_PERCENTILE_95"
@@ -236,6 +258,9 @@ def test_tfvars_example_sets_only_declared_variables(tf: Terraform) -> None:
     assert set(example) <= set(tf.variables), set(example) - set(tf.variables)
     required = {n for n, body in tf.variables.items() if "default" not in body}
     assert required <= set(example), f"the example misses required {required - set(example)}"
+    # `functions` replaces the whole default map, so the example must size every function.
+    assert set(example["functions"]) == set(tf.variables["functions"]["default"])
+    assert example["public_functions"] == []
 
 
 def test_every_checkov_skip_gives_a_reason(tf: Terraform) -> None:
@@ -250,14 +275,19 @@ def test_every_checkov_skip_gives_a_reason(tf: Terraform) -> None:
     assert skips >= 1
 
 
-def test_source_archive_holds_every_local_package_the_functions_import(tf: Terraform) -> None:
-    patterns = tf.locals["source_files"]
-    local_packages = {"functions", "model_export", "training_jobs"}
-    assert "{functions,model_export,training_jobs}/**/*.py" in patterns
-    for single in ("main.py", "requirements.txt", "pyproject.toml"):
-        assert f'"{single}"' in patterns
-    imported = set()
-    for path in [INFRA.parent / "main.py", *sorted((INFRA.parent / "functions").glob("*.py"))]:
-        imported |= set(re.findall(r"^(?:from|import) (\w+)", path.read_text(), re.MULTILINE))
-    repo_packages = {p.name for p in INFRA.parent.iterdir() if (p / "__init__.py").exists()}
-    assert imported & repo_packages <= local_packages
+def test_every_reference_names_something_declared(tf: Terraform) -> None:
+    """What `terraform validate` would catch first, without providers: references to
+    undeclared variables, locals, resources or data sources (typos)."""
+    text = "\n".join(
+        line for body in tf.files.values() for line in body.splitlines() if "#" not in line[:4]
+    )
+    local_names = set(tf.locals)
+    for name in re.findall(r"\bvar\.(\w+)", text):
+        assert name in tf.variables, f"var.{name} is not declared"
+    for name in re.findall(r"\blocal\.(\w+)", text):
+        assert name in local_names, f"local.{name} is not declared"
+    for kind, name in re.findall(r"\bdata\.(google_\w+)\.(\w+)", text):
+        assert f"{kind}.{name}" in tf.data, f"data.{kind}.{name} is not declared"
+    resource_text = re.sub(r"\bdata\.google_\w+\.\w+", "", text)
+    for kind, name in re.findall(r"(?<![\w.\"])(google_\w+)\.(\w+)", resource_text):
+        assert f"{kind}.{name}" in tf.resources, f"{kind}.{name} is not declared"
