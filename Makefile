@@ -4,7 +4,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= training_jobs/configs/ames.toml
 ARTIFACTS ?= ./artifacts
-PORT   ?= 8080
 
 .PHONY: help venv install train demo test lint typecheck unit bench clean infra-check
 
@@ -26,17 +25,25 @@ train: install  ## train on Ames (or CONFIG=...) and export a bundle to ARTIFACT
 
 MODEL  ?= ames
 
-demo: install  ## train if no bundle exists, then serve predict on localhost:8080
+demo: install  ## train if no bundle exists, then serve predict :8080, explain :8081, chat :8082, web page :8090
 	@if [ ! -f "$(ARTIFACTS)/models/$(MODEL)/serving.json" ]; then \
 		echo "No $(MODEL) model in $(ARTIFACTS) yet: training one (about a minute)…"; \
 		$(BIN)/python -m training_jobs.train --config $(CONFIG) --output $(ARTIFACTS); \
 	fi
 	@echo ""
-	@echo "Serving predict on http://localhost:$(PORT) (Ctrl-C stops). In another terminal:"
-	@echo "  curl -s localhost:$(PORT) -H 'Content-Type: application/json' -d @examples/predict_ames.json"
+	@echo "Serving (Ctrl-C stops all):"
+	@echo "  predict  http://localhost:8080   curl -s localhost:8080 -H 'Content-Type: application/json' -d @examples/predict_ames.json"
+	@echo "  explain  http://localhost:8081   curl -s localhost:8081 -H 'Content-Type: application/json' -d @examples/predict_ames.json"
+	@echo "  chat     http://localhost:8082   curl -s localhost:8082 -H 'Content-Type: application/json' -d @examples/chat_value.json"
+	@echo "  web page http://localhost:8090"
 	@echo ""
-	ESTATE_ARTIFACTS=$(ARTIFACTS) ESTATE_MODEL_NAME=$(MODEL) \
-		$(BIN)/functions-framework --source main.py --target predict --host 127.0.0.1 --port $(PORT)
+	@trap 'kill 0' INT TERM EXIT; \
+	export ESTATE_ARTIFACTS=$(ARTIFACTS) ESTATE_MODEL_NAME=$(MODEL); \
+	$(BIN)/functions-framework --source main.py --target predict --host 127.0.0.1 --port 8080 & \
+	$(BIN)/functions-framework --source main.py --target explain --host 127.0.0.1 --port 8081 & \
+	$(BIN)/functions-framework --source main.py --target chat --host 127.0.0.1 --port 8082 & \
+	$(BIN)/python -m http.server 8090 --bind 127.0.0.1 --directory web & \
+	wait
 
 lint: install  ## ruff lint + format check
 	$(BIN)/ruff check .
