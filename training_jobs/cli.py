@@ -16,6 +16,7 @@ from model_export.errors import EstateAdvisorError
 
 COMMANDS = [
     "training_jobs.commands.train",
+    "training_jobs.commands.openapi",
     "training_jobs.commands.submit",
     "training_jobs.commands.monitor",
     "training_jobs.commands.promote",
