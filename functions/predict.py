@@ -8,7 +8,8 @@ import flask
 
 from functions.errors import bad_request, too_large
 from functions.http import handle, read_json_body
-from functions.model import ServingModel, holder, model_info
+from functions.model import ServingModel, model_info
+from functions.routing import answered_by, model_for
 from functions.schema import instance_json_schema, parse_envelope, validate_instances
 from functions.settings import get_settings
 
@@ -79,10 +80,15 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
 def predict(request: flask.Request) -> flask.Response:
     """HTTP entry point (functions-framework target ``predict``)."""
     settings = get_settings()
-    return handle(
+    chosen: list[ServingModel] = []
+
+    def model() -> ServingModel:
+        chosen.append(model_for(request))  # champion, canary or the pinned version
+        return chosen[-1]
+
+    response = handle(
         request,
-        on_get=lambda: describe(holder().get()),
-        on_post=lambda r: predict_body(
-            holder().get(), read_json_body(r, settings.max_request_bytes)
-        ),
+        on_get=lambda: describe(model()),
+        on_post=lambda r: predict_body(model(), read_json_body(r, settings.max_request_bytes)),
     )
+    return answered_by(response, chosen[-1] if chosen else None)
