@@ -187,7 +187,7 @@ class ModelHolder:
                 exc,
                 _versions(current),
             )
-            # Remember the pointer so the bad bundle is retried only at the next refresh.
+            # Keep the old routing (and its pointer): the next refresh tries the new one again.
             return current
         canary, percent = None, 0.0
         if pointer.canary is not None:

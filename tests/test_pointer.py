@@ -117,6 +117,8 @@ def test_pointer_never_names_a_broken_or_missing_bundle(store_factory: StoreFact
         change(store, lambda p: with_canary(p, "v2", 10))
     with pytest.raises(NotFoundError):
         change(store, lambda p: with_canary(p, "v9", 10))
+    with pytest.raises(NotFoundError):  # a file, not a version folder
+        change(store, lambda p: with_canary(p, "serving.json", 10))
     with pytest.raises(BundleError, match="sha256"):
         promote(store, "m", "v2")
     assert store.read_bytes(pointer_key("m")) == before
