@@ -196,3 +196,51 @@ def test_canary_over_real_http_names_the_answering_version(
 
         promote(LocalStore(store.root), "ames", challenger)  # live switch over HTTP
         assert http.post(url, json=HOUSE, timeout=10).headers["X-Model-Version"] == challenger
+
+
+def test_requests_during_pointer_flips_always_get_a_whole_model(
+    serving_env: pytest.MonkeyPatch, store: LocalStore, ames_manifest: Manifest
+) -> None:
+    """Threads route and predict while another thread flips champion and canary."""
+    import threading
+
+    from functions.routing import ModelHolder
+    from functions.settings import Settings
+
+    other = copy_version(store, ames_manifest, "v-other")
+    versions = {ames_manifest.version, other}
+    holder = ModelHolder(Settings(artifacts=str(store.root), pointer_refresh_seconds=0))
+    holder.get()
+    done = threading.Event()
+    problems: list[BaseException] = []
+    answered: Counter[str] = Counter()
+
+    def requests_loop(worker: int) -> None:
+        i = 0
+        while not done.is_set():
+            try:
+                model = holder.route(f"w{worker}-{i}")
+                (prediction,) = model.predict(HOUSE["instances"])
+                assert model.manifest.version in versions
+                assert 50_000 < prediction.value < 1_000_000
+                answered[model.manifest.version] += 1
+            except BaseException as exc:
+                problems.append(exc)
+                return
+            i += 1
+
+    workers = [threading.Thread(target=requests_loop, args=(w,)) for w in range(4)]
+    for thread in workers:
+        thread.start()
+    try:
+        for flip in range(12):
+            if flip % 3 == 2:
+                canary(store, other if flip % 2 else ames_manifest.version, 50)
+            else:
+                promote(store, "ames", other if flip % 2 else ames_manifest.version)
+    finally:
+        done.set()
+        for thread in workers:
+            thread.join(timeout=30)
+    assert problems == []
+    assert set(answered) == versions
