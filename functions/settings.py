@@ -8,8 +8,8 @@
 | ESTATE_MAX_INSTANCES | 5000 | most instances in one request (more → 413) |
 | ESTATE_MAX_REQUEST_BYTES | 8000000 | largest request body (larger → 413) |
 | ESTATE_ORT_THREADS | 1 | onnxruntime intra-op threads per instance |
-| ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
 | ESTATE_POINTER_REFRESH_SECONDS | 30 | re-read serving.json at most this often (0: every request) |
+| ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ class Settings(BaseSettings):
     max_instances: int = Field(5000, ge=1)
     max_request_bytes: int = Field(8_000_000, ge=1024)
     ort_threads: int = Field(1, ge=1, le=64)
-    retry_after_seconds: int = Field(30, ge=1)
     pointer_refresh_seconds: float = Field(
         30.0, ge=0.0, description="Re-read the serving pointer at most this often."
     )
+    retry_after_seconds: int = Field(30, ge=1)
 
 
 @lru_cache(maxsize=1)
