@@ -84,6 +84,8 @@ def test_gates_promote_better_hold_worse_and_rollback_restores(
     assert lines[better.version].rstrip().endswith("champion")
     assert "rollback target" in lines[first.version]
     assert " hold " in lines[worse.version]
+    assert "pointer last changed" in table
+    assert "promoted by training: gates passed" in table
 
     # A held version needs --force; then rollback restores the champion it replaced.
     assert main(["promote", worse.version, "--store", str(store)]) == 2
