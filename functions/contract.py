@@ -111,12 +111,11 @@ class OtherFeatures(_Closed):
 @lru_cache(maxsize=8)
 def explanation_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
     """(one explanation, the explain answer) for a model whose output is named `output`."""
-    base = create_model(
-        "BaseValue",
-        __base__=_Closed,
-        shap=(float, Field(description="Expected output in the explained scale.")),
-        **{output: (float | None, Field(None, description="The base in output units."))},
-    )
+    base_fields: dict[str, Any] = {
+        "shap": (float, Field(description="Expected output in the explained scale.")),
+        output: (float | None, Field(None, description="The base in output units.")),
+    }
+    base = create_model("BaseValue", __base__=_Closed, **base_fields)
     fields: dict[str, Any] = {
         output: (float, ...),
         "base_value": (base, ...),

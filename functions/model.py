@@ -7,19 +7,16 @@ created, so a truncated or tampered ``model.onnx`` is never served.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 from pydantic import TypeAdapter
 
-from functions.errors import unavailable
 from functions.explainer import Explainer
 from functions.schema import instance_adapter
-from functions.settings import Settings, get_settings
+from functions.settings import get_settings
 from model_export.bundle import (
     CATEGORICAL_INPUT,
     MISSING_CATEGORY,
@@ -29,9 +26,9 @@ from model_export.bundle import (
     Manifest,
     normalize_category,
 )
-from model_export.errors import BundleError, NotFoundError, StoreError
-from model_export.registry import read_bundle
-from model_export.store import open_store
+
+if TYPE_CHECKING:
+    from functions.routing import ModelHolder
 
 
 @dataclass
@@ -179,71 +176,17 @@ def _note(field_name: str, code: str, message: str) -> dict[str, str]:
     return {"field": field_name, "code": code, "message": message}
 
 
-class ModelHolder:
-    """Lazy, thread-safe, retrying holder of the instance's `ServingModel`.
-
-    A failed load is not cached: the next request tries again (at most every few
-    seconds), so an instance recovers by itself when the store comes back.
-    """
-
-    def __init__(self, settings: Settings, retry_interval: float = 2.0) -> None:
-        self.settings = settings
-        self.retry_interval = retry_interval
-        self._model: ServingModel | None = None
-        self._lock = threading.Lock()
-        self._last_failure: tuple[float, Exception] | None = None
-        self.load_seconds: float | None = None
-
-    def get(self) -> ServingModel:
-        model = self._model
-        if model is not None:
-            return model
-        with self._lock:
-            if self._model is None:
-                self._model = self._load()
-            return self._model
-
-    def _load(self) -> ServingModel:
-        s = self.settings
-        now = time.monotonic()
-        if self._last_failure and now - self._last_failure[0] < self.retry_interval:
-            raise self._last_failure[1]
-        start = time.perf_counter()
-        try:
-            store = open_store(s.artifacts)
-            bundle = read_bundle(store, s.model_name, s.model_version)
-            model = ServingModel(
-                bundle.manifest, bundle.model_bytes, s.ort_threads, bundle.explainer_bytes
-            )
-        except NotFoundError as exc:
-            error = unavailable(
-                f"No servable model {s.model_name!r} in {s.artifacts} ({exc}). Train one: "
-                "python -m training_jobs.train --config training_jobs/configs/ames.toml "
-                f"--output {s.artifacts}",
-                s.retry_after_seconds,
-            )
-            self._last_failure = (now, error)
-            raise error from None
-        except BundleError as exc:
-            error = unavailable(
-                f"The bundle for {s.model_name!r} was refused: {exc}", s.retry_after_seconds
-            )
-            self._last_failure = (now, error)
-            raise error from None
-        except StoreError as exc:
-            error = unavailable(f"The artifact store is unreachable: {exc}", s.retry_after_seconds)
-            self._last_failure = (now, error)
-            raise error from None
-        self.load_seconds = time.perf_counter() - start
-        self._last_failure = None
-        return model
-
-
 _holder: ModelHolder | None = None
 
 
 def holder() -> ModelHolder:
-    """This instance's model holder, shared by every function in the process (lazy global)."""
+    """This instance's model holder, shared by every function in the process (lazy global).
+
+    `functions.routing.ModelHolder` follows the serving pointer (champion + canary);
+    functions pick a model per request with `functions.routing.model_for`.
+    """
+    from functions.routing import ModelHolder
+
     global _holder
     if _holder is None:
         _holder = ModelHolder(get_settings())

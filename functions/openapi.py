@@ -145,9 +145,7 @@ def _path(op: Operation) -> dict[str, Any]:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {
-                        "schema": {"$ref": REF.format(model=op.request.__name__)}
-                    }
+                    "application/json": {"schema": {"$ref": REF.format(model=op.request.__name__)}}
                 },
             },
             "responses": post_responses,

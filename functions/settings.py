@@ -8,6 +8,7 @@
 | ESTATE_MAX_INSTANCES | 5000 | most instances in one request (more → 413) |
 | ESTATE_MAX_REQUEST_BYTES | 8000000 | largest request body (larger → 413) |
 | ESTATE_ORT_THREADS | 1 | onnxruntime intra-op threads per instance |
+| ESTATE_POINTER_REFRESH_SECONDS | 30 | re-read serving.json at most this often (0: every request) |
 | ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
 | ESTATE_CORS_ORIGINS | localhost:8090 | browser origins allowed (JSON list; ["*"]: any) |
 | ESTATE_PREDLOG_SAMPLE | 1.0 | share of predict requests logged as JSON lines (0 = off) |
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     max_instances: int = Field(5000, ge=1)
     max_request_bytes: int = Field(8_000_000, ge=1024)
     ort_threads: int = Field(1, ge=1, le=64)
+    pointer_refresh_seconds: float = Field(
+        30.0, ge=0.0, description="Re-read the serving pointer at most this often."
+    )
     retry_after_seconds: int = Field(30, ge=1)
     cors_origins: list[str] = Field(
         ["http://localhost:8090", "http://127.0.0.1:8090"],

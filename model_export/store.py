@@ -94,7 +94,7 @@ class LocalStore:
         path = self._path(key)
         try:
             return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(f"{path} does not exist.") from None
         except OSError as exc:
             raise StoreUnavailableError(f"Cannot read {path}: {exc}") from exc

@@ -92,6 +92,8 @@ def test_gates_promote_better_hold_worse_and_rollback_restores(
     assert lines[better.version].rstrip().endswith("champion")
     assert "rollback target" in lines[first.version]
     assert " hold " in lines[worse.version]
+    assert "pointer last changed" in table
+    assert "promoted by training: gates passed" in table
 
     # A held version needs --force; then rollback restores the champion it replaced.
     assert main(["promote", worse.version, "--store", str(store)]) == 2
@@ -239,3 +241,32 @@ def test_training_snapshots_its_data_and_retrains_from_exactly_it(tmp_path: Path
     assert store.list("datasets") == [key]  # write-once: stored a single time
     same = {c.name: c.holdout_metrics for c in retrained.candidates}
     assert same == {c.name: c.holdout_metrics for c in original.candidates}
+
+
+def test_champion_gate_on_a_classifier_compares_roc_auc(tmp_path: Path) -> None:
+    """quick-sale with one logistic candidate: a heavily regularised one ranks worse."""
+    base = (REPO / "training_jobs/configs/quick_sale.toml").read_text()
+    head = base.split("[[candidates]]")[0].replace('data = "data/', f'data = "{REPO}/data/')
+    store = tmp_path / "store"
+
+    def logistic(c: float) -> Path:
+        path = tmp_path / f"logistic-{c}.toml"
+        path.write_text(
+            head + f'[[candidates]]\nname = "logistic"\nestimator = "logistic"\n'
+            f"params = {{ C = {c} }}\n\n[gates]\nmin = {{ roc_auc = 0.5 }}\n"
+        )
+        return path
+
+    def trained(config: Path) -> Manifest:
+        before = set(list_versions(LocalStore(store), "quick-sale"))
+        assert main(["train", "--config", str(config), "--output", str(store), "--quiet"]) == 0
+        (version,) = set(list_versions(LocalStore(store), "quick-sale")) - before
+        return read_manifest(LocalStore(store), "quick-sale", version)
+
+    champion = trained(logistic(1.0))
+    worse = verdict(trained(logistic(1e-5)))
+    gate = next(g for g in worse.gates if g.name == "champion")
+    assert not gate.passed, gate
+    assert gate.detail.startswith("holdout roc_auc ")
+    assert f"worse than champion {champion.version}" in gate.detail
+    assert serving_pointer(LocalStore(store), "quick-sale").champion == champion.version

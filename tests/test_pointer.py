@@ -117,6 +117,8 @@ def test_pointer_never_names_a_broken_or_missing_bundle(store_factory: StoreFact
         change(store, lambda p: with_canary(p, "v2", 10))
     with pytest.raises(NotFoundError):
         change(store, lambda p: with_canary(p, "v9", 10))
+    with pytest.raises(NotFoundError):  # a file, not a version folder
+        change(store, lambda p: with_canary(p, "serving.json", 10))
     with pytest.raises(BundleError, match="sha256"):
         promote(store, "m", "v2")
     assert store.read_bytes(pointer_key("m")) == before
@@ -216,3 +218,32 @@ def test_concurrent_promotions_with_retries_lose_no_update_and_never_tear(
     history = [*final.previous, final.champion]
     assert history[0] == "base"
     assert sorted(history[1:]) == sorted(versions)
+
+
+class CommitThenConflict(LocalStore):
+    """A store whose next compare-and-swap write lands but reports a conflict, as a
+    client-side retry of an upload the server had already committed would."""
+
+    fail_next = False
+
+    def write_if(self, key: str, data: bytes, generation: str) -> str:
+        written = super().write_if(key, data, generation)
+        if self.fail_next:
+            self.fail_next = False
+            raise ConflictError("precondition failed on the retried upload")
+        return written
+
+
+def test_a_write_that_landed_but_reported_a_conflict_is_not_applied_twice(
+    tmp_path: Path,
+) -> None:
+    store = CommitThenConflict(tmp_path / "artifacts")
+    bundles(store, "v1", "v2", "v3")
+    for version in ("v1", "v2", "v3"):
+        promote(store, "m", version)
+
+    store.fail_next = True
+    change(store, rolled_back)
+
+    pointer = serving_pointer(store, "m")
+    assert (pointer.champion, pointer.previous) == ("v2", ["v1"])  # one step, not two

@@ -149,7 +149,8 @@ def _kinds(schema: InputSchema) -> dict[str, str]:
 
 def schema_gate(inputs: GateInputs) -> GateResult:
     if inputs.champion is None:
-        return GateResult(name="schema", passed=True, detail="no champion to compare with")
+        detail = inputs.champion_problem or "no champion yet"
+        return GateResult(name="schema", passed=True, detail=f"{detail}: nothing to compare with")
     changes = schema_changes(inputs.champion.manifest, inputs.manifest)
     champion = inputs.champion.manifest.version
     if not changes:

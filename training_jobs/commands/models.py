@@ -91,4 +91,7 @@ def run(args: argparse.Namespace) -> int:
         f"holdout = the chosen candidate's {metric}; "
         + (describe(pointer) if pointer else "nothing promoted yet")
     )
+    if pointer is not None:
+        changed = pointer.updated_at.isoformat(timespec="seconds")
+        print(f"pointer last changed {changed}: {pointer.note or 'promoted'}")
     return 0

@@ -31,9 +31,7 @@ def register(sub: Any) -> None:
         default="training_jobs/configs/ames.toml",
         help="data-set config whose output name the document uses (default: Ames)",
     )
-    parser.add_argument(
-        "--swagger2", action="store_true", help="Swagger 2.0 YAML for API Gateway"
-    )
+    parser.add_argument("--swagger2", action="store_true", help="Swagger 2.0 YAML for API Gateway")
     parser.add_argument("--output", help="file to write (default: standard output)")
     parser.set_defaults(func=run)
 
@@ -76,9 +74,7 @@ def to_swagger2(doc: dict[str, Any]) -> dict[str, Any]:
                 "operationId": op["operationId"],
                 "summary": op["summary"],
                 "x-google-backend": backend,
-                "responses": {
-                    code: _response(answer) for code, answer in op["responses"].items()
-                },
+                "responses": {code: _response(answer) for code, answer in op["responses"].items()},
             }
             if "description" in op:
                 converted["description"] = op["description"]
