@@ -14,9 +14,9 @@ import flask
 
 from functions.advisor import engine, llm_engine
 from functions.advisor.request import ChatRequest, parse_chat_request
+from functions.endpoint import serve
 from functions.errors import FieldError, HttpError
-from functions.http import handle, read_json_body
-from functions.model import ServingModel, holder, model_info
+from functions.model import ServingModel, model_info
 from functions.settings import Settings, get_settings
 
 
@@ -82,11 +82,9 @@ def describe(model: ServingModel) -> dict[str, Any]:
 
 def chat(request: flask.Request) -> flask.Response:
     """HTTP entry point (functions-framework target ``chat``)."""
-    settings = get_settings()
-    return handle(
+    return serve(
         request,
-        on_get=lambda: describe(holder().get()),
-        on_post=lambda r: chat_body(
-            holder().get(), read_json_body(r, settings.chat_max_request_bytes)
-        ),
+        describe,
+        lambda model, _, body: chat_body(model, body),
+        get_settings().chat_max_request_bytes,
     )

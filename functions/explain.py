@@ -11,10 +11,10 @@ from typing import Any
 
 import flask
 
+from functions.endpoint import serve
 from functions.errors import too_large
 from functions.explainer import explain_instances, parse_explain_envelope
-from functions.http import handle, read_json_body
-from functions.model import ServingModel, holder, model_info
+from functions.model import ServingModel, model_info
 from functions.schema import instance_json_schema
 from functions.settings import get_settings
 
@@ -69,11 +69,9 @@ def explain_body(model: ServingModel, body: Any) -> dict[str, Any]:
 
 def explain(request: flask.Request) -> flask.Response:
     """HTTP entry point (functions-framework target ``explain``)."""
-    settings = get_settings()
-    return handle(
+    return serve(
         request,
-        on_get=lambda: describe_explainer(holder().get()),
-        on_post=lambda r: explain_body(
-            holder().get(), read_json_body(r, settings.max_request_bytes)
-        ),
+        describe_explainer,
+        lambda model, _, body: explain_body(model, body),
+        get_settings().max_request_bytes,
     )

@@ -8,10 +8,9 @@ from typing import Any
 import flask
 
 from functions import predlog
+from functions.endpoint import serve
 from functions.errors import FieldError, bad_request, too_large, unprocessable
-from functions.http import handle, read_json_body
 from functions.model import ServingModel, model_info
-from functions.routing import answered_by, model_for
 from functions.schema import instance_json_schema, parse_envelope, validate_instances
 from functions.settings import get_settings
 
@@ -101,20 +100,9 @@ def _require_finite(row: int, item: dict[str, Any], warnings: list[dict[str, str
 
 def predict(request: flask.Request) -> flask.Response:
     """HTTP entry point (functions-framework target ``predict``)."""
-    settings = get_settings()
-    chosen: list[ServingModel] = []
-
-    def model() -> ServingModel:
-        chosen.append(model_for(request))  # champion, canary or the pinned version
-        return chosen[-1]
-
-    response = handle(
+    return serve(
         request,
-        on_get=lambda: describe(model()),
-        on_post=lambda r: predlog.observe(
-            r,
-            read_json_body(r, settings.max_request_bytes),
-            lambda body: predict_body(model(), body),
-        ),
+        describe,
+        lambda model, r, body: predlog.observe(r, body, lambda b: predict_body(model, b)),
+        get_settings().max_request_bytes,
     )
-    return answered_by(response, chosen[-1] if chosen else None)

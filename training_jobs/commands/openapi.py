@@ -73,7 +73,7 @@ def to_swagger2(doc: dict[str, Any]) -> dict[str, Any]:
             converted: dict[str, Any] = {
                 "operationId": op["operationId"],
                 "summary": op["summary"],
-                "x-google-backend": backend,
+                "x-google-backend": dict(backend),
                 "responses": {code: _response(answer) for code, answer in op["responses"].items()},
             }
             if "description" in op:
