@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +56,23 @@ def bad_request(detail: str, errors: list[FieldError] | None = None) -> HttpErro
 
 def unprocessable(detail: str, errors: list[FieldError] | None = None) -> HttpError:
     return HttpError(422, "Cannot estimate", detail, "cannot-estimate", errors or [])
+
+
+def require_finite(row: int, numbers: Iterable[float], warnings: list[dict[str, str]]) -> None:
+    """Extreme (finite) inputs can push an output to infinity: answer 422 naming the
+    out-of-range fields rather than fail to encode the response (a 500)."""
+    if all(math.isfinite(v) for v in numbers):
+        return
+    errors = [
+        FieldError(f"instances[{row}].{w['field']}", w["message"], w["code"])
+        for w in warnings
+        if w["code"] == "out_of_range"
+    ]
+    raise unprocessable(
+        f"instances[{row}] is so far outside the training data that the answer is not a "
+        "finite number; bring the fields below closer to their training range.",
+        errors,
+    )
 
 
 def too_large(detail: str) -> HttpError:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions.errors import FieldError, HttpError, bad_request
+from functions.errors import FieldError, HttpError, bad_request, require_finite
 from functions.schema import validate_instances
 from functions.treeshap import TreePaths, tree_shap
 from model_export.bundle import Manifest
@@ -169,12 +170,31 @@ def explain_instances(
             )
     numeric, categorical, warnings = model.pack(rows)
     prediction, _ = model.run(numeric, categorical)
-    phi = explainer.shap(numeric, categorical)
-    return [
-        _one(model, explainer, numeric[i], categorical[i], float(prediction[i]), phi[i], top_k)
-        | {"warnings": warnings[i]}
-        for i in range(len(rows))
-    ]
+    with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
+        phi = explainer.shap(numeric, categorical)
+    answers = []
+    for i in range(len(rows)):
+        try:
+            item = _one(
+                model, explainer, numeric[i], categorical[i], float(prediction[i]), phi[i], top_k
+            )
+        except OverflowError:
+            item = {"overflow": math.inf}
+        require_finite(i, _numbers(item), warnings[i])
+        answers.append(item | {"warnings": warnings[i]})
+    return answers
+
+
+def _numbers(tree: Any) -> Iterator[float]:
+    """Every float in a JSON-like answer (to refuse what JSON cannot carry)."""
+    if isinstance(tree, float):
+        yield tree
+    elif isinstance(tree, dict):
+        for value in tree.values():
+            yield from _numbers(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _numbers(value)
 
 
 def _one(

@@ -64,7 +64,7 @@ def operations(output: str) -> list[Operation]:
             "that add up, with the base value, to the served output.",
             ExplainRequest,
             contract.explanation_models(output)[1],
-            (400, 413, 415, 501, 503),
+            (400, 413, 415, 422, 501, 503),
         ),
         Operation(
             "chat",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import flask
 
 from functions import predlog
 from functions.endpoint import serve
-from functions.errors import FieldError, bad_request, too_large, unprocessable
+from functions.errors import bad_request, require_finite, too_large
 from functions.model import ServingModel, model_info
 from functions.schema import instance_json_schema, parse_envelope, validate_instances
 from functions.settings import get_settings
@@ -80,22 +79,9 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
 
 
 def _require_finite(row: int, item: dict[str, Any], warnings: list[dict[str, str]]) -> None:
-    """Extreme (finite) inputs can push the model's output to infinity: answer 422
-    naming the out-of-range fields rather than fail to encode the response (a 500)."""
     interval = item.get("interval", {})
     numbers = [v for v in (*item.values(), *interval.values()) if isinstance(v, float)]
-    if all(math.isfinite(v) for v in numbers):
-        return
-    errors = [
-        FieldError(f"instances[{row}].{w['field']}", w["message"], w["code"])
-        for w in warnings
-        if w["code"] == "out_of_range"
-    ]
-    raise unprocessable(
-        f"instances[{row}] is so far outside the training data that the estimate is not a "
-        "finite number; bring the fields below closer to their training range.",
-        errors,
-    )
+    require_finite(row, numbers, warnings)
 
 
 def predict(request: flask.Request) -> flask.Response:
