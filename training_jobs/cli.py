@@ -18,6 +18,7 @@ COMMANDS = [
     "training_jobs.commands.train",
     "training_jobs.commands.submit",
     "training_jobs.commands.monitor",
+    "training_jobs.commands.score",
 ]
 
 
