@@ -225,7 +225,7 @@ def test_bqml_sql_names_every_input_in_graph_order(
     assert f"OPTIONS (MODEL_TYPE = 'ONNX', MODEL_PATH = '{uri}');" in sql
     assert "FROM ML.PREDICT(\n  MODEL `estate.ames`," in sql
     numeric = [f.name for f in ames_manifest.input.numeric]
-    order = [sql.index(f"SAFE_CAST(`{n}` AS FLOAT64)") for n in numeric]
+    order = [sql.index(f"SAFE_CAST(`{n.replace('.', '_')}` AS FLOAT64)") for n in numeric]
     assert order == sorted(order)
     assert sql.count("AS STRING)), ''), 'NA')") == len(ames_manifest.input.categorical)
     assert "] AS numeric," in sql

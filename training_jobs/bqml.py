@@ -9,6 +9,8 @@ sent as NaN (the graph imputes the training median) and a missing category as ``
 
 from __future__ import annotations
 
+import re
+
 from model_export.bundle import (
     CATEGORICAL_INPUT,
     MISSING_CATEGORY,
@@ -36,17 +38,24 @@ def _ident(name: str) -> str:
     return "`" + name.replace("`", "\\`") + "`"
 
 
+def column_name(feature: str) -> str:
+    """The BigQuery column of a feature: characters other than letters, digits and ``_``
+    become ``_`` (``Lot.Frontage`` → ``Lot_Frontage``), as a CSV load with autodetect does."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", feature)
+
+
 def bqml_sql(manifest: Manifest, uri: str, bq_model: str, table: str, id_column: str) -> str:
     """CREATE MODEL … MODEL_TYPE='ONNX' and an ML.PREDICT query in the graph's column order."""
     if "'" in uri:
         raise ConfigError(f"Model URI {uri!r} must not contain quotes.")
     indent = ",\n        "
     numeric = indent.join(
-        f"IFNULL(SAFE_CAST({_ident(f.name)} AS FLOAT64), CAST('NaN' AS FLOAT64))"
+        f"IFNULL(SAFE_CAST({_ident(column_name(f.name))} AS FLOAT64), CAST('NaN' AS FLOAT64))"
         for f in manifest.input.numeric
     )
     categorical = indent.join(
-        f"IFNULL(NULLIF(TRIM(CAST({_ident(c.name)} AS STRING)), ''), '{MISSING_CATEGORY}')"
+        f"IFNULL(NULLIF(TRIM(CAST({_ident(column_name(c.name))} AS STRING)), ''), "
+        f"'{MISSING_CATEGORY}')"
         for c in manifest.input.categorical
     )
     inputs = []
