@@ -55,3 +55,6 @@ bench: install  ## ONNX vs scikit-learn latency table; writes bench/results.json
 
 clean:  ## remove the venv, artifacts and caches
 	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
+
+bench-score: install  ## estate score rows/s and peak RSS up to 1,000,000 rows; writes bench/score_results.json
+	$(BIN)/python -m bench.score_throughput --artifacts $(ARTIFACTS)
