@@ -77,3 +77,6 @@ infra-check: $(TOOLS)/.installed  ## Terraform offline: fmt (when terraform is i
 	@if command -v terraform > /dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff -recursive infra; \
 	else echo "terraform not installed: skipping terraform fmt (the pytest HCL checks still run)"; fi
 	$(TOOLS)/bin/checkov -d infra --framework terraform --skip-download --compact --quiet
+
+bench-score: install  ## estate score rows/s and peak RSS up to 1,000,000 rows; writes bench/score_results.json
+	$(BIN)/python -m bench.score_throughput --artifacts $(ARTIFACTS)

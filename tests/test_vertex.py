@@ -130,3 +130,55 @@ def test_bad_flags_are_refused_before_anything_is_sent(
 ) -> None:
     assert main([*ARGS, "--image", "img", "--dry-run", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_batch_scoring_is_one_job_per_input_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--output") :]
+    out = tmp_path / "jobs.json"
+    shards = [
+        "gs://estate-data/listings/part-000.csv.gz",
+        "gs://estate-data/listings/part-001.parquet",
+    ]
+    argv = [*base, "--image", "img", "--write-json", str(out), "--id-column", "PID"]
+    for uri in shards:
+        argv += ["--score-input", uri]
+    assert main([*argv, "--score-output-dir", "gs://estate-data/scores/"]) == 0
+    jobs = json.loads(out.read_text())
+    assert [j["displayName"] for j in jobs] == [
+        "estate-20261124-060000-score-000",
+        "estate-20261124-060000-score-001",
+    ]
+    assert [j["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"] for j in jobs] == [
+        [
+            "score",
+            "--input",
+            shards[0],
+            "--output",
+            "gs://estate-data/scores/part-000.scores.csv",
+            "--artifacts",
+            "gs://estate-artifacts/estate",
+            "--model",
+            "ames",
+            "--id-column",
+            "PID",
+        ],
+        [
+            "score",
+            "--input",
+            shards[1],
+            "--output",
+            "gs://estate-data/scores/part-001.scores.parquet",
+            "--artifacts",
+            "gs://estate-artifacts/estate",
+            "--model",
+            "ames",
+            "--id-column",
+            "PID",
+        ],
+    ]
+    assert main(argv) == 2
+    assert "--score-output-dir" in capsys.readouterr().err
+    assert main([*base, "--image", "img", "--dry-run"]) == 2
+    assert "Training needs --config and --data" in capsys.readouterr().err

@@ -22,6 +22,7 @@ COMMANDS = [
     "training_jobs.commands.promote",
     "training_jobs.commands.rollback",
     "training_jobs.commands.models",
+    "training_jobs.commands.score",
 ]
 
 

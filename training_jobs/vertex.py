@@ -64,6 +64,26 @@ def train_command(config: str, data: str, output: str) -> list[str]:
     return ["train", "--config", config, "--data", data, "--output", output]
 
 
+def score_command(
+    input_uri: str, output_uri: str, artifacts: str, model: str, id_column: str | None
+) -> list[str]:
+    """The container arguments of one batch-scoring shard (``estate score …``)."""
+    command = ["score", "--input", input_uri, "--output", output_uri]
+    command += ["--artifacts", artifacts, "--model", model]
+    return command + (["--id-column", id_column] if id_column else [])
+
+
+def shard_output(input_uri: str, output_dir: str) -> str:
+    """``gs://in/part-7.csv.gz`` → ``<output_dir>/part-7.scores.csv``: one output per file."""
+    name = input_uri.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in (".csv.gz", ".csv", ".parquet", ".pq"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    ext = ".parquet" if input_uri.lower().endswith((".parquet", ".pq")) else ".csv"
+    return f"{output_dir.rstrip('/')}/{name}.scores{ext}"
+
+
 def check_labels(labels: dict[str, str]) -> dict[str, str]:
     """Refuse labels Vertex AI would reject, naming the bad one (400 from the API otherwise)."""
     for key, value in labels.items():
