@@ -137,7 +137,7 @@ function drawWaterfall(explanation) {
   const chart = $("waterfall");
   chart.replaceChildren();
   $("explain-section").hidden = false;
-  const rowH = 28, labelW = 300, width = 760, barW = width - labelW - 110;
+  const rowH = 28, labelW = 300, width = 760, barW = width - labelW - 190;
   chart.setAttribute("viewBox", `0 0 ${width} ${rowH * steps.length + 10}`);
   const values = steps.flatMap((s) => [s.from, s.to]);
   const span = Math.max(...values) - Math.min(...values) || 1;
@@ -204,17 +204,28 @@ async function analyseDeal(event) {
     $("deal-reply").textContent = answer.reply;
     const body = $("deal-table").querySelector("tbody");
     body.replaceChildren();
-    for (const [k, v] of Object.entries(answer.facts.analytics || {})) {
-      if (typeof v !== "number" && typeof v !== "string") continue;
+    const deal = answer.facts.deal || {};
+    const rows = [["verdict", `asking price ${deal.verdict || "?"} the model's interval`]];
+    for (const [k, v] of Object.entries(deal.analysis || {})) rows.push([k, formatFigure(k, v)]);
+    for (const [k, v] of rows) {
       const row = body.insertRow();
       row.insertCell().textContent = k.replaceAll("_", " ");
-      row.insertCell().textContent = typeof v === "number" ? v.toLocaleString("en-US", { maximumFractionDigits: 3 }) : v;
+      row.insertCell().textContent = v;
     }
     appendChat("user", "Is this asking price a good deal?");
     appendChat("assistant", answer.reply);
   } catch (error) {
     $("deal-reply").textContent = error.message;
   }
+}
+
+const RATIOS = new Set(["gross_yield", "net_yield", "cap_rate", "cash_on_cash"]);
+
+function formatFigure(key, value) {
+  if (typeof value !== "number") return String(value);
+  if (RATIOS.has(key)) return `${(100 * value).toFixed(2)}%`;
+  if (key === "dscr") return value.toFixed(2);
+  return money(value);
 }
 
 function appendChat(role, text) {
