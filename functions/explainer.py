@@ -171,7 +171,15 @@ def explain_instances(
     prediction, _ = model.run(numeric, categorical)
     phi = explainer.shap(numeric, categorical)
     return [
-        _one(model, explainer, numeric[i], categorical[i], float(prediction[i]), phi[i], top_k)
+        _one(
+            model,
+            explainer,
+            rows[i],
+            (numeric[i], categorical[i]),
+            float(prediction[i]),
+            phi[i],
+            top_k,
+        )
         | {"warnings": warnings[i]}
         for i in range(len(rows))
     ]
@@ -180,26 +188,31 @@ def explain_instances(
 def _one(
     model: ServingModel,
     explainer: Explainer,
-    numeric: np.ndarray,
-    categorical: np.ndarray,
+    row: dict[str, Any],
+    packed: tuple[np.ndarray, np.ndarray],
     prediction: float,
     phi: np.ndarray,
-    top_k: int | None,
+    top_k: int | None = None,
 ) -> dict[str, Any]:
-    """One instance's explanation, contributions sorted by |shap|."""
+    """One instance's explanation, contributions sorted by |shap|.
+
+    ``value`` is what the model used: the instance's value, or the imputed one (then
+    ``imputed: true``, and the warnings say so too)."""
     m = model.manifest
+    numeric, categorical = packed
     out = m.output.name
     base = explainer.base
     values: list[Any] = [None if math.isnan(v) else float(v) for v in numeric]
     values += [str(c) for c in categorical]
-    imputed = [math.isnan(v) for v in numeric] + [False] * len(categorical)
+    imputed = [row.get(name) is None for name in explainer.raw_names]
     order = np.argsort(-np.abs(phi), kind="stable")
     items: list[dict[str, Any]] = []
     level = math.exp(base) if explainer.log_target else base
     for j in order:
         item: dict[str, Any] = {"feature": explainer.raw_names[j], "value": values[j]}
         if imputed[j]:
-            item["value"] = float(m.input.numeric[j].impute)
+            if j < len(numeric):
+                item["value"] = float(m.input.numeric[j].impute)
             item["imputed"] = True
         item["shap"] = float(phi[j])
         if explainer.log_target:

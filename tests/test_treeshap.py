@@ -234,3 +234,36 @@ def test_weighted_blend_of_ridge_and_xgboost_adds_up_to_its_prediction(ames: Any
     linear_phi = built.arrays["linear_coef"] * (Z - built.arrays["linear_mean"])
     centred = 0.4 * (ridge.predict(Z) - ridge.steps[-1][1].intercept_)
     assert np.abs(linear_phi.sum(axis=1) - centred).max() < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
+def test_classifiers_explain_the_scale_the_graph_computes(kind: str) -> None:
+    """XGBoost: log-odds (the margin); random forest: the probability itself."""
+    import shap
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
+
+    from training_jobs.config import load_config
+    from training_jobs.data import load_table
+    from training_jobs.train import prepare
+
+    config = load_config(REPO / "training_jobs" / "configs" / "quick_sale.toml")
+    data = prepare(config, load_table(str(REPO / "data" / "quick_sale.csv")))
+    Z, y = data.Z[data.train], data.y[data.train]
+    if kind == "xgboost":
+        model: Any = xgb.XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1).fit(Z, y)
+        want = model.predict(data.Z[data.holdout], output_margin=True)
+    else:
+        model = RandomForestClassifier(
+            n_estimators=5, min_samples_leaf=5, random_state=0, n_jobs=1
+        ).fit(Z, y)
+        want = model.predict_proba(data.Z[data.holdout])[:, 1]
+    built = build_tables(data.encoder, model, classifier=True, Z_sample=Z[:200])
+    assert built.scale == ("log_odds" if kind == "xgboost" else "raw")
+    phi = shap_values(built, data.Z[data.holdout].astype(np.float64))
+    total = float(built.arrays["base_value"]) + phi.sum(axis=1)
+    assert np.abs(total - want).max() < 1e-4
+    theirs = np.asarray(shap.TreeExplainer(model).shap_values(data.Z[data.holdout]))
+    if theirs.ndim == 3:  # one matrix per class: keep the positive class
+        theirs = theirs[..., 1]
+    assert np.abs(phi - theirs).max() < 1e-4
