@@ -202,7 +202,10 @@ def _one(
     numeric, categorical = packed
     out = m.output.name
     base = explainer.base
-    values: list[Any] = [None if math.isnan(v) else float(v) for v in numeric]
+    values: list[Any] = [
+        _number(float(f.impute if math.isnan(v) else v), f.integer)
+        for f, v in zip(m.input.numeric, numeric, strict=True)
+    ]
     values += [str(c) for c in categorical]
     imputed = [row.get(name) is None for name in explainer.raw_names]
     order = np.argsort(-np.abs(phi), kind="stable")
@@ -211,8 +214,6 @@ def _one(
     for j in order:
         item: dict[str, Any] = {"feature": explainer.raw_names[j], "value": values[j]}
         if imputed[j]:
-            if j < len(numeric):
-                item["value"] = float(m.input.numeric[j].impute)
             item["imputed"] = True
         item["shap"] = float(phi[j])
         if explainer.log_target:
@@ -243,6 +244,11 @@ def _one(
             other["factor"] = math.exp(other["shap"])
         answer["other_features"] = other
     return answer
+
+
+def _number(value: float, integer: bool) -> float | int:
+    """Whole numbers of an integer feature print as integers ("Fireplaces = 2")."""
+    return int(value) if integer and value.is_integer() else value
 
 
 def _scale_name(model: ServingModel, explainer: Explainer) -> str:

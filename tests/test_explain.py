@@ -105,6 +105,8 @@ def test_real_house_reads_as_dollars_and_factors(served: Any) -> None:
     by_name = {c["feature"]: c for c in full["contributions"]}
     assert len(by_name) == len(served.feature_names)
     assert by_name["Overall.Qual"]["value"] == 6
+    assert isinstance(by_name["Overall.Qual"]["value"], int)  # an integer feature
+    assert by_name["Longitude"]["value"] == pytest.approx(-93.619754)
     assert by_name["Neighborhood"]["value"] == "NAmes"
     assert answer["warnings"] == []
 
@@ -117,6 +119,11 @@ def test_missing_features_are_imputed_flagged_and_still_add_up(served: Any) -> N
     warned = {w["field"] for w in answer["warnings"] if w["code"] == "imputed"}
     assert flagged == warned
     assert flagged
+    imputes = {f.name: f.impute for f in served.manifest.input.numeric}
+    imputes |= {f.name: f.impute for f in served.manifest.input.categorical}
+    for c in answer["contributions"]:
+        if c.get("imputed"):
+            assert c["value"] == imputes[c["feature"]]
     total = answer["base_value"]["shap"] + sum(c["shap"] for c in answer["contributions"])
     assert math.exp(total) == pytest.approx(answer["price"], rel=1e-4)
 
