@@ -72,7 +72,6 @@ def _element_shap(one: np.ndarray, z: np.ndarray, value: np.ndarray) -> np.ndarr
     path position instead of one Python call per node.
     """
     n, p, D = one.shape
-    safe_z = np.where(z > 0, z, 1.0)  # z = 0 makes (o - z) x weight vanish anyway
     # EXTEND the permutation weights over the root element then each unique feature.
     pw = np.zeros((n, p, D + 1))
     pw[:, :, 0] = 1.0
@@ -84,17 +83,18 @@ def _element_shap(one: np.ndarray, z: np.ndarray, value: np.ndarray) -> np.ndarr
         new = z[None, :, d - 1, None] * old * keep
         new[:, :, 1:] += one[:, :, d - 1, None] * old[:, :, :-1] * grow[1:]
         pw[:, :, : d + 1] = new
-    # UNWOUND-SUM: each element's Shapley weight with that element removed again.
-    safe_o = np.where(one != 0, one, 1.0)
+    # UNWOUND-SUM: each element's Shapley weight with that element removed again. For a
+    # satisfied element (o = 1) it is a recurrence per element; for an unsatisfied one
+    # (o = 0) it is Σ_k pw[k] (D+1)/(D-k) / z, the same sum for every element of the path.
+    inv_z = 1.0 / np.where(z > 0, z, 1.0)  # z = 0 makes (o - z) x weight vanish anyway
+    off = sum(pw[:, :, k] * ((D + 1) / (D - k)) for k in range(D))
     nxt = np.broadcast_to(pw[:, :, D, None], (n, p, D)).copy()
     total_on = np.zeros((n, p, D))
-    total_off = np.zeros((n, p, D))
     for k in range(D - 1, -1, -1):
-        tmp = nxt * (D + 1) / ((k + 1) * safe_o)
-        total_on += tmp
-        nxt = pw[:, :, k, None] - tmp * z * ((D - k) / (D + 1))
-        total_off += pw[:, :, k, None] / (safe_z * ((D - k) / (D + 1)))
-    total = np.where(one != 0, total_on, total_off)
+        total_on += nxt * ((D + 1) / (k + 1))
+        nxt *= z * ((D - k) / (k + 1))
+        np.subtract(pw[:, :, k, None], nxt, out=nxt)
+    total = np.where(one != 0, total_on, np.asarray(off)[:, :, None] * inv_z)
     return np.asarray(total * (one - z) * value[:, None])
 
 
