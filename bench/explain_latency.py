@@ -52,7 +52,8 @@ def shap_path(estimator: Any) -> tuple[Any, float, Any]:
 
     members = [("model", 1.0, estimator)]
     if type(estimator).__name__ == "VotingRegressor":
-        w = np.asarray(estimator.weights or [1.0] * len(estimator.estimators_), dtype=float)
+        given = estimator.weights
+        w = np.ones(len(estimator.estimators_)) if given is None else np.asarray(given, float)
         members = [
             (n, float(x), e)
             for (n, _), x, e in zip(

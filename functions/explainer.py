@@ -176,7 +176,13 @@ def explain_instances(
     for i in range(len(rows)):
         try:
             item = _one(
-                model, explainer, numeric[i], categorical[i], float(prediction[i]), phi[i], top_k
+                model,
+                explainer,
+                rows[i],
+                (numeric[i], categorical[i]),
+                float(prediction[i]),
+                phi[i],
+                top_k,
             )
         except OverflowError:
             item = {"overflow": math.inf}
@@ -200,26 +206,32 @@ def _numbers(tree: Any) -> Iterator[float]:
 def _one(
     model: ServingModel,
     explainer: Explainer,
-    numeric: np.ndarray,
-    categorical: np.ndarray,
+    row: dict[str, Any],
+    packed: tuple[np.ndarray, np.ndarray],
     prediction: float,
     phi: np.ndarray,
-    top_k: int | None,
+    top_k: int | None = None,
 ) -> dict[str, Any]:
-    """One instance's explanation, contributions sorted by |shap|."""
+    """One instance's explanation, contributions sorted by |shap|.
+
+    ``value`` is what the model used: the instance's value, or the imputed one (then
+    ``imputed: true``, and the warnings say so too)."""
     m = model.manifest
+    numeric, categorical = packed
     out = m.output.name
     base = explainer.base
-    values: list[Any] = [None if math.isnan(v) else float(v) for v in numeric]
+    values: list[Any] = [
+        _number(float(f.impute if math.isnan(v) else v), f.integer)
+        for f, v in zip(m.input.numeric, numeric, strict=True)
+    ]
     values += [str(c) for c in categorical]
-    imputed = [math.isnan(v) for v in numeric] + [False] * len(categorical)
+    imputed = [row.get(name) is None for name in explainer.raw_names]
     order = np.argsort(-np.abs(phi), kind="stable")
     items: list[dict[str, Any]] = []
     level = math.exp(base) if explainer.log_target else base
     for j in order:
         item: dict[str, Any] = {"feature": explainer.raw_names[j], "value": values[j]}
         if imputed[j]:
-            item["value"] = float(m.input.numeric[j].impute)
             item["imputed"] = True
         item["shap"] = float(phi[j])
         if explainer.log_target:
@@ -250,6 +262,11 @@ def _one(
             other["factor"] = math.exp(other["shap"])
         answer["other_features"] = other
     return answer
+
+
+def _number(value: float, integer: bool) -> float | int:
+    """Whole numbers of an integer feature print as integers ("Fireplaces = 2")."""
+    return int(value) if integer and value.is_integer() else value
 
 
 def _scale_name(model: ServingModel, explainer: Explainer) -> str:

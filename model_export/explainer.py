@@ -141,7 +141,8 @@ def _members(estimator: Any) -> list[tuple[str, float, Any]]:
     """(name, weight, fitted model) of a voting ensemble, or the estimator itself."""
     if type(estimator).__name__ in ("VotingRegressor", "VotingClassifier"):
         names = [n for n, _ in estimator.estimators]
-        weights = np.asarray(estimator.weights or [1.0] * len(names), dtype=float)
+        given = estimator.weights  # training passes an array: no truth-value tests
+        weights = np.ones(len(names)) if given is None else np.asarray(given, dtype=float)
         weights = weights / weights.sum()
         return list(zip(names, weights.tolist(), estimator.estimators_, strict=True))
     return [(type(estimator).__name__, 1.0, estimator)]

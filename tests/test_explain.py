@@ -105,6 +105,8 @@ def test_real_house_reads_as_dollars_and_factors(served: Any) -> None:
     by_name = {c["feature"]: c for c in full["contributions"]}
     assert len(by_name) == len(served.feature_names)
     assert by_name["Overall.Qual"]["value"] == 6
+    assert isinstance(by_name["Overall.Qual"]["value"], int)  # an integer feature
+    assert by_name["Longitude"]["value"] == pytest.approx(-93.619754)
     assert by_name["Neighborhood"]["value"] == "NAmes"
     assert answer["warnings"] == []
 
@@ -115,9 +117,13 @@ def test_missing_features_are_imputed_flagged_and_still_add_up(served: Any) -> N
     (answer,) = explain_instances(served, example("predict_partial.json")["instances"])
     flagged = {c["feature"] for c in answer["contributions"] if c.get("imputed")}
     warned = {w["field"] for w in answer["warnings"] if w["code"] == "imputed"}
-    numeric = {f.name for f in served.manifest.input.numeric}
-    assert flagged == warned & numeric
+    assert flagged == warned
     assert flagged
+    imputes = {f.name: f.impute for f in served.manifest.input.numeric}
+    imputes |= {f.name: f.impute for f in served.manifest.input.categorical}
+    for c in answer["contributions"]:
+        if c.get("imputed"):
+            assert c["value"] == imputes[c["feature"]]
     total = answer["base_value"]["shap"] + sum(c["shap"] for c in answer["contributions"])
     assert math.exp(total) == pytest.approx(answer["price"], rel=1e-4)
 
@@ -241,3 +247,23 @@ def test_explain_never_imports_training_libraries(ames_store: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_write_bundle_keeps_explainer_file_and_manifest_together(
+    ames_store: Path, tmp_path: Path
+) -> None:
+    from model_export.errors import BundleError
+    from model_export.registry import read_bundle, write_bundle
+    from model_export.store import LocalStore
+
+    bundle = read_bundle(LocalStore(ames_store), "ames")
+    assert bundle.explainer_bytes is not None
+    target = LocalStore(tmp_path)
+    plain = bundle.manifest.model_copy(update={"explainer": None})
+    with pytest.raises(BundleError, match="come together"):
+        write_bundle(target, plain, bundle.model_bytes, bundle.explainer_bytes)
+    with pytest.raises(BundleError, match="truncated or altered"):
+        write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes[:-1])
+    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes)
+    again = read_bundle(target, "ames", bundle.manifest.version)
+    assert again.explainer_bytes == bundle.explainer_bytes

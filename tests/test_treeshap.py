@@ -72,9 +72,16 @@ def _paths(trees: _Trees) -> TreePaths:
     return paths_from_nodes(**_path_args(trees.arrays()))
 
 
+@pytest.mark.parametrize("lookup", [True, False], ids=["pattern-table", "recurrences"])
 @pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
-def test_matches_brute_force_shapley_on_small_trees_with_missing_values(kind: str) -> None:
-    """Repeated features on a path, both split rules, NaN following the default direction."""
+def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
+    kind: str, lookup: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeated features on a path, both split rules, NaN following the default direction;
+    through the precomputed pattern tables and through the per-request recurrences."""
+    import functions.treeshap
+
+    monkeypatch.setattr(functions.treeshap, "_TABLE_DEPTH", 8 if lookup else 0)
     import xgboost as xgb
     from sklearn.ensemble import RandomForestRegressor
 
@@ -91,7 +98,7 @@ def test_matches_brute_force_shapley_on_small_trees_with_missing_values(kind: st
         )
     trees = _tables(model, kind == "xgboost")
     paths = _paths(trees)
-    assert paths.length.max() < paths.feature.shape[1] + 1
+    assert all((g.table is not None) == lookup for g in paths._groups if g.depth)
     repeated = any(
         np.unique(trees.feature[t][trees.left[t] >= 0]).size < (trees.left[t] >= 0).sum()
         for t in range(len(trees.weight))
@@ -198,3 +205,65 @@ def test_tables_are_the_served_onnx_trees(kind: str, ames: Any) -> None:
             compared["split"] += 1
     assert compared["split"] > 100
     assert compared["leaf"] > 100
+
+
+def test_weighted_blend_of_ridge_and_xgboost_adds_up_to_its_prediction(ames: Any) -> None:
+    """The Ames production shape: VotingRegressor(ridge pipeline, XGBoost), weights .4/.6."""
+    from training_jobs import candidates
+
+    members = {
+        "ridge": ("ridge", {"alpha": 5.0, "scale": False}),
+        "xgboost": ("xgboost", {"n_estimators": 40, "max_depth": 3}),
+    }
+    blend = candidates.build(
+        "blend",
+        {"members": ["ridge", "xgboost"], "weights": [0.4, 0.6]},
+        classifier=False,
+        seed=0,
+        members=members,
+    )
+    blend.estimators[1][1].set_params(n_jobs=1)
+    blend.fit(ames.Z[ames.train], ames.y[ames.train])
+    built = build_tables(ames.encoder, blend, classifier=False, Z_sample=ames.Z[ames.train[:200]])
+    assert built.kinds == {"ridge": "linear", "xgboost": "xgboost"}
+    Z = ames.Z[ames.holdout]
+    phi = shap_values(built, Z.astype(np.float64))
+    total = float(built.arrays["base_value"]) + phi.sum(axis=1)
+    assert np.abs(total - blend.predict(Z)).max() < 1e-4
+    ridge = blend.estimators_[0]
+    linear_phi = built.arrays["linear_coef"] * (Z - built.arrays["linear_mean"])
+    centred = 0.4 * (ridge.predict(Z) - ridge.steps[-1][1].intercept_)
+    assert np.abs(linear_phi.sum(axis=1) - centred).max() < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
+def test_classifiers_explain_the_scale_the_graph_computes(kind: str) -> None:
+    """XGBoost: log-odds (the margin); random forest: the probability itself."""
+    import shap
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
+
+    from training_jobs.config import load_config
+    from training_jobs.data import load_table
+    from training_jobs.train import prepare
+
+    config = load_config(REPO / "training_jobs" / "configs" / "quick_sale.toml")
+    data = prepare(config, load_table(str(REPO / "data" / "quick_sale.csv")))
+    Z, y = data.Z[data.train], data.y[data.train]
+    if kind == "xgboost":
+        model: Any = xgb.XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1).fit(Z, y)
+        want = model.predict(data.Z[data.holdout], output_margin=True)
+    else:
+        model = RandomForestClassifier(
+            n_estimators=5, min_samples_leaf=5, random_state=0, n_jobs=1
+        ).fit(Z, y)
+        want = model.predict_proba(data.Z[data.holdout])[:, 1]
+    built = build_tables(data.encoder, model, classifier=True, Z_sample=Z[:200])
+    assert built.scale == ("log_odds" if kind == "xgboost" else "raw")
+    phi = shap_values(built, data.Z[data.holdout].astype(np.float64))
+    total = float(built.arrays["base_value"]) + phi.sum(axis=1)
+    assert np.abs(total - want).max() < 1e-4
+    theirs = np.asarray(shap.TreeExplainer(model).shap_values(data.Z[data.holdout]))
+    if theirs.ndim == 3:  # one matrix per class: keep the positive class
+        theirs = theirs[..., 1]
+    assert np.abs(phi - theirs).max() < 1e-4
