@@ -279,3 +279,10 @@ def test_get_describes_the_request_and_engine(chat: FlaskClient) -> None:
     assert body["engine"] == "local"
     assert set(body["request_schema"]["properties"]) == {"messages", "property", "deal"}
     assert "Neighborhood" in body["features"]
+
+
+@pytest.mark.parametrize("text", ["9" * 4000, " " * 3998 + "hi", "1 " * 2000, "$" * 4000])
+def test_hostile_text_gets_an_answer_with_a_short_list(chat: FlaskClient, text: str) -> None:
+    body = ask(chat, text)
+    assert len(body["facts"].get("not_understood", [])) <= 5
+    assert len(body["reply"]) < 2000
