@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from functions import analytics
 from functions.advisor.guard import invented_money, invented_percent, numbers_in
 from functions.settings import Settings
+from model_export.bundle import Manifest
 
 REPO = Path(__file__).resolve().parent.parent
 HOUSE = "3 bed, 2 bath, 1,800 sq ft, built 1995, in College Creek"
@@ -74,9 +75,14 @@ def dollars(x: float) -> str:
     return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
-def test_value_question_in_words_matches_predict(chat: FlaskClient, predict: Any) -> None:
+def test_value_question_in_words_matches_predict(
+    chat: FlaskClient, predict: Any, ames_manifest: Manifest
+) -> None:
     body = ask(chat, f"What is a {HOUSE} house worth?")
     assert body["facts"]["property"] == HOUSE_FEATURES
+    imputed = set(ames_manifest.input.names()) - set(HOUSE_FEATURES)
+    assert set(body["facts"]["estimate"]["imputed"]) == imputed
+    assert f"{len(imputed)} feature(s) you did not give" in body["reply"]
     expected = predict(HOUSE_FEATURES)
     estimate = body["facts"]["estimate"]
     assert estimate["price"] == pytest.approx(expected["price"], rel=1e-9)

@@ -167,8 +167,8 @@ def _value_text(value: dict[str, Any]) -> str:
             f" ({interval['level']:.0%} interval {money(interval['lower'])} to "
             f"{money(interval['upper'])})"
         )
-    imputed = [w["field"] for w in value["warnings"] if w["code"] == "imputed"]
-    out = [w["message"] for w in value["warnings"] if w["code"] != "imputed"]
+    imputed = value["imputed"]
+    out = [f"{w['field']}: {w['message']}" for w in value["warnings"]]
     text += "."
     if imputed:
         text += f" {len(imputed)} feature(s) you did not give were set to typical values."

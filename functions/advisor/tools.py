@@ -31,9 +31,13 @@ def validate_property(model: ServingModel, features: dict[str, Any], where: str)
 
 
 def estimate(model: ServingModel, instance: dict[str, Any]) -> dict[str, Any]:
-    """The model's price and interval for one house, with its input warnings."""
+    """The model's price and interval for one house; the features it had to impute."""
     (p,) = model.predict([instance])
-    out: dict[str, Any] = {"price": p.value, "warnings": p.warnings}
+    out: dict[str, Any] = {
+        "price": p.value,
+        "imputed": [w["field"] for w in p.warnings if w["code"] == "imputed"],
+        "warnings": [w for w in p.warnings if w["code"] != "imputed"],
+    }
     bounds = model.interval(p.raw)
     if bounds is not None and model.manifest.interval is not None:
         out["interval"] = {
@@ -78,7 +82,7 @@ def what_if(
         "after": after.value,
         "difference": after.value - before.value,
         "assumed": assumed,
-        "warnings": after.warnings,
+        "warnings": [w for w in after.warnings if w["code"] != "imputed"],
     }
 
 
