@@ -292,3 +292,20 @@ def test_hostile_text_gets_an_answer_with_a_short_list(chat: FlaskClient, text: 
     body = ask(chat, text)
     assert len(body["facts"].get("not_understood", [])) <= 5
     assert len(body["reply"]) < 2000
+
+
+def test_readme_examples(chat: FlaskClient, predict: Any) -> None:
+    import json
+
+    examples = REPO / "examples"
+    first = chat.post("/", json=json.loads((examples / "chat_value.json").read_text()))
+    assert first.status_code == 200
+    body = chat.post("/", json=json.loads((examples / "chat_deal.json").read_text())).get_json()
+    deal = body["facts"]["deal"]
+    assert (
+        deal["inputs"] | {"down_payment": 43_000, "rate": 0.065, "taxes": 3_200} == deal["inputs"]
+    )
+    interval = predict(HOUSE_FEATURES)["interval"]
+    assert deal["verdict"] == analytics.price_verdict(215_000, interval["lower"], interval["upper"])
+    assert body["facts"]["drivers"]["items"]
+    assert "What drives the value" in body["reply"]

@@ -182,8 +182,8 @@ def _drivers_text(drivers: dict[str, Any]) -> str:
     if not items:
         return "Every feature you gave is at its typical value, so none stands out."
     lines = [
-        f"- {d['feature']} = {d['value']}: {'+' if d['dollars'] >= 0 else '-'}"
-        f"{money(abs(d['dollars']))} against a typical {d['baseline']}"
+        f"- {d['feature']} = {tools.show(d['value'])}: {'+' if d['dollars'] >= 0 else '-'}"
+        f"{money(abs(d['dollars']))} against a typical {tools.show(d['baseline'])}"
         for d in items
     ]
     return f"What drives the value ({drivers['method']}):\n" + "\n".join(lines)

@@ -17,6 +17,13 @@ from functions.schema import validate_instances
 from functions.settings import Settings
 
 
+def show(value: Any) -> str:
+    """A feature value as people write it: 1800, not 1800.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def validate_property(model: ServingModel, features: dict[str, Any], where: str) -> dict[str, Any]:
     """Features checked against the model's schema; a 400 names each bad one as `where`.X."""
     try:
@@ -65,7 +72,8 @@ def what_if(
         current = changed.get(change.column)
         if current is None:
             current = base[change.column]
-            assumed.append(f"{change.label}: not given, started from the typical {current!s}")
+        if change.column not in instance and change.delta is not None:
+            assumed.append(f"{change.label}: not given, started from the typical {show(current)}")
         if change.delta is not None and isinstance(current, float | int):
             new: float | str = float(current) + float(amount)
         elif isinstance(amount, str) and amount.startswith("="):
