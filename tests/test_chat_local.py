@@ -259,6 +259,11 @@ def test_bad_requests_name_each_field(chat: FlaskClient) -> None:
     status, problem = post(chat, {"messages": []})
     assert status == 400
     assert fields(problem) == {"messages"}
+    status, problem = post(chat, {"messages": ["hi", {"role": "user", "content": 3}]})
+    assert status == 400
+    assert fields(problem) == {"messages[0]", "messages[1].content"}
+    status, problem = post(chat, ["not", "an", "object"])
+    assert status == 400
 
 
 def test_limits_answer_413_naming_the_field(
