@@ -277,11 +277,13 @@ def test_missing_secret_falls_back_and_names_the_secret(
 ) -> None:
     from functions.settings import get_settings
 
-    with fake_secret_manager({}) as (url, _):
+    with fake_secret_manager({}) as (url, seen):
         serving_env.setenv("ESTATE_LLM_API_KEY_SECRET", SECRET)
         serving_env.setenv("ESTATE_SECRET_MANAGER_ENDPOINT", url)
         get_settings.cache_clear()
+        ask(chat, "hello", property=HOUSE)
         body = ask(chat, "What is this house worth?", property=HOUSE)
+    assert len(seen) == 1  # the failure is remembered for a while, not retried per request
     assert body["engine"] == "local"
     assert f"Secret Manager refused {SECRET!r} (404)" in body["reply"]
     assert llm.requests == []
