@@ -314,3 +314,11 @@ def test_readme_examples(chat: FlaskClient, predict: Any) -> None:
     assert deal["verdict"] == analytics.price_verdict(215_000, interval["lower"], interval["upper"])
     assert body["facts"]["drivers"]["items"]
     assert "What drives the value" in body["reply"]
+
+
+def test_earlier_what_if_questions_do_not_change_the_house(chat: FlaskClient) -> None:
+    body = ask(
+        chat, HOUSE, "Noted.", "What if I add 300 sq ft?", "OK.", "What if it had 5 bedrooms?",
+        "OK.", "What drives the value?",
+    )  # fmt: skip
+    assert body["facts"]["property"] == HOUSE_FEATURES

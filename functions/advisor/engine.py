@@ -78,9 +78,12 @@ def gather(model: ServingModel, request: ChatRequest, what_if: bool) -> tuple[Pa
     known = Parsed()
     users = [m.content for m in request.messages if m.role == "user"]
     for text in users[:-1]:
-        earlier = parse_message(text, columns, places)
-        known.features.update(earlier.features)
-        known.understood += earlier.understood
+        # An earlier what-if ("add 300 sq ft", "what if it had 4 bedrooms") is not a fact.
+        hypothetical = "what_if" in intents(text)
+        earlier = parse_message(text, columns, places, changes=hypothetical)
+        if not (hypothetical and (known.features or request.property)):
+            known.features.update(earlier.features)
+            known.understood += earlier.understood
         known.deal.update(earlier.deal)
         known.down_fraction = earlier.down_fraction or known.down_fraction
     last = parse_message(users[-1], columns, places, changes=what_if)
