@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 
 from functions.settings import Settings
 from model_export.errors import EstateAdvisorError
@@ -17,6 +18,7 @@ from model_export.errors import EstateAdvisorError
 log = logging.getLogger("estate_advisor.secrets")
 
 _cache: dict[tuple[str, str | None], str] = {}
+_failures: dict[tuple[str, str | None], tuple[float, SecretError]] = {}
 _lock = threading.Lock()
 
 
@@ -75,7 +77,15 @@ def api_key(settings: Settings) -> str | None:
         cache_key = (settings.llm_api_key_secret, settings.secret_manager_endpoint)
         with _lock:
             if cache_key not in _cache:
-                _cache[cache_key] = access_secret(*cache_key)
+                failed = _failures.get(cache_key)
+                if failed and time.monotonic() - failed[0] < settings.retry_after_seconds:
+                    raise failed[1]  # do not wait on a failing Secret Manager every request
+                try:
+                    _cache[cache_key] = access_secret(*cache_key)
+                except SecretError as exc:
+                    _failures[cache_key] = (time.monotonic(), exc)
+                    raise
+                _failures.pop(cache_key, None)
                 log.info("read the LLM API key from Secret Manager (%s)", cache_key[0])
             return _cache[cache_key]
     if settings.llm_api_key is not None:
@@ -87,3 +97,4 @@ def clear_cache() -> None:
     """Forget cached secrets (tests; or to pick up a rotated key)."""
     with _lock:
         _cache.clear()
+        _failures.clear()

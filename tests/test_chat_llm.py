@@ -277,11 +277,34 @@ def test_missing_secret_falls_back_and_names_the_secret(
 ) -> None:
     from functions.settings import get_settings
 
-    with fake_secret_manager({}) as (url, _):
+    with fake_secret_manager({}) as (url, seen):
         serving_env.setenv("ESTATE_LLM_API_KEY_SECRET", SECRET)
         serving_env.setenv("ESTATE_SECRET_MANAGER_ENDPOINT", url)
         get_settings.cache_clear()
+        ask(chat, "hello", property=HOUSE)
         body = ask(chat, "What is this house worth?", property=HOUSE)
+    assert len(seen) == 1  # the failure is remembered for a while, not retried per request
     assert body["engine"] == "local"
     assert f"Secret Manager refused {SECRET!r} (404)" in body["reply"]
     assert llm.requests == []
+
+
+def test_tool_percentages_pass_and_invented_ones_fall_back(
+    chat: FlaskClient, llm: ScriptedLLM
+) -> None:
+    def grounded(body: dict[str, Any]) -> tuple[int, Any]:
+        deal = tool_results(body)["d1"]["analysis"]
+        return 200, message(
+            f"Gross yield {100 * deal['gross_yield']:.2f}%, cap rate {100 * deal['cap_rate']:.1f}%."
+        )
+
+    deal_call = tool_call("d1", "analyze_deal", {"deal": {"monthly_rent": 1500}})
+    llm.script = [reply(message(None, [deal_call])), grounded]
+    body = ask(chat, "What yield would I get?", property=HOUSE)
+    assert body["engine"] == "llm:test-model", body["reply"]
+    assert body["reply"].startswith("Gross yield ")
+
+    llm.script = [reply(message(None, [deal_call])), reply(message("Expect a 14% yield."))]
+    body = ask(chat, "What yield would I get?", property=HOUSE)
+    assert body["engine"] == "local"
+    assert "stated figures no tool produced (14%)" in body["reply"]

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from functions import analytics
 from functions.advisor.guard import invented_money, invented_percent, numbers_in
 from functions.settings import Settings
+from model_export.bundle import Manifest
 
 REPO = Path(__file__).resolve().parent.parent
 HOUSE = "3 bed, 2 bath, 1,800 sq ft, built 1995, in College Creek"
@@ -74,9 +75,14 @@ def dollars(x: float) -> str:
     return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
-def test_value_question_in_words_matches_predict(chat: FlaskClient, predict: Any) -> None:
+def test_value_question_in_words_matches_predict(
+    chat: FlaskClient, predict: Any, ames_manifest: Manifest
+) -> None:
     body = ask(chat, f"What is a {HOUSE} house worth?")
     assert body["facts"]["property"] == HOUSE_FEATURES
+    imputed = set(ames_manifest.input.names()) - set(HOUSE_FEATURES)
+    assert set(body["facts"]["estimate"]["imputed"]) == imputed
+    assert f"{len(imputed)} feature(s) you did not give" in body["reply"]
     expected = predict(HOUSE_FEATURES)
     estimate = body["facts"]["estimate"]
     assert estimate["price"] == pytest.approx(expected["price"], rel=1e-9)
@@ -253,6 +259,11 @@ def test_bad_requests_name_each_field(chat: FlaskClient) -> None:
     status, problem = post(chat, {"messages": []})
     assert status == 400
     assert fields(problem) == {"messages"}
+    status, problem = post(chat, {"messages": ["hi", {"role": "user", "content": 3}]})
+    assert status == 400
+    assert fields(problem) == {"messages[0]", "messages[1].content"}
+    status, problem = post(chat, ["not", "an", "object"])
+    assert status == 400
 
 
 def test_limits_answer_413_naming_the_field(
@@ -279,3 +290,35 @@ def test_get_describes_the_request_and_engine(chat: FlaskClient) -> None:
     assert body["engine"] == "local"
     assert set(body["request_schema"]["properties"]) == {"messages", "property", "deal"}
     assert "Neighborhood" in body["features"]
+
+
+@pytest.mark.parametrize("text", ["9" * 4000, " " * 3998 + "hi", "1 " * 2000, "$" * 4000])
+def test_hostile_text_gets_an_answer_with_a_short_list(chat: FlaskClient, text: str) -> None:
+    body = ask(chat, text)
+    assert len(body["facts"].get("not_understood", [])) <= 5
+    assert len(body["reply"]) < 2000
+
+
+def test_readme_examples(chat: FlaskClient, predict: Any) -> None:
+    import json
+
+    examples = REPO / "examples"
+    first = chat.post("/", json=json.loads((examples / "chat_value.json").read_text()))
+    assert first.status_code == 200
+    body = chat.post("/", json=json.loads((examples / "chat_deal.json").read_text())).get_json()
+    deal = body["facts"]["deal"]
+    assert (
+        deal["inputs"] | {"down_payment": 43_000, "rate": 0.065, "taxes": 3_200} == deal["inputs"]
+    )
+    interval = predict(HOUSE_FEATURES)["interval"]
+    assert deal["verdict"] == analytics.price_verdict(215_000, interval["lower"], interval["upper"])
+    assert body["facts"]["drivers"]["items"]
+    assert "What drives the value" in body["reply"]
+
+
+def test_earlier_what_if_questions_do_not_change_the_house(chat: FlaskClient) -> None:
+    body = ask(
+        chat, HOUSE, "Noted.", "What if I add 300 sq ft?", "OK.", "What if it had 5 bedrooms?",
+        "OK.", "What drives the value?",
+    )  # fmt: skip
+    assert body["facts"]["property"] == HOUSE_FEATURES

@@ -78,9 +78,12 @@ def gather(model: ServingModel, request: ChatRequest, what_if: bool) -> tuple[Pa
     known = Parsed()
     users = [m.content for m in request.messages if m.role == "user"]
     for text in users[:-1]:
-        earlier = parse_message(text, columns, places)
-        known.features.update(earlier.features)
-        known.understood += earlier.understood
+        # An earlier what-if ("add 300 sq ft", "what if it had 4 bedrooms") is not a fact.
+        hypothetical = "what_if" in intents(text)
+        earlier = parse_message(text, columns, places, changes=hypothetical)
+        if not (hypothetical and (known.features or request.property)):
+            known.features.update(earlier.features)
+            known.understood += earlier.understood
         known.deal.update(earlier.deal)
         known.down_fraction = earlier.down_fraction or known.down_fraction
     last = parse_message(users[-1], columns, places, changes=what_if)
@@ -167,8 +170,8 @@ def _value_text(value: dict[str, Any]) -> str:
             f" ({interval['level']:.0%} interval {money(interval['lower'])} to "
             f"{money(interval['upper'])})"
         )
-    imputed = [w["field"] for w in value["warnings"] if w["code"] == "imputed"]
-    out = [w["message"] for w in value["warnings"] if w["code"] != "imputed"]
+    imputed = value["imputed"]
+    out = [f"{w['field']}: {w['message']}" for w in value["warnings"]]
     text += "."
     if imputed:
         text += f" {len(imputed)} feature(s) you did not give were set to typical values."
@@ -182,8 +185,8 @@ def _drivers_text(drivers: dict[str, Any]) -> str:
     if not items:
         return "Every feature you gave is at its typical value, so none stands out."
     lines = [
-        f"- {d['feature']} = {d['value']}: {'+' if d['dollars'] >= 0 else '-'}"
-        f"{money(abs(d['dollars']))} against a typical {d['baseline']}"
+        f"- {d['feature']} = {tools.show(d['value'])}: {'+' if d['dollars'] >= 0 else '-'}"
+        f"{money(abs(d['dollars']))} against a typical {tools.show(d['baseline'])}"
         for d in items
     ]
     return f"What drives the value ({drivers['method']}):\n" + "\n".join(lines)

@@ -34,8 +34,8 @@ def is_injection(text: str) -> bool:
 
 
 _MONEY = re.compile(
-    r"(?:\$|USD\s?)\s?-?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(k|K|m|M|million|thousand|bn)?\b"
-    r"|(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(k|thousand|million)?\s*(?:dollars|USD)\b"
+    r"(?:\$|USD\s?)\s?-?(\d{1,3}(?:,\d{3}){1,4}|\d{1,9})(\.\d{1,6})?\s*(k|K|m|M|million|thousand|bn)?\b"
+    r"|(\d{1,3}(?:,\d{3}){1,4}|\d{1,9})(\.\d{1,6})?\s*(k|thousand|million)?\s*(?:dollars|USD)\b"
 )
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9}
 
@@ -43,7 +43,7 @@ _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9}
 def money_figures(text: str) -> list[tuple[str, float, float]]:
     """Every dollar amount in `text`: (as written, value, half the last shown digit)."""
     found = []
-    for match in _MONEY.finditer(text):
+    for match in _MONEY.finditer(re.sub(r"\s+", " ", text)):
         whole, frac, scale = (match.group(1), match.group(2), match.group(3))
         if whole is None:
             whole, frac, scale = match.group(4), match.group(5), match.group(6)
@@ -72,7 +72,7 @@ def numbers_in(value: Any) -> Iterable[float]:
 def invented_money(reply: str, known: Iterable[float], said: str = "") -> list[str]:
     """Dollar figures in `reply` that match no known number (nor one the user `said`)."""
     allowed = [abs(v) for v in known] + [abs(v) for _, v, _ in money_figures(said)]
-    allowed += [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", said)]
+    allowed += [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]{0,20}(?:\.\d{1,6})?", said)]
     bad = []
     for text, value, half_unit in money_figures(reply):
         tolerance = max(half_unit, 0.005 * value, 0.51)
@@ -81,16 +81,16 @@ def invented_money(reply: str, known: Iterable[float], said: str = "") -> list[s
     return bad
 
 
-_PERCENT = re.compile(r"(\d+)(\.\d+)?\s?%")
+_PERCENT = re.compile(r"(\d{1,9})(\.\d{1,6})?\s?%")
 
 
 def invented_percent(reply: str, known: Iterable[float], said: str = "") -> list[str]:
     """Percentages in `reply` that match no known fraction (x 100) or number, nor the user's."""
     values = [abs(v) for v in known]
     allowed = values + [100 * v for v in values]
-    allowed += [float(n) for n in re.findall(r"\d+(?:\.\d+)?", said.replace(",", ""))]
+    allowed += [float(n) for n in re.findall(r"\d{1,9}(?:\.\d{1,6})?", said.replace(",", ""))]
     bad = []
-    for match in _PERCENT.finditer(reply):
+    for match in _PERCENT.finditer(re.sub(r"\s+", " ", reply)):
         decimals = len(match.group(2)) - 1 if match.group(2) else 0
         value = float(match.group(1) + (match.group(2) or ""))
         tolerance = max(0.5 * 10**-decimals, 0.005 * value)

@@ -76,13 +76,13 @@ _DEAL_PATTERNS: tuple[tuple[str, str], ...] = (
 
 
 def _read_deal(text: str, parsed: Parsed) -> str:
-    fraction = re.search(r"(\d+(?:\.\d+)?)\s*%\s*down", text)
+    fraction = re.search(r"(\d{1,9}(?:\.\d{1,6})?)\s*%\s*down", text)
     if fraction:
         parsed.down_fraction = float(fraction.group(1)) / 100
         text = _blank(text, fraction)
     rate = re.search(
-        r"(\d+(?:\.\d+)?)\s*%\s*(?:interest|rate|mortgage|apr|fixed|loan)"
-        r"|(?:rate|interest|apr)\s*(?:of|at|is)?\s*(\d+(?:\.\d+)?)\s*%",
+        r"(\d{1,9}(?:\.\d{1,6})?)\s*%\s*(?:interest|rate|mortgage|apr|fixed|loan)"
+        r"|(?:rate|interest|apr)\s*(?:of|at|is)?\s*(\d{1,9}(?:\.\d{1,6})?)\s*%",
         text,
     )
     if rate:
@@ -165,15 +165,16 @@ def parse_message(
 ) -> Parsed:
     """Read one message. With `changes`, what-if edits are read first (and not as facts)."""
     parsed = Parsed()
-    lowered = " " + text.lower().replace("\u2019", "'") + " "
+    # One space between words: with whitespace runs collapsed no pattern can backtrack long.
+    lowered = " " + re.sub(r"\s+", " ", text.lower().replace("\u2019", "'")) + " "
     lowered = _read_deal(lowered, parsed)
     if changes:
         lowered = _read_changes(lowered, parsed, columns)
     places = {c: NEIGHBORHOODS.get(c, c) for c in neighborhoods}
     lowered = _read_features(lowered, parsed, columns, places)
-    parsed.leftover = [m.group(0).strip() for m in re.finditer(_LEFTOVER, lowered)]
+    parsed.leftover = [m.group(0).strip() for m in re.finditer(_LEFTOVER, lowered)][:5]
     return parsed
 
 
 #: A number nobody read, with the words around it: reported back as not understood.
-_LEFTOVER = r"(?:[a-z]+\s+){0,2}\$?\d[\d,.]*%?(?:\s*[a-z]+){0,2}"
+_LEFTOVER = r"(?:[a-z]{1,20}\s){0,2}\$?\d[\d,.]{0,20}%?(?:\s?[a-z]{1,20}){0,2}"

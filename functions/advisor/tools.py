@@ -17,6 +17,13 @@ from functions.schema import validate_instances
 from functions.settings import Settings
 
 
+def show(value: Any) -> str:
+    """A feature value as people write it: 1800, not 1800.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def validate_property(model: ServingModel, features: dict[str, Any], where: str) -> dict[str, Any]:
     """Features checked against the model's schema; a 400 names each bad one as `where`.X."""
     try:
@@ -31,9 +38,13 @@ def validate_property(model: ServingModel, features: dict[str, Any], where: str)
 
 
 def estimate(model: ServingModel, instance: dict[str, Any]) -> dict[str, Any]:
-    """The model's price and interval for one house, with its input warnings."""
+    """The model's price and interval for one house; the features it had to impute."""
     (p,) = model.predict([instance])
-    out: dict[str, Any] = {"price": p.value, "warnings": p.warnings}
+    out: dict[str, Any] = {
+        "price": p.value,
+        "imputed": [w["field"] for w in p.warnings if w["code"] == "imputed"],
+        "warnings": [w for w in p.warnings if w["code"] != "imputed"],
+    }
     bounds = model.interval(p.raw)
     if bounds is not None and model.manifest.interval is not None:
         out["interval"] = {
@@ -61,7 +72,8 @@ def what_if(
         current = changed.get(change.column)
         if current is None:
             current = base[change.column]
-            assumed.append(f"{change.label}: not given, started from the typical {current!s}")
+        if change.column not in instance and change.delta is not None:
+            assumed.append(f"{change.label}: not given, started from the typical {show(current)}")
         if change.delta is not None and isinstance(current, float | int):
             new: float | str = float(current) + float(amount)
         elif isinstance(amount, str) and amount.startswith("="):
@@ -78,7 +90,7 @@ def what_if(
         "after": after.value,
         "difference": after.value - before.value,
         "assumed": assumed,
-        "warnings": after.warnings,
+        "warnings": [w for w in after.warnings if w["code"] != "imputed"],
     }
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: A number as people write it: 1,800 · 1800 · 2.5 · 250k · 1.2m · 250 thousand.
-NUM = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k\b|m\b|thousand\b|million\b)?"
+#: Digit runs are bounded so that no input makes a pattern backtrack for long.
+NUM = r"(?<![\d.,])(\d{1,3}(?:,\d{3}){1,4}|\d{1,9}(?:\.\d{1,6})?)\s*(k\b|m\b|thousand\b|million\b)?"
 MONEY = r"\$?\s*" + NUM
 WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "another": 1}
-COUNT = r"(a|an|one|two|three|four|another|\d+)"
+COUNT = r"(a|an|one|two|three|four|another|\d{1,9})"
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,13 @@ FEATURE_PHRASES: tuple[Phrase, ...] = (
     Phrase(
         "area", NUM + r"\s*(?:sq\.? ?ft|square feet|square foot|sqft|sf)\b", "living area (sq ft)"
     ),
-    Phrase("Bedroom.AbvGr", r"(\d+)\s*(?:-\s*)?(?:bed(?:room)?s?|br|bd)\b", "bedrooms"),
+    Phrase("Bedroom.AbvGr", r"(\d{1,9})\s*(?:-\s*)?(?:bed(?:room)?s?|br|bd)\b", "bedrooms"),
     Phrase(
-        "Full.Bath", r"(\d+(?:\.5)?)\s*(?:-\s*)?(?:full\s+)?(?:bath(?:room)?s?|ba)\b", "bathrooms"
+        "Full.Bath",
+        r"(\d{1,9}(?:\.5)?)\s*(?:-\s*)?(?:full\s+)?(?:bath(?:room)?s?|ba)\b",
+        "bathrooms",
     ),
-    Phrase("Half.Bath", r"(\d+)\s*half[- ]?bath(?:room)?s?", "half bathrooms"),
+    Phrase("Half.Bath", r"(\d{1,9})\s*half[- ]?bath(?:room)?s?", "half bathrooms"),
     Phrase(
         "Year.Remod.Add",
         r"(?:remodel(?:l)?ed|renovated|updated)\s*(?:in\s*)?(\d{4})",
