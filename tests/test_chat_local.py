@@ -94,42 +94,29 @@ def test_value_question_in_words_matches_predict(
     assert "overall quality" in reply  # says which important fields it still needs
 
 
-def test_drivers_are_what_if_differences_against_typical_values(
-    chat: FlaskClient, predict: Any
+def test_drivers_are_the_explain_functions_exact_contributions(
+    chat: FlaskClient, predict: Any, serving_env: pytest.MonkeyPatch
 ) -> None:
+    from functions_framework import create_app
+
     body = ask(chat, HOUSE, "Noted.", "What drives the value?")
     drivers = body["facts"]["drivers"]
-    assert "what-if" in drivers["method"]
-    price = body["facts"]["estimate"]["price"]
-    assert {d["feature"] for d in drivers["items"]} <= set(HOUSE_FEATURES)
+    assert "SHAP" in drivers["method"]
+    explain = create_app(target="explain", source=str(REPO / "main.py")).test_client()
+    (explained,) = explain.post("/", json={"instances": [HOUSE_FEATURES], "top_k": 5}).get_json()[
+        "explanations"
+    ]
+    assert [d["feature"] for d in drivers["items"]] == [
+        c["feature"] for c in explained["contributions"]
+    ]
+    for driver, contribution in zip(drivers["items"], explained["contributions"], strict=True):
+        assert driver["dollars"] == pytest.approx(contribution["effect"], rel=1e-12)
+    assert drivers["base_price"] == pytest.approx(explained["base_value"]["price"])
     top = drivers["items"][0]
-    reset = predict({**HOUSE_FEATURES, top["feature"]: top["baseline"]})["price"]
-    assert top["dollars"] == pytest.approx(price - reset, rel=1e-9)
     assert abs(top["dollars"]) == max(abs(d["dollars"]) for d in drivers["items"])
     assert dollars(abs(top["dollars"])) in body["reply"]
-
-
-@pytest.mark.parametrize(
-    ("question", "changed"),
-    [
-        ("What if I add a bathroom?", {"Full.Bath": 3.0}),
-        ("What if we add 2 bedrooms?", {"Bedroom.AbvGr": 5.0, "TotRms.AbvGrd": 8.0}),
-        ("What if it had 4 bedrooms?", {"Bedroom.AbvGr": 4.0}),
-        ("What if I add 300 sq ft?", {"area": 2100.0}),
-    ],
-)
-def test_what_if_repredicts_the_change(
-    chat: FlaskClient, predict: Any, question: str, changed: dict[str, Any]
-) -> None:
-    body = ask(chat, HOUSE, "Noted.", question)
-    result = body["facts"]["what_if"]
-    after = predict({**HOUSE_FEATURES, **changed})["price"]
-    before = predict(HOUSE_FEATURES)["price"]
-    assert result["after"] == pytest.approx(after, rel=1e-9)
-    assert result["difference"] == pytest.approx(after - before, rel=1e-9)
-    assert dollars(after) in body["reply"]
-    # The change does not leak into the house itself.
-    assert body["facts"]["property"] == HOUSE_FEATURES
+    assert dollars(drivers["base_price"]) in body["reply"]
+    assert body["facts"]["estimate"]["price"] == pytest.approx(predict(HOUSE_FEATURES)["price"])
 
 
 def test_finish_the_basement_moves_unfinished_area_to_finished(

@@ -1,10 +1,10 @@
-"""What drives this house's value: one function, so its method can be swapped in one place.
+"""What drives this house's value: exact SHAP from the bundle, or a what-if fallback.
 
-Today: a one-at-a-time what-if. Each feature the user gave is reset to the training
-median (numbers) or most common value (categories), all rows are re-predicted in one
-ONNX call, and the price difference is that feature's effect. It is not a SHAP
-decomposition: effects interact and do not add up to the price. Replace the body with
-``functions.explain.explain_instances`` when it exists; the `Driver` shape stays.
+With an explainer in the bundle (every regression model we train), the drivers are the
+`explain` function's own contributions: SHAP values per raw feature, turned into dollar
+effects applied largest first from the average house's price, so they add up exactly to
+the estimate. Without one, each feature the user gave is reset to its typical value
+(training median or most common value) and re-predicted in one ONNX call.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from typing import Any
 
 from functions.model import ServingModel
 
-METHOD = (
+SHAP_METHOD = (
+    "exact SHAP contributions from the model (the explain function): dollar effects "
+    "applied largest first from the average house's price add up to the estimate"
+)
+WHAT_IF_METHOD = (
     "what-if, one feature at a time: each feature you gave reset to the training "
     "median or most common value and re-predicted; effects interact and do not add up"
 )
@@ -25,9 +29,10 @@ class Driver:
     """One feature's effect on the predicted price, in dollars (positive raises it)."""
 
     feature: str
-    value: float | str
+    value: float | str | None
     baseline: float | str
     dollars: float
+    given: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,8 +45,45 @@ def baselines(model: ServingModel) -> dict[str, float | str]:
     return out
 
 
-def top_drivers(model: ServingModel, instance: dict[str, Any], k: int = 5) -> list[Driver]:
-    """The `k` given features that move the estimate most, largest effect first."""
+def top_drivers(
+    model: ServingModel, instance: dict[str, Any], k: int = 5
+) -> tuple[str, list[Driver], float | None]:
+    """(method, the `k` features that move the estimate most, the average house's price).
+
+    The average price is None for the what-if method, which has no such base.
+    """
+    if model.explainer is not None and _explains_dollars(model):
+        return SHAP_METHOD, *_shap_drivers(model, instance, k)
+    return WHAT_IF_METHOD, _what_if_drivers(model, instance, k), None
+
+
+def _explains_dollars(model: ServingModel) -> bool:
+    m = model.manifest
+    return m.task == "regression" and m.explainer is not None and m.explainer.scale == "raw"
+
+
+def _shap_drivers(
+    model: ServingModel, instance: dict[str, Any], k: int
+) -> tuple[list[Driver], float]:
+    from functions.explainer import explain_instances
+
+    (answer,) = explain_instances(model, [instance], top_k=k)
+    base = baselines(model)
+    out = model.manifest.output.name
+    drivers = [
+        Driver(
+            c["feature"],
+            c["value"],
+            base[c["feature"]],
+            float(c["effect"]),
+            given=instance.get(c["feature"]) is not None,
+        )
+        for c in answer["contributions"]
+    ]
+    return drivers, float(answer["base_value"].get(out, answer["base_value"]["shap"]))
+
+
+def _what_if_drivers(model: ServingModel, instance: dict[str, Any], k: int) -> list[Driver]:
     base = baselines(model)
     given = [
         (name, value)

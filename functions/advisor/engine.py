@@ -125,7 +125,7 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
     facts["estimate"] = value
     parts = [_value_text(value)]
     missing = [label for col, label in KEY_FEATURES.items() if col not in instance]
-    facts["drivers"] = tools.drivers(model, instance)  # cheap: one batched ONNX call
+    facts["drivers"] = tools.drivers(model, instance)  # cheap: one SHAP pass
     if "drivers" in asked:
         parts.append(_drivers_text(facts["drivers"]))
     if {"deal", "rent"} & set(asked) or last.deal or request.deal:
@@ -184,12 +184,26 @@ def _drivers_text(drivers: dict[str, Any]) -> str:
     items = drivers["items"]
     if not items:
         return "Every feature you gave is at its typical value, so none stands out."
+    if "base_price" not in drivers:  # what-if: against each feature's typical value
+        lines = [
+            f"- {d['feature']} = {tools.show(d['value'])}: {_signed(d['dollars'])} "
+            f"against a typical {tools.show(d['baseline'])}"
+            for d in items
+        ]
+        return f"What drives the value ({drivers['method']}):\n" + "\n".join(lines)
     lines = [
-        f"- {d['feature']} = {tools.show(d['value'])}: {'+' if d['dollars'] >= 0 else '-'}"
-        f"{money(abs(d['dollars']))} against a typical {tools.show(d['baseline'])}"
+        f"- {d['feature']} = {tools.show(d['value'])}"
+        f"{'' if d['given'] else ' (not given: typical value)'}: {_signed(d['dollars'])}"
         for d in items
     ]
-    return f"What drives the value ({drivers['method']}):\n" + "\n".join(lines)
+    return (
+        f"What drives the value, starting from the average house at "
+        f"{money(drivers['base_price'])} ({drivers['method']}):\n" + "\n".join(lines)
+    )
+
+
+def _signed(dollars: float) -> str:
+    return f"{'+' if dollars >= 0 else '-'}{money(abs(dollars))}"
 
 
 def _what_if_text(result: dict[str, Any], labels: list[str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions import analytics
-from functions.advisor.drivers import METHOD, baselines, top_drivers
+from functions.advisor.drivers import baselines, top_drivers
 from functions.advisor.vocab import Change
 from functions.errors import FieldError, HttpError, bad_request
 from functions.model import ServingModel
@@ -57,7 +57,11 @@ def estimate(model: ServingModel, instance: dict[str, Any]) -> dict[str, Any]:
 
 def drivers(model: ServingModel, instance: dict[str, Any], k: int = 5) -> dict[str, Any]:
     """The features that move this estimate most, and how that was measured."""
-    return {"method": METHOD, "items": [d.to_json() for d in top_drivers(model, instance, k)]}
+    method, items, base_price = top_drivers(model, instance, k)
+    out: dict[str, Any] = {"method": method, "items": [d.to_json() for d in items]}
+    if base_price is not None:
+        out["base_price"] = base_price
+    return out
 
 
 def what_if(
