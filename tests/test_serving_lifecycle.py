@@ -42,8 +42,13 @@ def store(ames_store: Path, tmp_path: Path) -> LocalStore:
 
 def copy_version(store: LocalStore, manifest: Manifest, version: str) -> str:
     """The same model under a new version name (a complete, valid bundle)."""
-    model = read_bundle(store, manifest.name, manifest.version).model_bytes
-    write_bundle(store, manifest.model_copy(update={"version": version}), model)
+    bundle = read_bundle(store, manifest.name, manifest.version)
+    write_bundle(
+        store,
+        manifest.model_copy(update={"version": version}),
+        bundle.model_bytes,
+        bundle.explainer_bytes,
+    )
     return version
 
 
@@ -161,7 +166,7 @@ def test_a_corrupted_new_bundle_is_refused_while_the_old_one_keeps_serving(
             ),
         }
     )
-    write_bundle(store, bad, garbage)
+    write_bundle(store, bad.model_copy(update={"explainer": None}), garbage)
     promote(store, "ames", "v-garbage")
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="estate_advisor.functions"):
