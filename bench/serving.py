@@ -63,6 +63,7 @@ def systems(models: Models, args: argparse.Namespace) -> list[System]:
         "ESTATE_ORT_THREADS": str(args.ort_threads),
         "WORKERS": str(args.workers),
         "THREADS": str(args.threads),
+        "TMPDIR": args.tmpdir,  # gunicorn's worker heartbeat file lives here
     }
     out = [
         System(
@@ -199,6 +200,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="gunicorn WORKERS for our functions")
     p.add_argument("--threads", type=int, default=8, help="gunicorn THREADS for our functions")
     p.add_argument("--ort-threads", type=int, default=1, help="ESTATE_ORT_THREADS")
+    p.add_argument(
+        "--tmpdir",
+        default="/dev/shm",
+        help="TMPDIR of our server: in-memory, like /tmp on Cloud Functions (see README)",
+    )
     p.add_argument("--only", nargs="*", help="system keys to run (default: all)")
     p.add_argument("--out", default="bench/results.json")
     return p.parse_args(argv)
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "model": {"name": models.name, "version": models.version, "chosen": models.chosen},
-        "settings": {k: getattr(args, k) for k in ("workers", "threads", "ort_threads")},
+        "settings": {k: getattr(args, k) for k in ("workers", "threads", "ort_threads", "tmpdir")},
         "in_process": in_process(models, args),
         "systems": {},
     }
