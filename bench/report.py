@@ -57,7 +57,7 @@ def ratios(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
         mine = {
             label: _better(_get(figures, path), _get(base, path), lower)
             for label, path, _, lower in METRICS
-            if "errors" not in path and "RSS" not in label.split(":")[-1]
+            if path[0] != "soak" or path[1] == "requests_per_s"
         }
         mine["model call alone, 1 row, in-process (median)"] = call_ratio
         out[key] = mine
