@@ -56,7 +56,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed  ## ONNX functions vs FastAPI+joblib baseline side by side, 10,000 hostile requests; writes bench/results.json
 	$(BIN)/python -m bench.serving --source $(ARTIFACTS)
-	$(BIN)/pytest -q -p no:cacheprovider -m hostile --hostile-examples 10000 tests/test_hostile.py
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/test_hostile.py
 
 clean:  ## remove the venv, artifacts and caches
 	rm -rf $(VENV) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
