@@ -57,8 +57,13 @@ unit: install  ## pytest only
 
 test: lint typecheck unit infra-check  ## everything CI runs: ruff, mypy, pytest, Terraform checks
 
-bench: install  ## ONNX vs scikit-learn latency table; writes bench/results.json
-	$(BIN)/python -m bench.onnx_latency --artifacts $(ARTIFACTS)
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed  ## ONNX functions vs FastAPI+joblib baseline side by side, 10,000 hostile requests; writes bench/results.json
+	$(BIN)/python -m bench.serving --source $(ARTIFACTS)
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/test_hostile.py
 
 clean:  ## remove the venv, artifacts and caches
 	rm -rf $(VENV) $(TOOLS) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache

@@ -180,9 +180,13 @@ class GCSStore:
 
     google-cloud-storage is imported here, lazily, so serving from a local folder never
     pays for it. It honours ``STORAGE_EMULATOR_HOST`` (used by the tests).
+
+    Reads give up after `read_deadline` seconds of retries (the client's default is 120 s):
+    a cold instance whose store is down answers 503 + Retry-After quickly instead of
+    holding the request for two minutes.
     """
 
-    def __init__(self, uri: str, client: Any = None) -> None:
+    def __init__(self, uri: str, client: Any = None, read_deadline: float = 5.0) -> None:
         if not uri.startswith("gs://"):
             raise StoreError(f"{uri!r} is not a gs:// URI.")
         bucket, _, prefix = uri[len("gs://") :].partition("/")
@@ -195,6 +199,10 @@ class GCSStore:
 
             client = storage.Client()
         self._bucket = client.bucket(bucket)
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        self._read_retry = DEFAULT_RETRY.with_timeout(read_deadline)
+        self._read_timeout = (min(read_deadline, 3.0), 60.0)  # (connect, read) seconds
 
     def _name(self, key: str) -> str:
         _check_key(key)
@@ -204,7 +212,9 @@ class GCSStore:
         from google.api_core import exceptions as gexc
 
         try:
-            data: bytes = self._bucket.blob(self._name(key)).download_as_bytes()
+            data: bytes = self._bucket.blob(self._name(key)).download_as_bytes(
+                retry=self._read_retry, timeout=self._read_timeout
+            )
         except gexc.NotFound:
             raise NotFoundError(f"{self.uri}/{key} does not exist.") from None
         except (gexc.GoogleAPIError, OSError) as exc:

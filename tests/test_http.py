@@ -24,6 +24,7 @@ FORBIDDEN = (
     "skl2onnx",
     "onnxmltools",
     "google.cloud.storage",
+    "fastapi",  # the bench baseline's framework (bench/baseline), never serving's
 )
 
 

@@ -129,3 +129,23 @@ def test_pack_notes_are_independent_objects(model: ServingModel) -> None:
     _, _, warnings = model.pack([{}, {}])
     warnings[0][0]["message"] = "changed"
     assert warnings[1][0]["message"] != "changed"
+
+
+def test_complete_and_partial_rows_mixed_match_the_loop(model: ServingModel) -> None:
+    """Complete rows take the fast lookup; a row missing only a category, or everything,
+    takes the fallback; mixing them keeps every row in its place."""
+    rng = random.Random(7)
+    complete = {f.name: rng.uniform(f.min, f.max) for f in model.numeric}
+    complete.update({c.name: rng.choice(c.categories) for c in model.categorical})
+    no_category = {k: v for k, v in complete.items() if k != model.categorical[-1].name}
+    no_number = {k: v for k, v in complete.items() if k != model.numeric[0].name}
+    raw = [complete, no_category, complete, {}, no_number, complete]
+    instances = model.adapter.validate_python(raw)
+
+    numeric, categorical, warnings = model.pack(instances)
+    ref_numeric, ref_categorical, ref_warnings = reference_pack(model, instances)
+
+    np.testing.assert_array_equal(numeric, ref_numeric)
+    assert categorical.tolist() == ref_categorical.tolist()
+    assert warnings == ref_warnings
+    assert [len(w) for w in warnings[:3]] == [0, 1, 0]

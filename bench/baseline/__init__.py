@@ -1,0 +1,1 @@
+"""The comparison baseline for `make bench` (FastAPI + joblib); never imported by serving."""
