@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from functions.errors import FieldError, HttpError, bad_request, require_finite
-from functions.schema import validate_instances
+from functions.errors import HttpError, bad_request, require_finite
+from functions.schema import parse_body, validate_instances
 from functions.treeshap import TreePaths, tree_shap
 from model_export.bundle import Manifest
 from model_export.errors import BundleError
@@ -121,22 +121,12 @@ class ExplainRequest(BaseModel):
 
 def parse_explain_envelope(body: Any) -> ExplainRequest:
     """The request envelope, or a 400 naming every bad field."""
-    try:
-        return ExplainRequest.model_validate(body)
-    except ValidationError as exc:
-        errors = [
-            FieldError(
-                ".".join(str(p) for p in e["loc"]) or "(body)",
-                "unknown field: the body takes 'instances' and 'top_k'"
-                if e["type"] == "extra_forbidden"
-                else e["msg"],
-                e["type"],
-            )
-            for e in exc.errors(include_url=False)
-        ]
-        raise bad_request(
-            'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k}.', errors
-        ) from None
+    return parse_body(
+        ExplainRequest,
+        body,
+        "unknown field: the body takes 'instances' and 'top_k'",
+        'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k}.',
+    )
 
 
 def not_explainable(model: ServingModel) -> HttpError:

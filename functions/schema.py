@@ -7,7 +7,7 @@ Schema served on ``GET`` and the checks made on ``POST`` can never drift apart.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, NotRequired, TypeVar
 
 from pydantic import (
     AllowInfNan,
@@ -26,6 +26,7 @@ from functions.errors import FieldError, bad_request
 from model_export.bundle import InputSchema
 
 MAX_STRING = 200
+M = TypeVar("M", bound=BaseModel)
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Category = Annotated[str, StringConstraints(max_length=MAX_STRING)]
@@ -112,22 +113,40 @@ def validate_instances(
 
 def parse_envelope(body: Any) -> PredictRequest:
     """The request envelope, or a 400 that names what is wrong with it."""
+    return parse_body(
+        PredictRequest,
+        body,
+        "unknown field: the body takes only 'instances'",
+        'The body must be {"instances": [{feature: value, ...}, ...]}.',
+    )
+
+
+def parse_body(model: type[M], body: Any, unknown: str, detail: str | None = None) -> M:
+    """`body` validated as `model`, or a 400 naming every bad field (`unknown` for extras)."""
     try:
-        return PredictRequest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         errors = [
             FieldError(
-                ".".join(str(p) for p in e["loc"]) or "(body)",
-                "unknown field: the body takes only 'instances'"
-                if e["type"] == "extra_forbidden"
-                else e["msg"],
+                field_path(e["loc"]),
+                unknown if e["type"] == "extra_forbidden" else e["msg"],
                 e["type"],
             )
             for e in exc.errors(include_url=False)
         ]
         raise bad_request(
-            'The body must be {"instances": [{feature: value, ...}, ...]}.', errors
+            detail
+            or f"{len(errors)} invalid field(s); fix them and retry. GET this URL for the schema.",
+            errors,
         ) from None
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as callers write it: messages[1].content."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(body)"
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

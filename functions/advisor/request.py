@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field
 
 from functions.errors import FieldError, bad_request
+from functions.schema import parse_body
 
 Money = Annotated[float, AllowInfNan(False), Field(ge=0, le=1e9)]
 Percent = Annotated[float, AllowInfNan(False), Field(ge=0, le=100)]
@@ -54,32 +55,9 @@ class ChatRequest(_Closed):
     deal: DealInput | None = None
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(body)"
-
-
 def parse_chat_request(body: Any) -> ChatRequest:
     """The validated request, or a 400 naming every bad field."""
-    try:
-        request = ChatRequest.model_validate(body)
-    except ValidationError as exc:
-        errors = [
-            FieldError(
-                _field(e["loc"]),
-                "unknown field: remove it or check the spelling"
-                if e["type"] == "extra_forbidden"
-                else e["msg"],
-                e["type"],
-            )
-            for e in exc.errors(include_url=False)
-        ]
-        raise bad_request(
-            f"{len(errors)} invalid field(s); fix them and retry. GET this URL for the schema.",
-            errors,
-        ) from None
+    request = parse_body(ChatRequest, body, "unknown field: remove it or check the spelling")
     if request.messages[-1].role != "user":
         raise bad_request(
             "The last message must be the user's question.",
