@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from test_lifecycle import DATA, ridge_config
-from test_store import gcs_server  # noqa: F401
 
 from model_export.bundle import sha256_hex
 from model_export.registry import list_versions, read_manifest, serving_pointer
@@ -18,7 +17,7 @@ from training_jobs.cli import main
 
 
 def test_train_promote_canary_rollback_on_gcs(
-    gcs_server: str,  # noqa: F811
+    gcs_server: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

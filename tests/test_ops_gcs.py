@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
-from test_store import gcs_server  # noqa: F401 (the fixture)
 
 from training_jobs.cli import main
 
@@ -16,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_score_streams_from_and_to_cloud_storage(
-    gcs_server: str,  # noqa: F811
+    gcs_server: str,
     ames_store: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -52,7 +51,7 @@ def test_score_streams_from_and_to_cloud_storage(
 
 
 def test_monitor_reads_a_log_folder_on_cloud_storage(
-    gcs_server: str,  # noqa: F811
+    gcs_server: str,
     ames_store: Path,
     ames_manifest: object,
     capsys: pytest.CaptureFixture[str],

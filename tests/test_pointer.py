@@ -7,13 +7,11 @@ a correct manifest (the registry never parses ONNX).
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_registry import MODEL, make_manifest
-from test_store import gcs_server  # noqa: F401
 from test_store_cas import race
 
 from model_export.bundle import MODEL_FILE, ServingPointer, parse_pointer, pointer_key
@@ -29,19 +27,9 @@ from model_export.pointer import (
     with_canary,
 )
 from model_export.registry import promote, read_bundle, serving_pointer, write_bundle
-from model_export.store import ArtifactStore, GCSStore, LocalStore
+from model_export.store import ArtifactStore, LocalStore
 
 StoreFactory = Callable[[], ArtifactStore]
-
-
-@pytest.fixture(params=["local", "gcs"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    if request.param == "local":
-        root = tmp_path / "artifacts"
-        return lambda: LocalStore(root)
-    bucket = request.getfixturevalue("gcs_server")
-    uri = f"gs://{bucket}/{uuid.uuid4().hex[:12]}/estate"
-    return lambda: GCSStore(uri)
 
 
 def bundles(store: ArtifactStore, *versions: str) -> None:

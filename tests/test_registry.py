@@ -14,8 +14,6 @@ import pytest
 
 # The fake-gcs-server fixture lives in test_store.py (tests/conftest.py belongs to the
 # serving tests); importing it registers it for this module too.
-from test_store import gcs_server  # noqa: F401
-
 from model_export.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,

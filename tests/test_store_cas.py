@@ -4,29 +4,14 @@ fake-gcs-server: the guarantee that two concurrent promotions cannot both win.""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-# The fake-gcs-server fixture lives in test_store.py; importing it registers it here.
-from test_store import gcs_server  # noqa: F401
-
 from model_export.errors import ConflictError
-from model_export.store import ABSENT, ArtifactStore, GCSStore, LocalStore
+from model_export.store import ABSENT, ArtifactStore
 
 StoreFactory = Callable[[], ArtifactStore]
-
-
-@pytest.fixture(params=["local", "gcs"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    if request.param == "local":
-        root = tmp_path / "artifacts"
-        return lambda: LocalStore(root)
-    bucket = request.getfixturevalue("gcs_server")
-    uri = f"gs://{bucket}/{uuid.uuid4().hex[:12]}/estate"
-    return lambda: GCSStore(uri)
 
 
 def test_write_if_creates_then_swaps_only_from_the_read_generation(
