@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= training_jobs/configs/ames.toml
 ARTIFACTS ?= ./artifacts
 
-.PHONY: help venv install train demo test lint typecheck unit bench clean infra-check
+.PHONY: help venv install train demo test lint typecheck unit bench bench-explain bench-score clean infra-check
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -82,6 +82,9 @@ infra-check: $(TOOLS)/.installed  ## Terraform offline: fmt (when terraform is i
 	@if command -v terraform > /dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff -recursive infra; \
 	else echo "terraform not installed: skipping terraform fmt (the pytest HCL checks still run)"; fi
 	$(TOOLS)/bin/checkov -d infra --framework terraform --skip-download --compact --quiet
+
+bench-explain: install  ## explain latency per row (1 and 1,000 rows) next to shap.TreeExplainer; writes bench/explain_results.json
+	$(BIN)/python -m bench.explain_latency --artifacts $(ARTIFACTS)
 
 bench-score: install  ## estate score rows/s and peak RSS up to 1,000,000 rows; writes bench/score_results.json
 	$(BIN)/python -m bench.score_throughput --artifacts $(ARTIFACTS)
