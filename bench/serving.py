@@ -124,7 +124,7 @@ def warm_figures(system: System, rows: list[dict[str, Any]], args: argparse.Name
     first = json.loads(singles[0])
     with run_server(system.command(port), port, system.env, ready_body=first) as server:
         hammer(port, singles, 2, total=200)  # warm-up
-        status, _, data = request(port, "POST", singles[0], {"Content-Type": "application/json"})
+        _, _, data = request(port, "POST", singles[0], {"Content-Type": "application/json"})
         answer = json.loads(data)["predictions"][0]
         figures: dict[str, Any] = {"first_row_answer": answer}
         figures["c1"] = hammer(port, singles, 1, total=args.requests).summary()
@@ -142,7 +142,6 @@ def warm_figures(system: System, rows: list[dict[str, Any]], args: argparse.Name
             alive=server.alive(),
         )
         figures["soak"] = soak
-        del status
     return figures
 
 
