@@ -238,7 +238,8 @@ class GCSStore:
             raise StoreUnavailableError(f"Cannot write {self.uri}/{key}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
-        return bool(self._bucket.blob(self._name(key)).exists())
+        blob = self._bucket.blob(self._name(key))
+        return bool(blob.exists(retry=self._read_retry, timeout=self._read_timeout))
 
     def list(self, prefix: str) -> list[str]:
         if prefix.strip("/"):
@@ -254,11 +255,17 @@ class GCSStore:
         name = self._name(key)
         for _ in range(5):
             try:
-                blob = self._bucket.get_blob(name)
+                blob = self._bucket.get_blob(
+                    name, retry=self._read_retry, timeout=self._read_timeout
+                )
                 if blob is None:
                     return None, ABSENT
                 # Download exactly the generation whose number we return.
-                data: bytes = blob.download_as_bytes(if_generation_match=blob.generation)
+                data: bytes = blob.download_as_bytes(
+                    if_generation_match=blob.generation,
+                    retry=self._read_retry,
+                    timeout=self._read_timeout,
+                )
                 return data, str(blob.generation)
             except (gexc.NotFound, gexc.PreconditionFailed):
                 continue  # replaced or deleted between the two calls: read again
