@@ -218,7 +218,7 @@ source, target = LocalStore(sys.argv[1]), LocalStore(sys.argv[2])
 bundle = read_bundle(source, "ames")
 for i in range(10_000):
     manifest = bundle.manifest.model_copy(update={"version": f"v{i:05d}"})
-    write_bundle(target, manifest, bundle.model_bytes)
+    write_bundle(target, manifest, bundle.model_bytes, bundle.explainer_bytes)
     promote(target, "ames", manifest.version)
     print(i, flush=True)
 """
@@ -240,7 +240,8 @@ def test_writer_killed_mid_export_leaves_no_half_bundle_visible(
         stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None
-    proc.stdout.readline()  # at least one bundle written and promoted
+    first_line = proc.stdout.readline()  # at least one bundle written and promoted
+    assert first_line.strip() == b"0", proc.stderr.read() if proc.stderr else first_line
     time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
