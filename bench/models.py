@@ -28,7 +28,7 @@ from model_export.store import LocalStore
 from training_jobs import candidates as cands
 from training_jobs.config import DatasetConfig, load_config
 from training_jobs.data import load_table
-from training_jobs.train import prepare
+from training_jobs.train import explain_sample, prepare
 
 PAIR_FILE = "pair.json"
 
@@ -84,6 +84,7 @@ def fit_pair(config: DatasetConfig, source: str, cache: Path, fallback: str) -> 
         reference=pipe.predict(*hold),
         tolerance=config.parity_tolerance,
         fields=manifest_fields(config, table, data, choice),
+        explain_rows=data.encoder.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
     )
     promote(store, manifest.name, manifest.version)
     train_frame = data.features.iloc[data.train]

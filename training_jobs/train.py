@@ -333,7 +333,7 @@ def train(
         tolerance=config.parity_tolerance,
         fields=fields,
         decide=decide,
-        explain_rows=enc.pack(data.features.iloc[_explain_sample(data.train, config.seed)]),
+        explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
     )
     say(
         f"wrote {store.uri}/models/{manifest.name}/{manifest.version} "
@@ -347,7 +347,7 @@ def train(
     return manifest
 
 
-def _explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:
+def explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:
     """Training rows the explainer's global importance is averaged over."""
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(train, size=min(size, train.size), replace=False))
