@@ -16,6 +16,7 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "predict_ames.json"
 FORBIDDEN = (
     "sklearn",
     "xgboost",
@@ -132,16 +133,32 @@ def test_classification_bundle_over_http(tmp_path: Path) -> None:
         assert {w["field"] for w in pred["warnings"]} == {"bedrooms", "photos"}
 
 
-def test_serving_never_imports_training_libraries(ames_store: Path) -> None:
-    """Load the entry module, serve a request, then list what got imported."""
+CHAT_BODY = {"messages": [{"role": "user", "content": "What is a 3 bed 1,800 sq ft house worth?"}]}
+
+
+@pytest.mark.parametrize(
+    ("target", "extra_banned"),
+    [
+        ("predict", ()),
+        ("explain", ("shap", "numba", "scipy")),
+        ("chat", ("google.cloud.secretmanager",)),  # no LLM configured: no cloud client
+    ],
+)
+def test_serving_never_imports_training_libraries(
+    ames_store: Path, target: str, extra_banned: tuple[str, ...]
+) -> None:
+    """Serve one real answer in a fresh process, then list what got imported."""
+    body = CHAT_BODY if target == "chat" else json.loads(EXAMPLE.read_text())
+    banned = (*FORBIDDEN, *extra_banned)
     code = (
         "import json, sys\n"
         "from functions_framework import create_app\n"
-        "c = create_app(target='predict', source='main.py').test_client()\n"
-        "body = json.load(open('examples/predict_ames.json'))\n"
-        "assert c.post('/', json=body).status_code == 200\n"
-        f"banned = {FORBIDDEN!r}\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in banned or m in banned]\n"
+        f"c = create_app(target={target!r}, source='main.py').test_client()\n"
+        f"answer = c.post('/', json={body!r})\n"
+        "assert answer.status_code == 200, answer.get_data(as_text=True)\n"
+        f"banned = {banned!r}\n"
+        "bad = [m for m in sys.modules\n"
+        "       if any(m == b or m.startswith(b + '.') for b in banned)]\n"
         "print(json.dumps(bad))\n"
     )
     env = {**os.environ, "ESTATE_ARTIFACTS": str(ames_store)}

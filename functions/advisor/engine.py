@@ -197,8 +197,9 @@ def _drivers_text(drivers: dict[str, Any]) -> str:
         for d in items
     ]
     return (
-        f"What drives the value, starting from the average house at "
-        f"{money(drivers['base_price'])} ({drivers['method']}):\n" + "\n".join(lines)
+        "What drives the value (exact SHAP contributions: starting from the average house "
+        f"at {money(drivers['base_price'])}, the effects of all features add up to the "
+        "estimate; the largest):\n" + "\n".join(lines)
     )
 
 
