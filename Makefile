@@ -33,7 +33,7 @@ demo: install  ## train if no bundle exists, then serve predict :8080, explain :
 	@echo ""
 	@echo "Serving (Ctrl-C stops all):"
 	@echo "  predict  http://localhost:8080   curl -s localhost:8080 -H 'Content-Type: application/json' -d @examples/predict_ames.json"
-	@echo "  explain  http://localhost:8081   curl -s localhost:8081 -H 'Content-Type: application/json' -d @examples/predict_ames.json"
+	@echo "  explain  http://localhost:8081   curl -s localhost:8081 -H 'Content-Type: application/json' -d @examples/explain_ames.json"
 	@echo "  chat     http://localhost:8082   curl -s localhost:8082 -H 'Content-Type: application/json' -d @examples/chat_value.json"
 	@echo "  web page http://localhost:8090"
 	@echo ""
