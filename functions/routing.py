@@ -23,8 +23,8 @@ import numpy as np
 from functions.errors import HttpError, unavailable
 from functions.model import ServingModel, holder
 from functions.settings import Settings
-from model_export.bundle import ServingPointer
 from model_export.errors import BundleError, NotFoundError, StoreError
+from model_export.pointer import ServingPointer
 from model_export.registry import read_bundle, serving_pointer
 from model_export.store import ArtifactStore, open_store
 

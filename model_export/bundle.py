@@ -4,7 +4,7 @@ A bundle is an immutable folder in the artifact store::
 
     models/<name>/<version>/model.onnx     one ONNX graph: preprocessing + model + output
     models/<name>/<version>/manifest.json  `Manifest` below, including model.onnx's sha256
-    models/<name>/serving.json             `ServingPointer`: the version to serve, written last
+    models/<name>/serving.json             the serving pointer (`model_export.pointer`), last
 
 The ONNX graph always has the same interface, so serving needs nothing but this module:
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -89,11 +89,11 @@ def normalize_category(value: object) -> str:
     return text if text else MISSING_CATEGORY
 
 
-class _Strict(BaseModel):
+class ContractModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NumericFeature(_Strict):
+class NumericFeature(ContractModel):
     """A numeric input column, with the training statistics serving checks against."""
 
     kind: Literal["numeric"] = "numeric"
@@ -109,7 +109,7 @@ class NumericFeature(_Strict):
     description: str = ""
 
 
-class CategoricalFeature(_Strict):
+class CategoricalFeature(ContractModel):
     """A categorical input column and the categories seen in training."""
 
     kind: Literal["categorical"] = "categorical"
@@ -121,7 +121,7 @@ class CategoricalFeature(_Strict):
     description: str = ""
 
 
-class InputSchema(_Strict):
+class InputSchema(ContractModel):
     """Raw features in the order of the ONNX inputs' columns."""
 
     numeric: list[NumericFeature]
@@ -132,7 +132,7 @@ class InputSchema(_Strict):
         return [f.name for f in self.numeric] + [f.name for f in self.categorical]
 
 
-class OutputSpec(_Strict):
+class OutputSpec(ContractModel):
     """What the model predicts and in which units."""
 
     name: str = Field(description="Response field, e.g. 'price' or 'probability'.")
@@ -144,7 +144,7 @@ class OutputSpec(_Strict):
     negative_label: str | None = None
 
 
-class CandidateResult(_Strict):
+class CandidateResult(ContractModel):
     """One candidate model's scores: same folds and same holdout for every candidate."""
 
     name: str
@@ -156,7 +156,7 @@ class CandidateResult(_Strict):
     fit_seconds: float
 
 
-class ConformalInterval(_Strict):
+class ConformalInterval(ContractModel):
     """Regression interval: raw ± quantile (in the raw scale), then the inverse transform."""
 
     method: Literal["cross_conformal"] = "cross_conformal"
@@ -167,7 +167,7 @@ class ConformalInterval(_Strict):
     holdout_median_width: float
 
 
-class DecisionThreshold(_Strict):
+class DecisionThreshold(ContractModel):
     """Classification: label = positive when probability >= value."""
 
     value: float
@@ -175,7 +175,7 @@ class DecisionThreshold(_Strict):
     holdout_metrics: dict[str, float]
 
 
-class Lineage(_Strict):
+class Lineage(ContractModel):
     """Where the training data came from, byte for byte."""
 
     source_uri: str
@@ -188,7 +188,7 @@ class Lineage(_Strict):
     snapshot_uri: str | None = None
 
 
-class Parity(_Strict):
+class Parity(ContractModel):
     """Measured agreement of the ONNX graph with the fitted pipeline on held-out rows."""
 
     rows: int
@@ -197,7 +197,7 @@ class Parity(_Strict):
     tolerance_rel: float
 
 
-class NumericHistogram(_Strict):
+class NumericHistogram(ContractModel):
     """Training distribution of a number: bins cut at training quantiles, plus missing.
 
     Bin ``i`` holds values ``x`` with ``edges[i-1] <= x < edges[i]`` (open at both ends), so
@@ -209,7 +209,7 @@ class NumericHistogram(_Strict):
     missing: float = 0.0
 
 
-class CategoricalHistogram(_Strict):
+class CategoricalHistogram(ContractModel):
     """Training share of each category; unseen categories count as `OTHER_CATEGORY`."""
 
     proportions: dict[str, float]
@@ -219,7 +219,7 @@ class CategoricalHistogram(_Strict):
 OTHER_CATEGORY = "__other__"
 
 
-class DriftReference(_Strict):
+class DriftReference(ContractModel):
     """Reference histograms for drift monitoring (PSI), written at training time."""
 
     rows: int = Field(description="Training rows the histograms were computed on.")
@@ -228,14 +228,14 @@ class DriftReference(_Strict):
     prediction: NumericHistogram = Field(description="Out-of-fold predictions, output units.")
 
 
-class ModelFile(_Strict):
+class ModelFile(ContractModel):
     name: str = MODEL_FILE
     sha256: str
     bytes: int
     opset: dict[str, int]
 
 
-class GateResult(_Strict):
+class GateResult(ContractModel):
     """One promotion gate's verdict and why (shown by ``estate models`` and at training)."""
 
     name: str
@@ -243,7 +243,7 @@ class GateResult(_Strict):
     detail: str
 
 
-class Promotion(_Strict):
+class Promotion(ContractModel):
     """The gate decision taken when the bundle was written (training's verdict).
 
     ``decision`` is ``promote`` only if every gate passed; the pointer may still be moved
@@ -258,7 +258,7 @@ class Promotion(_Strict):
     gates: list[GateResult]
 
 
-class ExplainerSpec(_Strict):
+class ExplainerSpec(ContractModel):
     """The optional SHAP tables (``explainer.npz``, numpy arrays only) and what they explain."""
 
     kind: Literal["linear", "xgboost", "random_forest", "blend"]
@@ -281,7 +281,7 @@ class ExplainerSpec(_Strict):
     )
 
 
-class Manifest(_Strict):
+class Manifest(ContractModel):
     """Everything serving, auditing and retraining need to know about a bundle."""
 
     format_version: int
@@ -312,32 +312,6 @@ class Manifest(_Strict):
         return self.model_dump_json(indent=2).encode()
 
 
-class Canary(_Strict):
-    """A challenger that answers `percent` % of requests (by a stable hash of the request id)."""
-
-    version: str
-    percent: float = Field(gt=0.0, lt=100.0)
-
-
-class ServingPointer(_Strict):
-    """Names the version of a model to serve. Written after the bundle is complete.
-
-    Updated only by compare-and-swap (see `model_export.pointer`), so concurrent
-    promotions cannot both win. ``previous`` holds earlier champions, most recent last,
-    for ``estate rollback``.
-    """
-
-    format_version: int = FORMAT_VERSION
-    champion: str
-    updated_at: datetime
-    canary: Canary | None = None
-    previous: list[str] = Field(default_factory=list)
-    note: str = Field("", description="Why the pointer last changed (promote, rollback, …).")
-
-
-Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]
-
-
 def parse_manifest(data: bytes) -> Manifest:
     """Parse and check a manifest, refusing format versions this code does not know."""
     import json
@@ -360,14 +334,6 @@ def parse_manifest(data: bytes) -> Manifest:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
         raise BundleError(f"{MANIFEST_FILE} does not match format {FORMAT_VERSION}: {exc}") from exc
-
-
-def parse_pointer(data: bytes) -> ServingPointer:
-    """Parse the serving pointer file."""
-    try:
-        return ServingPointer.model_validate_json(data)
-    except ValidationError as exc:
-        raise BundleError(f"{POINTER_FILE} is malformed: {exc}; promote a version again.") from exc
 
 
 def verify_explainer_bytes(manifest: Manifest, data: bytes) -> None:

@@ -1,4 +1,5 @@
-"""Moving the serving pointer: promote, canary, rollback, each as one compare-and-swap.
+"""The serving pointer (``models/<name>/serving.json``) and how it moves: promote, canary,
+rollback, each as one compare-and-swap.
 
 Every change is a pure function from the current pointer (None if the model was never
 promoted) to the next one. `update_pointer` reads the pointer with its generation,
@@ -14,12 +15,46 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from model_export.bundle import Canary, ServingPointer, parse_pointer, pointer_key
-from model_export.errors import ConflictError, PromotionError
+from pydantic import Field, ValidationError
+
+from model_export.bundle import FORMAT_VERSION, POINTER_FILE, ContractModel, pointer_key
+from model_export.errors import BundleError, ConflictError, PromotionError
 from model_export.store import ArtifactStore
 
 #: How many earlier champions the pointer remembers for rollback.
 MAX_PREVIOUS = 20
+
+
+class Canary(ContractModel):
+    """A challenger that answers `percent` % of requests (by a stable hash of the request id)."""
+
+    version: str
+    percent: float = Field(gt=0.0, lt=100.0)
+
+
+class ServingPointer(ContractModel):
+    """Names the version of a model to serve. Written after the bundle is complete.
+
+    Updated only by compare-and-swap (see `model_export.pointer`), so concurrent
+    promotions cannot both win. ``previous`` holds earlier champions, most recent last,
+    for ``estate rollback``.
+    """
+
+    format_version: int = FORMAT_VERSION
+    champion: str
+    updated_at: datetime
+    canary: Canary | None = None
+    previous: list[str] = Field(default_factory=list)
+    note: str = Field("", description="Why the pointer last changed (promote, rollback, …).")
+
+
+def parse_pointer(data: bytes) -> ServingPointer:
+    """Parse the serving pointer file."""
+    try:
+        return ServingPointer.model_validate_json(data)
+    except ValidationError as exc:
+        raise BundleError(f"{POINTER_FILE} is malformed: {exc}; promote a version again.") from exc
+
 
 Change = Callable[[ServingPointer | None], ServingPointer]
 

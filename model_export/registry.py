@@ -14,7 +14,6 @@ from model_export.bundle import (
     MANIFEST_FILE,
     MODEL_FILE,
     Manifest,
-    ServingPointer,
     model_prefix,
     parse_manifest,
     pointer_key,
@@ -23,7 +22,7 @@ from model_export.bundle import (
     version_prefix,
 )
 from model_export.errors import BundleError, NotFoundError
-from model_export.pointer import promoted, read_pointer, update_pointer
+from model_export.pointer import ServingPointer, promoted, read_pointer, update_pointer
 from model_export.store import ArtifactStore
 
 

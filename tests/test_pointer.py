@@ -14,12 +14,14 @@ import pytest
 from test_registry import MODEL, make_manifest
 from test_store_cas import race
 
-from model_export.bundle import MODEL_FILE, ServingPointer, parse_pointer, pointer_key
+from model_export.bundle import MODEL_FILE, pointer_key
 from model_export.errors import BundleError, ConflictError, NotFoundError, PromotionError
 from model_export.pointer import (
     MAX_PREVIOUS,
+    ServingPointer,
     canary_promoted,
     canary_stopped,
+    parse_pointer,
     promoted,
     read_pointer,
     rolled_back,

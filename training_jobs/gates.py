@@ -25,16 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_export.bundle import (
-    MISSING_CATEGORY,
-    GateResult,
-    InputSchema,
-    Manifest,
-    Promotion,
-    ServingPointer,
-)
+from model_export.bundle import MISSING_CATEGORY, GateResult, InputSchema, Manifest, Promotion
 from model_export.errors import BundleError, NotFoundError
 from model_export.export import run_graph
+from model_export.pointer import ServingPointer
 from model_export.registry import Bundle, read_bundle, serving_version
 from model_export.store import ArtifactStore
 from training_jobs.config import DatasetConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from model_export.bundle import ServingPointer
+from model_export.pointer import ServingPointer
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

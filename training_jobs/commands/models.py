@@ -6,9 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from model_export.bundle import Manifest, ServingPointer
+from model_export.bundle import Manifest
 from model_export.errors import BundleError
-from model_export.pointer import read_pointer
+from model_export.pointer import ServingPointer, read_pointer
 from model_export.registry import list_versions, read_manifest
 from model_export.store import open_store
 from training_jobs.commands._pointer_args import add_model_arguments, describe
