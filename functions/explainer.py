@@ -174,8 +174,9 @@ def explain_instances(
                 phi[i],
                 top_k,
             )
-        except OverflowError:
-            item = {"overflow": math.inf}
+        except OverflowError:  # exp() of an absurd SHAP value: not a finite answer either
+            require_finite(i, [math.inf], warnings[i])
+            raise
         require_finite(i, _numbers(item), warnings[i])
         answers.append(item | {"warnings": warnings[i]})
     return answers
