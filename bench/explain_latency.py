@@ -15,10 +15,8 @@ microseconds). Numbers come from whatever machine runs this; never asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +32,7 @@ from bench.onnx_latency import (
     time_calls,
     to_instances,
 )
+from bench.report import write_report
 from functions.explainer import explain_instances
 from functions.model import ServingModel
 from model_export.export import export_bundle
@@ -187,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(table(report))
     print(f"max |ours - shap| over {BATCH} rows x {Z.shape[1]} columns: {agreement:.2e}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import re
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.report import write_report
 from functions.model import ServingModel
 from model_export.bundle import InputSchema, Lineage, OutputSpec, new_version, normalize_category
 from model_export.errors import NotFoundError
@@ -287,9 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios(results),
     }
     print(table(report))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

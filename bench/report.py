@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 # (label, path into a system's figures, unit, lower is better)
@@ -111,3 +113,10 @@ def render(report: dict[str, Any]) -> str:
     for name, fig in report["in_process"].items():
         lines.append(f"| {name} | {_fmt(fig['median_us'])} | {_fmt(fig['p99_us'])} |")
     return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], out: str) -> None:
+    """Write a bench's figures as JSON (creating the folder) and say where."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")

@@ -30,7 +30,7 @@ import numpy as np
 from bench.load import hammer
 from bench.models import Models, baseline_predict, ensure_models
 from bench.onnx_latency import machine
-from bench.report import ratios, render
+from bench.report import ratios, render, write_report
 from bench.server import free_port, function_command, request, run_server
 from bench.targets import TARGETS
 from functions.model import ServingModel
@@ -233,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     report["ratios"] = ratios(report)
     print(render(report))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 
