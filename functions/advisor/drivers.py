@@ -52,14 +52,20 @@ def top_drivers(
 
     The average price is None for the what-if method, which has no such base.
     """
-    if model.explainer is not None and _explains_dollars(model):
+    if _explains_dollars(model):
         return SHAP_METHOD, *_shap_drivers(model, instance, k)
     return WHAT_IF_METHOD, _what_if_drivers(model, instance, k), None
 
 
 def _explains_dollars(model: ServingModel) -> bool:
-    m = model.manifest
-    return m.task == "regression" and m.explainer is not None and m.explainer.scale == "raw"
+    """A loaded explainer whose contributions are in the price's own (raw) scale."""
+    spec = model.manifest.explainer
+    return (
+        model.explainer is not None
+        and model.manifest.task == "regression"
+        and spec is not None
+        and spec.scale == "raw"
+    )
 
 
 def _shap_drivers(
