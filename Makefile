@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= training_jobs/configs/ames.toml
 ARTIFACTS ?= ./artifacts
 
-.PHONY: help venv install train demo test lint typecheck unit bench bench-explain bench-score clean infra-check
+.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-explain bench-score clean infra-check
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -55,7 +55,10 @@ typecheck: install  ## mypy --strict on the source
 unit: install  ## pytest only
 	$(BIN)/pytest
 
-test: lint typecheck unit infra-check  ## everything CI runs: ruff, mypy, pytest, Terraform checks
+system-deps:  ## install Debian's chromium + chromium-driver for the web page test, if missing
+	@bash .ci/system-deps
+
+test: system-deps lint typecheck unit infra-check  ## everything CI runs: ruff, mypy, pytest, Terraform checks
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -3,7 +3,7 @@
 Fills the property form (prefilled from a real Ames house), gets an estimate, sees the
 explanation waterfall, analyses a deal and asks the chat; takes a screenshot
 (``UPDATE_SCREENSHOT=1`` copies it to docs/web.png, the README's picture).
-Needs Debian's chromium and chromium-driver (.ci/run installs them).
+Needs Debian's chromium and chromium-driver (`make test` installs them: .ci/system-deps).
 """
 
 from __future__ import annotations
