@@ -189,12 +189,22 @@ class Lineage(ContractModel):
 
 
 class Parity(ContractModel):
-    """Measured agreement of the ONNX graph with the fitted pipeline on held-out rows."""
+    """Measured agreement of the ONNX graph with the fitted pipeline on held-out rows.
+
+    Regression: ``max_rel_diff`` is the largest relative difference of a prediction.
+    Classification (``tolerance_abs`` set): a probability agrees when it is within
+    ``tolerance_abs`` absolutely or its odds are within ``tolerance_rel`` relatively;
+    ``max_rel_diff`` is the largest ``|Δ log-odds|`` among rows the absolute rule does not
+    settle (model_export/export.py, ``measure_parity``).
+    """
 
     rows: int
     max_abs_diff: float
     max_rel_diff: float
     tolerance_rel: float
+    tolerance_abs: float | None = Field(
+        None, description="Classification: absolute tolerance on the probability."
+    )
 
 
 class NumericHistogram(ContractModel):

@@ -2,7 +2,8 @@
 
 Training calls `export_bundle` with the fitted encoder and estimator, a few held-out rows
 and the pipeline's own predictions on them. Nothing is written unless the ONNX graph
-reproduces those predictions within the tolerance.
+reproduces those predictions within the tolerance (see `measure_parity` for the rule of
+each task).
 """
 
 from __future__ import annotations
@@ -84,32 +85,81 @@ def run_graph(model_bytes: bytes, numeric: np.ndarray, categorical: np.ndarray) 
     return np.asarray(prediction, dtype=np.float64)
 
 
+#: Default absolute tolerance on a probability. The graph computes in float32, and
+#: onnxruntime's binary classifiers return a small probability as ``1 - v`` with ``v``
+#: near 1, so a probability carries an absolute error of a few float32 steps at 1
+#: (``2**-24`` ≈ 6e-8) however small it is: 1e-6 leaves room for that and no more.
+PROBABILITY_ABS_TOLERANCE = 1e-6
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """``log(p / (1 - p))``; ±inf at 0 and 1 (a difference there is infinite, as it is)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result: np.ndarray = np.log(p) - np.log1p(-p)
+    return result
+
+
 def measure_parity(
     model_bytes: bytes,
     numeric: np.ndarray,
     categorical: np.ndarray,
     reference: np.ndarray,
     tolerance: float,
+    *,
+    probability: bool = False,
+    abs_tolerance: float = PROBABILITY_ABS_TOLERANCE,
 ) -> Parity:
-    """Compare the graph with the fitted pipeline; raise `ExportError` above tolerance."""
+    """Compare the graph with the fitted pipeline; raise `ExportError` when they disagree.
+
+    Regression: every row's relative difference must be within `tolerance`. Probabilities
+    (``probability=True``) are judged where a difference matters: a row agrees when its
+    probability is within `abs_tolerance` absolutely (what a caller sees and the decision
+    threshold acts on) or its odds are within `tolerance` relatively (``|Δ log-odds|``;
+    what ranks and prices rare events). A relative rule on the probability alone would
+    refuse every imbalanced data set: 1.0729e-4 vs 1.0722e-4 is 6e-4 apart relatively but
+    7e-8 absolutely, a float32 rounding nobody can act on.
+    """
     got = run_graph(model_bytes, numeric, categorical)
     diff = np.abs(got - reference)
-    rel = diff / np.maximum(np.abs(reference), 1e-6)
+    bad = np.flatnonzero(~np.isfinite(got))
+    if bad.size:
+        raise ExportError(
+            f"ONNX parity failed: the graph returned {bad.size} non-finite prediction(s) "
+            f"(first at row {bad[0]}: {got[bad[0]]}); choose another candidate; nothing was "
+            "written."
+        )
+    if probability:
+        with np.errstate(invalid="ignore"):  # inf - inf: both 0 (or 1), settled below
+            odds = np.abs(log_odds(got) - log_odds(reference))
+        settled = diff <= abs_tolerance  # False for NaN: a NaN reference never agrees
+        rel = np.where(settled, 0.0, odds)
+    else:
+        rel = diff / np.maximum(np.abs(reference), 1e-6)
     parity = Parity(
         rows=int(reference.size),
         max_abs_diff=float(diff.max(initial=0.0)),
         max_rel_diff=float(rel.max(initial=0.0)),
         tolerance_rel=tolerance,
+        tolerance_abs=abs_tolerance if probability else None,
     )
-    if not np.all(np.isfinite(got)) or parity.max_rel_diff > tolerance:
-        worst = int(np.argmax(rel)) if rel.size else -1
+    if parity.max_rel_diff <= tolerance:  # NaN (a non-finite reference) fails
+        return parity
+    worst = int(np.nanargmax(np.where(np.isnan(rel), np.inf, rel)))
+    row = f"row {worst}: onnx {got[worst]:.6g} vs pipeline {reference[worst]:.6g}"
+    if probability:
         raise ExportError(
-            f"ONNX parity failed: max relative difference {parity.max_rel_diff:.3g} > "
-            f"{tolerance:g} (row {worst}: onnx {got[worst]:.6g} vs pipeline "
-            f"{reference[worst]:.6g}). Keep tree inputs float32 or choose another candidate; "
-            "nothing was written."
+            f"ONNX parity failed on probabilities ({row}): both rules fail there: the "
+            f"probability differs by {diff[worst]:.3g} > {abs_tolerance:g} (absolute rule) "
+            f"and the log-odds by {rel[worst]:.3g} > {tolerance:g} (relative rule on the "
+            "odds). Choose another candidate, or loosen parity_abs_tolerance / "
+            "parity_tolerance in the config if that difference does not matter; nothing was "
+            "written."
         )
-    return parity
+    raise ExportError(
+        f"ONNX parity failed: max relative difference {parity.max_rel_diff:.3g} > "
+        f"{tolerance:g} (relative rule; {row}). Keep tree inputs float32 or choose another "
+        "candidate; nothing was written."
+    )
 
 
 def export_bundle(
@@ -123,6 +173,7 @@ def export_bundle(
     reference: np.ndarray,
     tolerance: float,
     fields: dict[str, Any],
+    abs_tolerance: float = PROBABILITY_ABS_TOLERANCE,
     decide: Callable[[Manifest, bytes], Manifest] | None = None,
     explain_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Manifest:
@@ -130,6 +181,8 @@ def export_bundle(
 
     `fields` carries every manifest field training knows (name, version, metrics, …);
     this function adds the format version, model checksum, parity and provenance.
+    Parity is judged by `measure_parity`'s rule for the task (`tolerance` relative;
+    `abs_tolerance` absolute, on probabilities only).
     `decide`, if given, sees the finished manifest and model before the write and returns
     the manifest to write (training records its promotion-gate verdicts this way).
     With `explain_rows` (packed training rows) it also writes the SHAP explainer file.
@@ -142,7 +195,14 @@ def export_bundle(
         doc=f"estate-advisor {fields['name']} {fields['version']}",
     )
     model_bytes = graph.SerializeToString()
-    parity = measure_parity(model_bytes, *parity_rows, reference, tolerance)
+    parity = measure_parity(
+        model_bytes,
+        *parity_rows,
+        reference,
+        tolerance,
+        probability=classifier,
+        abs_tolerance=abs_tolerance,
+    )
     explained = None
     if explain_rows is not None:
         from model_export.explainer import export_explainer

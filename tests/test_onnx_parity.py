@@ -141,3 +141,102 @@ def test_parity_failure_refuses_export() -> None:
     wrong = np.exp(model.predict(enc.transform(frame))) * 1.01
     with pytest.raises(ExportError, match="parity failed"):
         measure_parity(graph.SerializeToString(), *enc.pack(frame), wrong, 1e-4)
+
+
+@pytest.fixture(scope="module")
+def rare_events() -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """A logistic model of a rare event (most probabilities far below 1e-3): its graph,
+    packed rows, and the graph's own probabilities on them."""
+    frame, y = synthetic(600)
+    labels = (y > np.quantile(y, 0.97)).astype(float)
+    enc = TabularEncoder(categorical=["code"]).fit(frame)
+    model = candidates.build("logistic", {"C": 10.0}, classifier=True, seed=0)
+    model.fit(enc.transform(frame), labels)
+    graph = build_graph(enc, model, classifier=True, log_target=False, doc="test")
+    numeric, categorical = enc.pack(frame)
+    model_bytes = graph.SerializeToString()
+    got = run_graph(model_bytes, numeric, categorical)
+    assert np.mean(got < 1e-3) > 0.5
+    return model_bytes, numeric, categorical, got
+
+
+def test_probabilities_within_float32_rounding_pass_whatever_their_odds(
+    rare_events: tuple[bytes, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """onnxruntime returns small probabilities as 1 - v: an absolute error of ~6e-8, which
+    is a large relative one on 1e-5. The old relative rule refused every such model."""
+    model_bytes, numeric, categorical, got = rare_events
+    reference = got + np.where(np.arange(got.size) % 2, 6e-8, -6e-8)
+    reference = np.clip(reference, 1e-12, 1.0)
+    small = (got < 1e-4) & (got > 1e-9)
+    assert np.max(np.abs(reference - got)[small] / got[small]) > 1e-3
+    parity = measure_parity(model_bytes, numeric, categorical, reference, 1e-4, probability=True)
+    assert parity.tolerance_abs == 1e-6
+    assert parity.max_abs_diff <= 1e-7
+    assert parity.max_rel_diff == 0.0  # every row settled by the absolute rule
+    with pytest.raises(ExportError, match="relative rule"):
+        measure_parity(model_bytes, numeric, categorical, reference, 1e-4)  # as regression
+
+
+def test_a_small_probability_with_the_wrong_odds_fails_and_names_both_rules(
+    rare_events: tuple[bytes, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """1 % off in odds on a 1e-3 probability is 1e-5 absolute: above the absolute floor,
+    and far above the relative tolerance on the odds."""
+    model_bytes, numeric, categorical, got = rare_events
+    row = int(np.argmin(np.abs(got - 1e-3)))
+    reference = got.copy()
+    reference[row] = got[row] * 1.01
+    with pytest.raises(ExportError) as failed:
+        measure_parity(model_bytes, numeric, categorical, reference, 1e-4, probability=True)
+    message = str(failed.value)
+    assert f"row {row}:" in message
+    assert "> 1e-06 (absolute rule)" in message
+    assert "> 0.0001 (relative rule on the odds)" in message
+    assert "nothing was written" in message
+    loose = measure_parity(
+        model_bytes, numeric, categorical, reference, 0.02, probability=True
+    )  # a 2 % tolerance on the odds accepts it, and says how far it was
+    assert loose.max_rel_diff == pytest.approx(np.log(1.01), rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("shift", "passes"),
+    [
+        (2e-6, True),  # above the absolute floor, but 8e-6 in log-odds at p = 0.5
+        (1e-4, False),  # 4e-4 in log-odds: both rules fail
+    ],
+)
+def test_mid_range_probabilities_are_judged_on_their_odds(shift: float, passes: bool) -> None:
+    frame, y = synthetic()
+    labels = (y > np.median(y)).astype(float)
+    enc = TabularEncoder(categorical=["code"]).fit(frame)
+    model = candidates.build("logistic", {"C": 1.0}, classifier=True, seed=0)
+    model.fit(enc.transform(frame), labels)
+    model_bytes = build_graph(
+        enc, model, classifier=True, log_target=False, doc="test"
+    ).SerializeToString()
+    got = run_graph(model_bytes, *enc.pack(frame))
+    row = int(np.argmin(np.abs(got - 0.5)))
+    reference = got.copy()
+    reference[row] += shift
+    if passes:
+        parity = measure_parity(model_bytes, *enc.pack(frame), reference, 1e-4, probability=True)
+        assert parity.max_abs_diff == pytest.approx(shift, rel=1e-3)
+        assert parity.max_rel_diff == pytest.approx(4 * shift, rel=1e-2)
+    else:
+        with pytest.raises(ExportError, match=f"row {row}:.*both rules fail"):
+            measure_parity(model_bytes, *enc.pack(frame), reference, 1e-4, probability=True)
+
+
+def test_non_finite_reference_or_output_never_passes(
+    rare_events: tuple[bytes, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    model_bytes, numeric, categorical, got = rare_events
+    reference = got.copy()
+    reference[3] = np.nan
+    for probability in (True, False):
+        with pytest.raises(ExportError, match="row 3:"):
+            measure_parity(
+                model_bytes, numeric, categorical, reference, 1e-4, probability=probability
+            )

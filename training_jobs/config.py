@@ -74,7 +74,19 @@ class DatasetConfig(_Strict):
     folds: int = Field(5, ge=2, le=20)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     interval_level: float = Field(0.9, gt=0.5, lt=1.0)
-    parity_tolerance: float = Field(1e-4, gt=0.0)
+    parity_tolerance: float = Field(
+        1e-4,
+        gt=0.0,
+        description="ONNX vs pipeline, relative: on the prediction (regression) or on the "
+        "odds of the probability (classification).",
+    )
+    parity_abs_tolerance: float = Field(
+        1e-6,
+        gt=0.0,
+        lt=0.01,
+        description="Classification: a probability this close (absolutely) to the "
+        "pipeline's agrees whatever its odds (float32 cannot resolve tiny probabilities).",
+    )
     candidates: list[Candidate] = Field(min_length=1)
     gates: Gates = Field(default_factory=Gates)
 

@@ -5,7 +5,8 @@ way, with the verdicts in ``manifest.promotion``, and becomes champion only if a
 
 * ``metrics``   the chosen candidate's CV metrics against ``[gates] min`` / ``max``;
 * ``parity``    the measured ONNX parity against ``max_parity_rel_diff`` (or the export
-  tolerance, which export already enforces);
+  tolerance, which export already enforces; for probabilities the relative rule is on
+  the odds of rows the absolute rule does not settle);
 * ``explanation_additivity``  when the bundle has an explainer: its measured additivity
   error (base + Σ SHAP vs the ONNX output on the parity rows) against
   ``max_additivity_error``;
@@ -86,11 +87,17 @@ def parity_gate(inputs: GateInputs) -> GateResult:
     limit = inputs.config.gates.max_parity_rel_diff or parity.tolerance_rel
     passed = bool(np.isfinite(parity.max_rel_diff)) and parity.max_rel_diff <= limit
     relation = "<=" if passed else ">"
+    measured = f"max relative difference {parity.max_rel_diff:.2e} {relation} {limit:g}"
+    if parity.tolerance_abs is not None:  # probabilities: see model_export.export
+        measured = (
+            f"max log-odds difference {parity.max_rel_diff:.2e} {relation} {limit:g} on rows "
+            f"whose probability differs by more than {parity.tolerance_abs:g} (max "
+            f"{parity.max_abs_diff:.1e})"
+        )
     return GateResult(
         name="parity",
         passed=passed,
-        detail=f"ONNX vs pipeline max relative difference {parity.max_rel_diff:.2e} "
-        f"{relation} {limit:g} on {parity.rows} holdout rows",
+        detail=f"ONNX vs pipeline {measured} on {parity.rows} holdout rows",
     )
 
 

@@ -331,13 +331,15 @@ def train(
         parity_rows=(numeric, categorical),
         reference=reference,
         tolerance=config.parity_tolerance,
+        abs_tolerance=config.parity_abs_tolerance,
         fields=fields,
         decide=decide,
         explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
     )
     say(
         f"wrote {store.uri}/models/{manifest.name}/{manifest.version} "
-        f"(parity max rel diff {manifest.parity.max_rel_diff:.2e}, "
+        f"(parity max abs diff {manifest.parity.max_abs_diff:.1e}, "
+        f"max rel diff {manifest.parity.max_rel_diff:.2e}, "
         f"{manifest.model_file.bytes / 1e6:.1f} MB)"
     )
     if manifest.promotion is not None:
