@@ -2,7 +2,8 @@
 
 Deployed with an Eventarc trigger on ``google.cloud.storage.object.v1.finalized``. Only
 data files (CSV, gzipped CSV, Parquet) under ``ESTATE_RETRAIN_PREFIX`` start a Vertex AI
-custom job running ``estate train --data gs://<bucket>/<object>``; every other event is
+custom job running ``estate train --data gs://<bucket>/<object>`` in the training image
+(``ESTATE_RETRAIN_IMAGE``: the image Cloud Build pushed with this code); every other event is
 ignored with a logged reason. The job builder and the Vertex AI client are imported
 inside the handler, so the HTTP functions in the same source never load them.
 """
@@ -47,8 +48,8 @@ def missing_settings(settings: Settings) -> list[str]:
         missing.append("ESTATE_RETRAIN_PROJECT")
     if not settings.retrain_staging:
         missing.append("ESTATE_RETRAIN_STAGING")
-    if not (settings.retrain_image or settings.retrain_package):
-        missing.append("ESTATE_RETRAIN_IMAGE or ESTATE_RETRAIN_PACKAGE")
+    if not settings.retrain_image:
+        missing.append("ESTATE_RETRAIN_IMAGE")
     return missing
 
 
@@ -66,8 +67,7 @@ def submit_for(bucket: str, name: str, generation: str, settings: Settings) -> d
             settings.retrain_output or settings.artifacts,
         ),
         staging=str(settings.retrain_staging),
-        image=settings.retrain_image,
-        package=settings.retrain_package,
+        image=str(settings.retrain_image),
         machine_type=settings.retrain_machine_type,
         service_account=settings.retrain_service_account,
         labels={"trigger": "gcs", "generation": generation[:63]},

@@ -19,8 +19,7 @@
 | ESTATE_RETRAIN_CONFIG | training_jobs/configs/ames.toml | retrain: config path in the image |
 | ESTATE_RETRAIN_OUTPUT | (ESTATE_ARTIFACTS) | retrain: artifact store the job writes to |
 | ESTATE_RETRAIN_STAGING | (none) | retrain: gs:// folder for job outputs |
-| ESTATE_RETRAIN_IMAGE | (none) | retrain: training container (or ESTATE_RETRAIN_PACKAGE) |
-| ESTATE_RETRAIN_PACKAGE | (none) | retrain: gs:// sdist run on the prebuilt image |
+| ESTATE_RETRAIN_IMAGE | (none) | retrain: training image the job runs (Dockerfile; Cloud Build pushes it) |
 | ESTATE_RETRAIN_SERVICE_ACCOUNT | (none) | retrain: service account the job runs as |
 | ESTATE_RETRAIN_MACHINE_TYPE | n1-standard-4 | retrain: machine type of the job |
 | ESTATE_VERTEX_ENDPOINT | (regional host) | Vertex AI API host override (http:// = local stub) |
@@ -79,7 +78,6 @@ class Settings(BaseSettings):
     retrain_output: str | None = Field(None, description="Default: `artifacts`.")
     retrain_staging: str | None = None
     retrain_image: str | None = None
-    retrain_package: str | None = None
     retrain_service_account: str | None = None
     retrain_machine_type: str = "n1-standard-4"
     vertex_endpoint: str | None = None

@@ -19,9 +19,9 @@ locals {
   } : {}
 
   # What the retrain function needs to submit `estate train` on Vertex AI as the trainer
-  # (functions/retrain.py refuses to submit without project, staging and package/image).
-  training_package = "${local.artifacts_uri}/packages/estate-advisor.tar.gz"
-  retrain_env = merge({
+  # (functions/retrain.py refuses to submit without project, staging and image). Cloud
+  # Build pins ESTATE_RETRAIN_IMAGE to its own build's tag when it redeploys retrain.
+  retrain_env = {
     ESTATE_RETRAIN_PROJECT         = var.project_id
     ESTATE_RETRAIN_REGION          = var.region
     ESTATE_RETRAIN_PREFIX          = var.retrain_prefix
@@ -30,8 +30,8 @@ locals {
     ESTATE_RETRAIN_STAGING         = local.artifacts_uri # jobs write under <staging>/jobs/<run>/
     ESTATE_RETRAIN_SERVICE_ACCOUNT = google_service_account.sa["trainer"].email
     ESTATE_RETRAIN_MACHINE_TYPE    = var.training_machine_type
-    }, var.training_image == null ? { ESTATE_RETRAIN_PACKAGE = local.training_package } : { ESTATE_RETRAIN_IMAGE = var.training_image }
-  )
+    ESTATE_RETRAIN_IMAGE           = local.training_image # training.tf
+  }
 }
 
 resource "google_artifact_registry_repository" "functions" {

@@ -28,19 +28,6 @@ resource "google_storage_bucket_iam_member" "grants" {
   member = each.value.member
 }
 
-# The pipeline uploads the training package, and may touch nothing else in the bucket.
-resource "google_storage_bucket_iam_member" "deployer_uploads_packages" {
-  bucket = google_storage_bucket.artifacts.name
-  role   = "roles/storage.objectUser"
-  member = local.sa["deployer"]
-
-  condition {
-    title       = "training-packages-only"
-    description = "Objects under <artifacts_uri>/packages/ only."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/${var.artifacts_prefix == "" ? "" : "${var.artifacts_prefix}/"}packages/\")"
-  }
-}
-
 # The LLM key: readable by chat only.
 resource "google_secret_manager_secret_iam_member" "chat_reads_llm_key" {
   secret_id = google_secret_manager_secret.llm_api_key.id

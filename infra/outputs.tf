@@ -49,3 +49,28 @@ output "partner_api_keys" {
   value       = { for name, key in google_apikeys_key.partner : name => key.key_string }
   sensitive   = true
 }
+
+output "training_image" {
+  description = "The training image Vertex AI jobs run (Cloud Build pushes :latest and :<build id>)."
+  value       = local.training_image
+}
+
+output "scheduled_job_commands" {
+  description = "The `estate submit` commands that write the scheduled jobs' bodies (retrain_job_file, monitor_job_file); run them from the repository root."
+  value = {
+    retrain = join(" ", [
+      "estate submit --job train --project ${var.project_id} --region ${var.region}",
+      "--config ${var.retrain_config} --data gs://${google_storage_bucket.data.name}/ames.csv.gz",
+      "--output ${local.artifacts_uri} --staging ${local.artifacts_uri} --image ${local.training_image}",
+      "--service-account ${google_service_account.sa["trainer"].email} --label trigger=schedule",
+      "--run-id scheduled-retrain --write-json infra/jobs/retrain.json",
+    ])
+    monitor = join(" ", [
+      "estate submit --job monitor --project ${var.project_id} --region ${var.region}",
+      "--logs gs://${google_storage_bucket.logs.name}/run.googleapis.com/stdout/ --model ${var.model_name}",
+      "--output ${local.artifacts_uri} --staging ${local.artifacts_uri} --image ${local.training_image}",
+      "--service-account ${google_service_account.sa["trainer"].email} --label trigger=schedule",
+      "--run-id scheduled-monitor --write-json infra/jobs/monitor.json",
+    ])
+  }
+}

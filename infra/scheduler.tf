@@ -1,11 +1,17 @@
 # Scheduled jobs: Cloud Scheduler POSTs a Vertex AI CustomJob (the JSON that
 # `estate submit --write-json FILE` writes) straight to customJobs.create, with an OAuth
-# token of the scheduler identity. No function sits in between.
+# token of the scheduler identity. No function sits in between. Both jobs run the
+# training image (training.tf) at :latest, so each run uses the last pushed code.
+# `terraform output scheduled_job_commands` prints both commands with this project's
+# names filled in:
 #
-#   estate submit --project P --region R --config training_jobs/configs/ames.toml \
-#     --data gs://<data bucket>/ames.csv --output <artifacts_uri> \
-#     --staging gs://<artifacts bucket>/jobs --package gs://<artifacts bucket>/packages/estate_advisor.tar.gz \
-#     --service-account <trainer email> --write-json infra/jobs/retrain.json
+#   estate submit --job train --project P --region R --config training_jobs/configs/ames.toml \
+#     --data gs://<data bucket>/ames.csv.gz --output <artifacts_uri> --staging <artifacts_uri> \
+#     --service-account <trainer email> --run-id scheduled-retrain --write-json infra/jobs/retrain.json
+#   estate submit --job monitor --project P --region R \
+#     --logs gs://<logs bucket>/run.googleapis.com/stdout/ --model ames --output <artifacts_uri> \
+#     --staging <artifacts_uri> --service-account <trainer email> --run-id scheduled-monitor \
+#     --write-json infra/jobs/monitor.json
 
 locals {
   custom_jobs_url = "https://${var.region}-aiplatform.googleapis.com/v1/projects/${var.project_id}/locations/${var.region}/customJobs"

@@ -131,13 +131,13 @@ variable "retrain_prefix" {
 }
 
 variable "retrain_config" {
-  description = "Data-set config the retrain job trains with, as a path inside the training package or image."
+  description = "Data-set config the retrain job trains with, as a path inside the training image."
   type        = string
   default     = "training_jobs/configs/ames.toml"
 }
 
 variable "training_image" {
-  description = "Your training container for Vertex AI jobs (entry point: estate). null: the prebuilt scikit-learn image runs the package at <artifacts_uri>/packages/estate-advisor.tar.gz."
+  description = "Training image the retrain function's Vertex AI jobs run (entry point: estate). null: the one Cloud Build pushes, <region>-docker.pkg.dev/<project>/<name_prefix>-training/trainer:latest."
   type        = string
   default     = null
 }

@@ -133,11 +133,42 @@ def test_training_is_optional_and_uses_estate_submit(steps: dict[str, Step]) -> 
     assert "--service-account" in script(steps["train"])
 
 
+def test_the_training_image_is_built_pushed_and_used(steps: dict[str, Step]) -> None:
+    """One image per build, tagged with the build id: this build's training job and its
+    retrain function run it; :latest is what the scheduled jobs run."""
+    from training_jobs import vertex
+
+    order = list(steps)
+    image = script(steps["image"])
+    assert steps["image"]["name"] == "gcr.io/cloud-builders/docker"
+    assert "test" in ancestors(steps, order, "image")
+    assert "image" in ancestors(steps, order, "train")
+    build = next(line for line in image.replace("\\\n", " ").splitlines() if "docker build" in line)
+    assert build.rstrip().endswith(" .")  # the repository's Dockerfile, .dockerignore context
+    assert (REPO / "Dockerfile").exists()
+    base = vertex.training_image("${PROJECT_ID}", "${_REGION}", "${_NAME_PREFIX}").rsplit(":", 1)[0]
+    assert f'IMAGE="{base}"' in image
+    for tag in ("${BUILD_ID}", "latest"):
+        assert f'--tag "$$IMAGE:{tag}"' in build
+        assert f'docker push "$$IMAGE:{tag}"' in image
+    this_build = f"{base}:${{BUILD_ID}}"
+    assert f'--image "{this_build}"' in script(steps["train"])
+    (env,) = flag_values(gcloud_deploy(deploy_steps(steps)["retrain"]), "update-env-vars")
+    assert f"ESTATE_RETRAIN_IMAGE={this_build}" in env.split(",")
+    # Nothing is packaged for the prebuilt image any more.
+    text = (REPO / "cloudbuild.yaml").read_text()
+    assert "--package" not in text
+    assert "sdist" not in text
+    tf = load_terraform()
+    repo = tf.resource("google_artifact_registry_repository.training")["repository_id"]
+    assert repo.replace("${var.name_prefix}", "${_NAME_PREFIX}") in base
+
+
 def test_deploys_are_gen2_private_and_set_the_required_settings(steps: dict[str, Step]) -> None:
     required = {name for name, needed in settings_env().items() if needed}
     tf = load_terraform()
     serving = set(tf.locals["serving_env"])
-    retrain_env = set(re.findall(r"\b(ESTATE_[A-Z_]+)\s*=", tf.locals["retrain_env"]))
+    retrain_env = set(tf.locals["retrain_env"])
     for entry, step in deploy_steps(steps).items():
         args = gcloud_deploy(step)
         assert args[3] == "${_NAME_PREFIX}-" + entry

@@ -17,6 +17,8 @@ from test_http import free_port
 from vertex_stub import VertexStub, vertex_stub
 
 REPO = Path(__file__).resolve().parent.parent
+#: What Cloud Build sets: the training image it pushed, tagged with its build id.
+IMAGE = "europe-west4-docker.pkg.dev/estate-prod/estate-training/trainer:b1"
 
 
 @contextmanager
@@ -73,7 +75,7 @@ def retrain_env(stub: VertexStub) -> dict[str, str]:
         "ESTATE_RETRAIN_REGION": "europe-west4",
         "ESTATE_RETRAIN_PREFIX": "incoming/",
         "ESTATE_RETRAIN_STAGING": "gs://estate-artifacts/vertex",
-        "ESTATE_RETRAIN_IMAGE": "europe-docker.pkg.dev/estate-prod/estate/train:1",
+        "ESTATE_RETRAIN_IMAGE": IMAGE,
         "ESTATE_RETRAIN_SERVICE_ACCOUNT": "trainer@estate-prod.iam.gserviceaccount.com",
         "ESTATE_ARTIFACTS": "gs://estate-artifacts/estate",
         "ESTATE_VERTEX_ENDPOINT": stub.url,
@@ -97,6 +99,8 @@ def test_new_data_file_submits_a_training_job(stub: VertexStub, tmp_path: Path) 
     (job,) = sent
     assert job.path.split("?")[0] == "/v1/projects/estate-prod/locations/europe-west4/customJobs"
     pool = job.body["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["containerSpec"]["imageUri"] == IMAGE
+    assert pool["containerSpec"]["command"] == ["estate"]
     assert pool["containerSpec"]["args"] == [
         "train",
         "--config",
@@ -129,7 +133,7 @@ def test_unconfigured_retrain_logs_what_to_set(stub: VertexStub, tmp_path: Path)
         assert finalize(url, "incoming/ames.csv").status_code == 200
         assert len(stub.requests) == before
     text = logs.read_text()
-    assert "not configured; set ESTATE_RETRAIN_PROJECT, ESTATE_RETRAIN_IMAGE or" in text
+    assert "not configured; set ESTATE_RETRAIN_PROJECT, ESTATE_RETRAIN_IMAGE" in text
 
 
 def test_retrain_keeps_cold_starts_light(stub: VertexStub, ames_store: Path) -> None:

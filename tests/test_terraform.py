@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import hcl2
 import pytest
@@ -96,12 +97,12 @@ def test_functions_set_every_required_setting(tf: Terraform) -> None:
 def test_retrain_gets_every_setting_it_cannot_run_without(tf: Terraform) -> None:
     variables = tf.resource("google_cloudfunctions2_function.retrain")["service_config"][0]
     assert "local.retrain_env" in variables["environment_variables"]
-    given = set(re.findall(r"\b(ESTATE_[A-Z_]+)\s*=", tf.locals["retrain_env"]))
+    env = tf.locals["retrain_env"]
     for alternatives in retrain_required():
-        assert alternatives & given, f"retrain needs one of {alternatives}"
-    # It runs the training job as the trainer, from the artifacts bucket.
-    assert '"trainer"' in tf.locals["retrain_env"]
-    assert tf.locals["training_package"].startswith("${local.artifacts_uri}/")
+        assert alternatives & set(env), f"retrain needs one of {alternatives}"
+    # It runs the training job as the trainer, in the training image Cloud Build pushes.
+    assert '"trainer"' in env["ESTATE_RETRAIN_SERVICE_ACCOUNT"]
+    assert env["ESTATE_RETRAIN_IMAGE"] == "${local.training_image}"
 
 
 def test_every_estate_variable_terraform_sets_is_a_setting(tf: Terraform) -> None:
@@ -191,10 +192,15 @@ def test_storage_and_secret_access_is_granted_per_bucket_not_per_project(tf: Ter
     project_roles = [g["role"] for g in tf.locals["project_grants"].values()]
     assert not set(project_roles) & BROAD_ROLES
     assert not any(r.startswith(("roles/storage.", "roles/secretmanager.")) for r in project_roles)
-    # The pipeline writes training packages only.
-    packages = tf.resource("google_storage_bucket_iam_member.deployer_uploads_packages")
-    assert packages["member"] == '${local.sa["deployer"]}'
-    assert "packages/" in packages["condition"][0]["expression"]
+    # The pipeline writes nothing to any bucket (it pushes the training image instead).
+    assert not [g for g in tf.locals["bucket_grants"].values() if '"deployer"' in g["member"]], (
+        "the deployer needs no bucket access"
+    )
+    assert not [
+        address
+        for address, body in tf.of_type("google_storage_bucket_iam_member").items()
+        if '"deployer"' in body["member"]
+    ]
     # The one project-level storage grant is fenced by a condition to Google's source buckets.
     conditional = tf.resource("google_project_iam_member.read_managed_sources")
     assert conditional["role"] == "roles/storage.objectViewer"
@@ -214,6 +220,81 @@ def test_scheduler_posts_the_submit_json_to_vertex_with_an_oauth_token(tf: Terra
     schedules = tf.locals["scheduled_jobs"]
     assert "var.retrain_job_file" in schedules
     assert "var.monitor_job_file" in schedules
+
+
+TRAINER = "estate-trainer@estate-prod.iam.gserviceaccount.com"
+SAMPLE = {
+    "var.project_id": "estate-prod",
+    "var.region": "europe-west4",
+    "var.name_prefix": "estate",
+    "var.model_name": "ames",
+    "var.retrain_config": "training_jobs/configs/ames.toml",
+    "google_storage_bucket.data.name": "estate-prod-estate-data",
+    "google_storage_bucket.logs.name": "estate-prod-estate-logs",
+    "local.artifacts_uri": "gs://estate-prod-estate-artifacts/estate",
+    'google_service_account.sa["trainer"].email': TRAINER,
+    "google_artifact_registry_repository.training.repository_id": "estate-training",
+}
+
+
+def interpolate(text: str, values: dict[str, str]) -> str:
+    for expression, value in values.items():
+        text = text.replace("${" + expression + "}", value)
+    return text
+
+
+def test_the_training_image_lives_in_its_own_repository_the_pipeline_pushes_to(
+    tf: Terraform,
+) -> None:
+    from training_jobs import vertex
+
+    repo = tf.resource("google_artifact_registry_repository.training")
+    assert repo["format"] == "DOCKER"
+    assert repo["repository_id"] == "${var.name_prefix}-training"
+    push = tf.resource(
+        "google_artifact_registry_repository_iam_member.deployer_pushes_training_image"
+    )
+    assert push["repository"] == "${google_artifact_registry_repository.training.name}"
+    assert push["role"] == "roles/artifactregistry.writer"
+    assert push["member"] == '${local.sa["deployer"]}'
+    # Unless var.training_image says otherwise, the image is the one `estate submit`
+    # defaults to (and cloudbuild.yaml pushes).
+    expression = tf.locals["training_image"]
+    assert expression.startswith("${var.training_image != null ? var.training_image : ")
+    default = re.search(r': "(.*)"}$', expression)
+    assert default
+    assert interpolate(default.group(1), SAMPLE) == vertex.training_image(
+        "estate-prod", "europe-west4", "estate"
+    )
+    assert tf.variables["training_image"]["default"] is None
+
+
+@pytest.mark.parametrize("job", ["retrain", "monitor"])
+def test_the_printed_submit_commands_write_the_scheduled_jobs(
+    tf: Terraform, job: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`terraform output scheduled_job_commands` → run as printed → the job files that
+    retrain_job_file / monitor_job_file point at, in the training image."""
+    import shlex
+
+    from training_jobs.cli import main
+
+    image = "europe-west4-docker.pkg.dev/estate-prod/estate-training/trainer:latest"
+    command = tf.outputs["scheduled_job_commands"]["value"][job]
+    command = interpolate(command, {**SAMPLE, "local.training_image": image})
+    assert command.startswith('${join(" ", ')
+    assert command.endswith(")}")
+    argv = shlex.split(" ".join(json.loads(command[len('${join(" ", ') : -2])))
+    assert argv[0] == "estate"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "infra" / "jobs").mkdir(parents=True)
+    assert main(argv[1:]) == 0
+    body = json.loads((tmp_path / "infra" / "jobs" / f"{job}.json").read_text())
+    container = body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
+    assert container["imageUri"] == image
+    assert container["args"][0] == ("train" if job == "retrain" else "monitor")
+    assert body["jobSpec"]["serviceAccount"].startswith("estate-trainer@")
+    assert body["labels"]["trigger"] == "schedule"
 
 
 def test_alerts_watch_error_rate_and_p95_latency_from_log_metrics(tf: Terraform) -> None:

@@ -83,15 +83,74 @@ def test_real_client_sends_the_custom_job() -> None:
     assert created["state"] == "JOB_STATE_PENDING"
 
 
-def test_python_package_on_the_prebuilt_image() -> None:
-    args = build_parser().parse_args(
-        [*ARGS, "--package", "gs://b/dist/estate_advisor-0.1.0.tar.gz"]
-    )
+def test_the_default_image_is_the_one_cloud_build_pushes() -> None:
+    args = build_parser().parse_args(ARGS)
     pool = vertex.build_custom_job(request_from_args(args))["jobSpec"]["workerPoolSpecs"][0]
-    assert "containerSpec" not in pool
-    assert pool["pythonPackageSpec"]["executorImageUri"] == vertex.PREBUILT_EXECUTOR_IMAGE
-    assert pool["pythonPackageSpec"]["pythonModule"] == "training_jobs.cli"
-    assert pool["pythonPackageSpec"]["args"][0] == "train"
+    assert set(pool) == {"machineSpec", "replicaCount", "diskSpec", "containerSpec"}
+    spec = pool["containerSpec"]
+    assert (
+        spec["imageUri"] == "europe-west4-docker.pkg.dev/estate-prod/estate-training/trainer:latest"
+    )
+    assert spec["command"] == ["estate"]
+    assert spec["args"][0] == "train"
+    other = build_parser().parse_args([*ARGS, "--name-prefix", "acme"])
+    assert request_from_args(other).image == (
+        "europe-west4-docker.pkg.dev/estate-prod/acme-training/trainer:latest"
+    )
+
+
+def test_the_prebuilt_image_path_is_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    """Vertex AI's prebuilt scikit-learn image is Python 3.10; the package needs 3.11."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*ARGS, "--package", "gs://b/dist/estate_advisor-0.1.0.tar.gz"])
+    assert "unrecognized arguments: --package" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="needs the training image"):
+        vertex.build_custom_job(vertex.JobRequest("p", "r", ["train"], "gs://b/s", image=""))
+
+
+def test_monitor_job_for_the_schedule(tmp_path: Path) -> None:
+    """`--job monitor` writes the scheduled drift check: no JSON edited by hand."""
+    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--output") :]
+    out = tmp_path / "monitor.json"
+    logs = "gs://estate-prod-estate-logs/run.googleapis.com/stdout/"
+    argv = [*base, "--job", "monitor", "--logs", logs, "--model", "quick-sale"]
+    assert main([*argv, "--write-json", str(out)]) == 0
+    body = json.loads(out.read_text())
+    spec = body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
+    assert spec["imageUri"].endswith("/estate-training/trainer:latest")
+    assert spec["args"] == [
+        "monitor",
+        "--logs",
+        logs,
+        "--artifacts",
+        "gs://estate-artifacts/estate",
+        "--model",
+        "quick-sale",
+    ]
+    # What the job runs is a valid `estate monitor` command line.
+    parsed = build_parser().parse_args(spec["args"])
+    assert (parsed.logs, parsed.artifacts, parsed.model) == (
+        logs,
+        "gs://estate-artifacts/estate",
+        "quick-sale",
+    )
+    assert body["jobSpec"]["serviceAccount"].startswith("trainer@")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--job", "monitor"], "A drift check needs --logs"),
+        (["--job", "score"], "Batch scoring needs --score-input"),
+        (["--job", "monitor", "--score-input", "gs://b/x.csv"], "--score-input is for scoring"),
+    ],
+)
+def test_job_kinds_need_their_flags(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--output") :]
+    assert main([*base, "--dry-run", *extra]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_refused_job_names_the_cause() -> None:

@@ -1,4 +1,6 @@
-"""Vertex AI custom jobs for training (and batch scoring): build the request, submit it.
+"""Vertex AI custom jobs (training, batch scoring, drift checks): build the request, submit it.
+
+Every job runs the training image (the repository's Dockerfile, entry point ``estate``).
 
 The job body is built as the REST JSON of ``projects.locations.customJobs.create`` with the
 standard library only, so the same dict is (a) written to a file for Cloud Scheduler's
@@ -17,12 +19,14 @@ from typing import Any
 
 from model_export.errors import ConfigError
 
-#: Vertex AI's prebuilt scikit-learn training image (Python 3.10, scikit-learn 1.3): our
-#: package is installed on top of it with its ``train`` extra (xgboost-cpu, skl2onnx, …).
-PREBUILT_EXECUTOR_IMAGE = "us-docker.pkg.dev/vertex-ai/training/sklearn-cpu.1-3:latest"
 DEFAULT_MACHINE_TYPE = "n1-standard-4"
-#: Entry module of the ``estate`` CLI: ``python -m training_jobs.cli train --config …``.
-PYTHON_MODULE = "training_jobs.cli"
+#: The training image (the repository's Dockerfile): its entry point is the ``estate``
+#: CLI, so a job's container args are an ``estate`` subcommand line.
+IMAGE_ENTRYPOINT = ["estate"]
+#: Name of the image in the Artifact Registry repository ``<prefix>-training`` that
+#: Terraform creates (infra/functions.tf) and Cloud Build pushes to (cloudbuild.yaml).
+IMAGE_NAME = "trainer"
+DEFAULT_NAME_PREFIX = "estate"
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -30,27 +34,31 @@ _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 @dataclass(frozen=True)
 class JobRequest:
-    """Everything a training (or scoring) custom job needs, cloud-side.
+    """Everything a training (or scoring, or monitoring) custom job needs, cloud-side.
 
-    ``command`` is the ``estate`` subcommand and its arguments; ``staging`` is the
-    ``gs://`` folder under which Vertex AI writes the job's own outputs
-    (``<staging>/jobs/<run_id>/``, exported to the container as ``AIP_MODEL_DIR`` etc.).
-    Exactly one of ``image`` (the project's own container, whose entry point runs
-    ``estate``) and ``package`` (an sdist on ``gs://`` run on the prebuilt image) is set.
+    ``command`` is the ``estate`` subcommand and its arguments, run by the training
+    image's entry point; ``staging`` is the ``gs://`` folder under which Vertex AI writes
+    the job's own outputs (``<staging>/jobs/<run_id>/``, exported to the container as
+    ``AIP_MODEL_DIR`` etc.).
     """
 
     project: str
     region: str
     command: list[str]
     staging: str
-    image: str | None = None
-    package: str | None = None
-    executor_image: str = PREBUILT_EXECUTOR_IMAGE
+    image: str
     machine_type: str = DEFAULT_MACHINE_TYPE
     service_account: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     display_name: str | None = None
+
+
+def training_image(
+    project: str, region: str, prefix: str = DEFAULT_NAME_PREFIX, tag: str = "latest"
+) -> str:
+    """The image Cloud Build pushes for this project: ``:latest`` and ``:<build id>``."""
+    return f"{region}-docker.pkg.dev/{project}/{prefix}-training/{IMAGE_NAME}:{tag}"
 
 
 def new_run_id(prefix: str = "estate", now: datetime | None = None) -> str:
@@ -71,6 +79,11 @@ def score_command(
     command = ["score", "--input", input_uri, "--output", output_uri]
     command += ["--artifacts", artifacts, "--model", model]
     return command + (["--id-column", id_column] if id_column else [])
+
+
+def monitor_command(logs: str, artifacts: str, model: str) -> list[str]:
+    """The container arguments of a drift check (``estate monitor …``; exit 1 on drift)."""
+    return ["monitor", "--logs", logs, "--artifacts", artifacts, "--model", model]
 
 
 def shard_output(input_uri: str, output_dir: str) -> str:
@@ -113,38 +126,28 @@ def parse_labels(items: list[str]) -> dict[str, str]:
 
 def build_custom_job(request: JobRequest) -> dict[str, Any]:
     """The ``CustomJob`` resource as REST JSON (camelCase), ready for ``customJobs.create``."""
-    if (request.image is None) == (request.package is None):
+    if not request.image:
         raise ConfigError(
-            "Give exactly one of --image (your training container) or --package "
-            "(gs://…/estate_advisor-X.tar.gz run on the prebuilt scikit-learn image)."
+            "A custom job needs the training image (--image; default: the image Cloud "
+            f"Build pushes, {training_image('PROJECT', 'REGION')})."
         )
     if not request.staging.startswith("gs://"):
         raise ConfigError(
             f"--staging {request.staging!r} must be a gs:// folder: Vertex AI writes the "
             "job's outputs there."
         )
-    if request.package is not None and not request.package.startswith("gs://"):
-        raise ConfigError(f"--package {request.package!r} must be a gs:// URI of an sdist.")
     run_id = request.run_id or new_run_id()
     labels = check_labels({"app": "estate-advisor", "run": run_id, **request.labels})
     pool: dict[str, Any] = {
         "machineSpec": {"machineType": request.machine_type},
         "replicaCount": "1",
         "diskSpec": {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 100},
-    }
-    if request.image is not None:
-        pool["containerSpec"] = {
+        "containerSpec": {
             "imageUri": request.image,
-            "command": ["estate"],
+            "command": list(IMAGE_ENTRYPOINT),
             "args": list(request.command),
-        }
-    else:
-        pool["pythonPackageSpec"] = {
-            "executorImageUri": request.executor_image,
-            "packageUris": [request.package],
-            "pythonModule": PYTHON_MODULE,
-            "args": list(request.command),
-        }
+        },
+    }
     spec: dict[str, Any] = {
         "workerPoolSpecs": [pool],
         "baseOutputDirectory": {"outputUriPrefix": f"{request.staging.rstrip('/')}/jobs/{run_id}/"},

@@ -1,4 +1,5 @@
-"""``estate submit``: run training as a Vertex AI custom job (or write the job as JSON)."""
+"""``estate submit``: run training, scoring or a drift check as a Vertex AI custom job (or
+write the job as JSON for Cloud Scheduler). Every job runs the training image."""
 
 from __future__ import annotations
 
@@ -14,41 +15,55 @@ from training_jobs import vertex
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "submit",
-        help="run training as a Vertex AI custom job, or write the job JSON for Cloud Scheduler",
-        description="Build a Vertex AI CustomJob that runs `estate train` in your container "
-        "(--image) or from an sdist on the prebuilt training image (--package), and submit "
-        "it with google-cloud-aiplatform. --dry-run / --write-json only write the REST body "
-        "of customJobs.create, which Cloud Scheduler can POST on a schedule.",
+        help="run training (or scoring, or a drift check) as a Vertex AI custom job, or "
+        "write the job JSON for Cloud Scheduler",
+        description="Build a Vertex AI CustomJob that runs `estate train` (or `estate score`, "
+        "`estate monitor`) in the training image (the repository's Dockerfile, which Cloud "
+        "Build pushes), and submit it with google-cloud-aiplatform. --dry-run / --write-json "
+        "only write the REST body of customJobs.create, which Cloud Scheduler can POST on a "
+        "schedule (infra/scheduler.tf).",
     )
     parser.add_argument("--project", required=True, help="Google Cloud project id")
     parser.add_argument("--region", default="us-central1", help="Vertex AI region")
     parser.add_argument(
-        "--config",
-        help="training: data-set config path inside the container, e.g. "
-        "training_jobs/configs/ames.toml",
+        "--job",
+        choices=["train", "score", "monitor"],
+        help="what the job runs (default: score with --score-input, otherwise train)",
     )
-    parser.add_argument("--data", help="training: data, gs://bucket/file.csv")
-    parser.add_argument("--output", required=True, help="artifact store, gs://bucket/prefix")
+    parser.add_argument(
+        "--config",
+        help="train: data-set config path inside the image, e.g. training_jobs/configs/ames.toml",
+    )
+    parser.add_argument("--data", help="train: data, gs://bucket/file.csv")
+    parser.add_argument(
+        "--output", required=True, help="artifact store, gs://bucket/prefix (all jobs)"
+    )
     parser.add_argument(
         "--score-input",
         action="append",
         default=[],
         metavar="GS_URI",
-        help="batch scoring instead of training: one job per input file (repeat to shard)",
+        help="score: one job per input file (repeat to shard)",
     )
-    parser.add_argument("--score-output-dir", help="batch scoring: gs:// folder for the scores")
-    parser.add_argument("--model", default="ames", help="batch scoring: model name")
-    parser.add_argument("--id-column", help="batch scoring: id column of the inputs")
+    parser.add_argument("--score-output-dir", help="score: gs:// folder for the scores")
+    parser.add_argument("--model", default="ames", help="score, monitor: model name")
+    parser.add_argument("--id-column", help="score: id column of the inputs")
+    parser.add_argument(
+        "--logs",
+        help="monitor: prediction logs, e.g. gs://<logs bucket>/run.googleapis.com/stdout/",
+    )
     parser.add_argument(
         "--staging", required=True, help="gs:// folder for job outputs (<staging>/jobs/<run>/)"
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", help="your training container (entry point: estate)")
-    source.add_argument("--package", help="gs:// sdist of estate-advisor for the prebuilt image")
     parser.add_argument(
-        "--executor-image",
-        default=vertex.PREBUILT_EXECUTOR_IMAGE,
-        help="prebuilt image that runs --package (default: %(default)s)",
+        "--image",
+        help="training image; default: the one Cloud Build pushes, "
+        + vertex.training_image("PROJECT", "REGION", "NAME_PREFIX"),
+    )
+    parser.add_argument(
+        "--name-prefix",
+        default=vertex.DEFAULT_NAME_PREFIX,
+        help="Terraform's name_prefix, for the default --image (default %(default)s)",
     )
     parser.add_argument("--machine-type", default=vertex.DEFAULT_MACHINE_TYPE)
     parser.add_argument("--service-account", help="service account the job runs as")
@@ -65,9 +80,21 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def job_kind(args: argparse.Namespace) -> str:
+    """train, score or monitor: --job, or what the other flags imply."""
+    kind: str = args.job or ("score" if args.score_input else "train")
+    if args.score_input and kind != "score":
+        raise ConfigError(f"--score-input is for scoring jobs, not --job {kind}.")
+    return kind
+
+
 def commands_from_args(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """(run-id suffix, container args) of each job: one training job, or one per score shard."""
-    if args.score_input:
+    """(run-id suffix, container args) of each job: one training or monitoring job, or one
+    per score shard."""
+    kind = job_kind(args)
+    if kind == "score":
+        if not args.score_input:
+            raise ConfigError("Batch scoring needs --score-input gs://bucket/file (repeatable).")
         if not args.score_output_dir:
             raise ConfigError("Batch scoring needs --score-output-dir gs://bucket/folder.")
         return [
@@ -83,6 +110,13 @@ def commands_from_args(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
             )
             for i, uri in enumerate(args.score_input)
         ]
+    if kind == "monitor":
+        if not args.logs:
+            raise ConfigError(
+                "A drift check needs --logs, e.g. gs://<logs bucket>/run.googleapis.com/stdout/ "
+                "(where the prediction log sink writes)."
+            )
+        return [("", vertex.monitor_command(args.logs, args.output, args.model))]
     if not (args.config and args.data):
         raise ConfigError("Training needs --config and --data (or --score-input to score).")
     return [("", vertex.train_command(args.config, args.data, args.output))]
@@ -98,9 +132,7 @@ def request_from_args(
         region=args.region,
         command=command or commands_from_args(args)[0][1],
         staging=args.staging,
-        image=args.image,
-        package=args.package,
-        executor_image=args.executor_image,
+        image=args.image or vertex.training_image(args.project, args.region, args.name_prefix),
         machine_type=args.machine_type,
         service_account=args.service_account,
         labels={"trigger": "manual", **vertex.parse_labels(args.label)},
