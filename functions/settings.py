@@ -19,7 +19,7 @@
 | ESTATE_RETRAIN_CONFIG | training_jobs/configs/ames.toml | retrain: config path in the image |
 | ESTATE_RETRAIN_OUTPUT | (ESTATE_ARTIFACTS) | retrain: artifact store the job writes to |
 | ESTATE_RETRAIN_STAGING | (none) | retrain: gs:// folder for job outputs |
-| ESTATE_RETRAIN_IMAGE | (none) | retrain: training image the job runs (Dockerfile; Cloud Build pushes it) |
+| ESTATE_RETRAIN_IMAGE | (none) | retrain: training image the job runs (Cloud Build pushes it) |
 | ESTATE_RETRAIN_SERVICE_ACCOUNT | (none) | retrain: service account the job runs as |
 | ESTATE_RETRAIN_MACHINE_TYPE | n1-standard-4 | retrain: machine type of the job |
 | ESTATE_VERTEX_ENDPOINT | (regional host) | Vertex AI API host override (http:// = local stub) |
