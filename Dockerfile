@@ -1,5 +1,5 @@
 # The training image: Vertex AI custom jobs run `estate train|score|monitor …` in it.
-# Cloud Build builds and pushes it (cloudbuild.yaml, step train-image); `estate submit`,
+# Cloud Build builds and pushes it (cloudbuild.yaml, step `image`); `estate submit`,
 # the retrain function and the scheduled jobs use it. tests/test_image.py checks that this
 # file, pyproject.toml and the CustomJob spec agree, and runs the job's command line in a
 # fresh venv holding exactly what the install line below installs.
@@ -19,8 +19,10 @@ COPY pyproject.toml README.md ./
 COPY functions/ functions/
 COPY model_export/ model_export/
 COPY training_jobs/ training_jobs/
+# The local project, not a PyPI name: its dependency ranges are pyproject.toml's.
+# hadolint ignore=DL3013
 RUN pip install --no-cache-dir ".[train,gcs]"
 
-USER estate
+USER 10001
 ENTRYPOINT ["estate"]
 CMD ["--help"]
