@@ -125,6 +125,7 @@ def test_the_gcloud_upload_holds_everything_main_py_imports(tf: Terraform) -> No
     assert needed <= uploaded, f".gcloudignore drops {sorted(needed - uploaded)}"
     assert "requirements.txt" in uploaded
     assert not any(f.startswith(("tests/", "data/", ".venv", "bench/")) for f in uploaded)
+    assert "Dockerfile" not in uploaded  # the training image is not a function
 
 
 def test_the_build_workspace_holds_what_cloudbuild_yaml_uses() -> None:
@@ -134,7 +135,14 @@ def test_the_build_workspace_holds_what_cloudbuild_yaml_uses() -> None:
     for doc in ("README.md", "cloudbuild.yaml"):
         assert f"{command}infra/cloudbuild.gcloudignore" in (REPO / doc).read_text(), doc
     workspace = gcloud_upload("infra/cloudbuild.gcloudignore")
-    needed = {"Makefile", "pyproject.toml", ".ci/run", "examples/predict_ames.json"}
+    needed = {
+        "Makefile",
+        "pyproject.toml",
+        ".ci/run",
+        ".ci/system-deps",
+        "examples/predict_ames.json",
+    }
+    needed |= {"Dockerfile", ".dockerignore"}  # the training image step
     needed |= {str(p.relative_to(REPO)) for p in (REPO / "tests").glob("*.py")}
     needed |= {str(p.relative_to(REPO)) for p in (REPO / "data").glob("*.csv*")}
     needed |= {str(p.relative_to(REPO)) for p in (REPO / "infra").glob("*.tf")}
