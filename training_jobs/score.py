@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import io
 import os
 import re
 import sys
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -121,17 +122,22 @@ def open_output(uri: str) -> Iterator[IO[bytes]]:
     and cancelled on error; Cloud Storage creates no object until it is finalised.
     """
     if uri.startswith("gs://"):
-        from google.api_core import exceptions as gexc
+        from google.cloud.storage.retry import DEFAULT_RETRY
 
-        writer = _gcs_blob(uri).open("wb", ignore_flush=True, chunk_size=GCS_CHUNK_BYTES)
+        # Chunks of a resumable upload are safe to retry (each names its offset), so a
+        # network blip mid-file does not end a long run; the object still only appears
+        # when close() sends the last chunk.
+        writer = _gcs_blob(uri).open(
+            "wb", ignore_flush=True, chunk_size=GCS_CHUNK_BYTES, retry=DEFAULT_RETRY
+        )
         try:
-            yield writer
+            yield cast(IO[bytes], _UploadSink(writer, uri))
         except BaseException:
             _cancel_upload(writer)
             raise
         try:
             writer.close()  # the last request finalises the object, complete
-        except gexc.GoogleAPIError as exc:
+        except Exception as exc:
             _cancel_upload(writer)
             raise StoreUnavailableError(f"Cannot write {uri}: {_one_line(exc)}") from exc
         return
@@ -151,6 +157,33 @@ def open_output(uri: str) -> Iterator[IO[bytes]]:
     finally:
         if temp.exists():
             temp.unlink()
+
+
+class _UploadSink(io.RawIOBase):
+    """The upload as pyarrow's sink: a failed chunk is a `StoreUnavailableError`."""
+
+    def __init__(self, writer: Any, uri: str) -> None:
+        super().__init__()
+        self._writer, self._uri = writer, uri
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        try:
+            self._writer.write(data)
+        except Exception as exc:  # requests, google-auth, resumable-media, api-core kinds
+            raise StoreUnavailableError(f"Cannot write {self._uri}: {_one_line(exc)}") from exc
+        return len(data)
+
+    def tell(self) -> int:
+        return int(self._writer.tell())
+
+    def flush(self) -> None:
+        """Nothing to do: a resumable upload cannot flush without finalising."""
+
+    def close(self) -> None:
+        """The upload is finalised or cancelled by `open_output`, never by the writer."""
 
 
 def _cancel_upload(writer: Any) -> None:
@@ -232,7 +265,8 @@ def _read_error(uri: str, exc: BaseException) -> ConfigError:
         )
     if text == "Empty CSV file":
         return ConfigError(f"{uri} is empty: expected a header row and data rows.")
-    if "zlib" in text or "gzip" in text.lower() or isinstance(exc, EOFError):
+    lowered = text.lower()
+    if uri.lower().endswith(".gz") and any(w in lowered for w in ("zlib", "gzip", "compress")):
         return ConfigError(f"{uri} is not a readable gzip file ({text}); re-compress it.")
     if _is_parquet(uri):
         return ConfigError(f"{uri} is not a readable Parquet file ({text}); write it again.")
@@ -448,7 +482,7 @@ def score_file(
             if trim is not None:
                 trim(0)
         if writer is None:
-            raise ConfigError(f"{input_uri} has no rows to score (a header and no data?).")
+            raise ConfigError(f"{input_uri} has no data rows to score.")
         writer.close()
         progress.update(rows, size, final=True)
     return ScoreResult(rows, time.perf_counter() - start, missing or [])
