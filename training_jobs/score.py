@@ -139,6 +139,7 @@ def open_output(uri: str) -> Iterator[IO[bytes]]:
             writer.close()  # the last request finalises the object, complete
         except Exception as exc:
             _cancel_upload(writer)
+            _delete_if_corrupt(uri, exc)
             raise StoreUnavailableError(f"Cannot write {uri}: {_one_line(exc)}") from exc
         return
     path = _local_path(uri)
@@ -184,6 +185,20 @@ class _UploadSink(io.RawIOBase):
 
     def close(self) -> None:
         """The upload is finalised or cancelled by `open_output`, never by the writer."""
+
+
+def _delete_if_corrupt(uri: str, exc: Exception) -> None:
+    """After a checksum mismatch the object was finalised with the wrong bytes (the client
+    checks only once GCS answers): delete exactly that generation, so nothing wrong stays
+    at `uri`. A bucket with versioning keeps the previous output as a noncurrent version."""
+    response = getattr(exc, "response", None)
+    if type(exc).__name__ != "DataCorruption" or response is None:
+        return
+    try:
+        generation = int(response.json()["generation"])
+        _gcs_blob(uri).delete(if_generation_match=generation)
+    except Exception:  # already gone, or unreachable: the error below says the write failed
+        pass
 
 
 def _cancel_upload(writer: Any) -> None:
