@@ -49,3 +49,9 @@ output "partner_api_keys" {
   value       = { for name, key in google_apikeys_key.partner : name => key.key_string }
   sensitive   = true
 }
+
+output "web_api_key" {
+  description = "The web page's browser-restricted API key for config.js (null without enable_api_gateway and web_origins; sensitive)."
+  value       = length(google_apikeys_key.web) > 0 ? google_apikeys_key.web[0].key_string : null
+  sensitive   = true
+}
