@@ -297,3 +297,17 @@ def test_a_lost_chunk_response_ends_complete_or_absent_never_wrong(
     else:
         assert f"error: Cannot write {uri}" in capsys.readouterr().err
         assert landed is None
+
+
+@pytest.mark.parametrize("flag", ["--chunk-rows", "--threads"])
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_chunk_rows_and_threads_must_be_whole_numbers_from_one(
+    flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["score", "--input", "in.csv", "--output", str(tmp_path / "o.csv"), flag, value]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err
+    assert "Traceback" not in err

@@ -414,6 +414,7 @@ class Progress:
         self.size, self.quiet = size, quiet
         self.start = self.last = time.perf_counter()
         self.tty = sys.stderr.isatty()
+        self.open_line = False  # a redrawn line without its newline yet
 
     def update(self, rows: int, position: int | None, final: bool = False) -> None:
         now = time.perf_counter()
@@ -429,6 +430,13 @@ class Progress:
         line = f"{done}{rows:,} rows, {rate:,.0f} rows/s"
         end = "\n" if final or not self.tty else ""
         print(("\r" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)
+        self.open_line = not end
+
+    def stop(self) -> None:
+        """End a redrawn line, so an error message starts on a line of its own."""
+        if self.open_line:
+            print(file=sys.stderr, flush=True)
+            self.open_line = False
 
 
 def score_file(
@@ -464,6 +472,7 @@ def score_file(
         source, size = open_binary(input_uri, "rb", stack)
         sink = stack.enter_context(open_output(output_uri))
         progress = Progress(size, quiet)
+        stack.callback(progress.stop)
         trim = _trimmer()
         writer: Any = None
         for batch in read_batches(source, input_uri, wanted, chunk_rows):

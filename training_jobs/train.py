@@ -124,7 +124,10 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     holdout, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     log1p: str | list[str] = config.log1p
     encoder = TabularEncoder(categorical=config.categorical, log1p=log1p)
-    encoder.fit(features.iloc[train])
+    try:
+        encoder.fit(features.iloc[train])
+    except ConfigError as exc:
+        raise ConfigError(f"{table.uri}: {exc}") from None
     Z = encoder.transform(features)
     prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total)
     prepared.folds = fold_indices(
