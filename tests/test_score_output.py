@@ -311,3 +311,27 @@ def test_chunk_rows_and_threads_must_be_whole_numbers_from_one(
     err = capsys.readouterr().err
     assert f"argument {flag}" in err
     assert "Traceback" not in err
+
+
+def test_a_bad_cell_in_a_gcs_input_is_named_like_a_local_one(
+    gcs_server: str,
+    ames_store: Path,
+    csv_input: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    frame = pd.read_csv(csv_input).astype({"area": object})
+    frame.loc[2000, "area"] = "n0pe"
+    uri = f"gs://{gcs_server}/{uuid.uuid4().hex[:8]}/houses.csv.gz"
+    local = tmp_path / "houses.csv.gz"
+    frame.to_csv(local, index=False, compression="gzip")
+    blob: Any = gcs_blob(uri)
+    blob.upload_from_filename(local)
+
+    assert score(ames_store, uri, str(tmp_path / "s.csv")) == 2
+
+    assert capsys.readouterr().err == (
+        f"error: {uri}: data row 2001, column 'area': 'n0pe' is not a number; "
+        "fix the cell, or leave it empty to impute it.\n"
+    )
+    assert files_under(tmp_path) == ["houses.csv.gz"]

@@ -148,7 +148,10 @@ def open_output(uri: str) -> Iterator[IO[bytes]]:
     if not path.parent.is_dir():
         raise ConfigError(f"Output folder {path.parent} does not exist; create it first.")
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    except OSError as exc:
+        raise ConfigError(f"Cannot write into {path.parent}: {exc.strerror}.") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
