@@ -56,6 +56,12 @@ def bad_utf8(frame: pd.DataFrame) -> bytes:
     return text.replace(b"@@BAD@@", b"N\xffAmes")
 
 
+def extra_cell(frame: pd.DataFrame) -> bytes:
+    lines = csv_bytes(frame).split(b"\n")
+    lines[ROW] += b",surplus"  # lines[0] is the header
+    return b"\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Case:
     file_name: str
@@ -85,6 +91,9 @@ CASES = {
         (f"data row {ROW}", "'Lot.Area'", "-inf", "finite"),
     ),
     "bad UTF-8": Case("t.csv", bad_utf8, (f"data row {ROW}", "'Neighborhood'", "UTF-8")),
+    "a row with an extra cell": Case(
+        "t.csv", lambda f: extra_cell(f), (f"data row {ROW} has 85 cells, the header 84",)
+    ),
     "empty file": Case("t.csv", lambda f: b"", ("is empty",)),
     "header only": Case("t.csv", lambda f: csv_bytes(f.iloc[:0]), ("no data rows",)),
     "corrupt gzip": Case(

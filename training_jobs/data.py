@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -23,9 +24,8 @@ import pandas as pd
 from model_export.bundle import sha256_hex
 from model_export.errors import ConfigError, NotFoundError
 from model_export.store import GCSStore
-
-#: Largest magnitude a float32 feature (the ONNX graph's type) can hold.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+from training_jobs import cells
+from training_jobs.cells import FLOAT32_MAX
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,20 @@ def parse_table(data: bytes, uri: str) -> pd.DataFrame:
         try:
             frame = pd.read_csv(io.BytesIO(text))
         except Exception as exc:  # pandas raises many kinds for a malformed CSV
+            ragged = _RAGGED.search(str(exc))
+            if ragged:
+                expected, line, saw = (int(g) for g in ragged.groups())
+                raise ConfigError(cells.ragged(uri, line - 1, saw, expected)) from None
             raise ConfigError(f"Cannot read {uri} as CSV: {_one_line(exc)}") from None
     else:
         raise ConfigError(f"Unknown data format for {uri}: use .csv, .csv.gz or .parquet.")
     if len(frame) == 0:
         raise ConfigError(f"{uri} has a header but no data rows.")
     return frame
+
+
+#: pandas' message for a row with more cells than the header; its line counts the header.
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 def gunzip(data: bytes, uri: str) -> bytes:
@@ -108,10 +116,7 @@ def check_utf8(data: bytes, uri: str) -> None:
         before = data[line_start : exc.start].decode("utf-8", "replace")
         index = len(next(csv.reader([before]), [""])) - 1 if before else 0
         column = header[index].strip() if 0 <= index < len(header) else f"#{index + 1}"
-        raise ConfigError(
-            f"{uri}: data row {line - 1}, column {column!r}: the bytes are not valid UTF-8; "
-            "save the file as UTF-8."
-        ) from None
+        raise ConfigError(cells.not_utf8(uri, line - 1, column)) from None
 
 
 def check_columns(frame: pd.DataFrame, uri: str, categorical: Collection[str] = ()) -> None:
@@ -133,22 +138,19 @@ def check_columns(frame: pd.DataFrame, uri: str, categorical: Collection[str] = 
             bad = np.abs(values) > FLOAT32_MAX  # NaN compares False; ±inf is caught
             if bad.any():
                 i = int(np.argmax(bad))
-                raise ConfigError(
-                    f"{uri}: data row {i + 1}, column {name!r}: {values[i]:g} is not a finite "
-                    f"number within ±{FLOAT32_MAX:.3g} (the model computes in float32); fix "
-                    "the cell, or leave it empty to impute it."
-                )
+                raise ConfigError(cells.out_of_range(uri, i + 1, str(name), values[i]))
             continue
         filled = column.notna() & (column.astype(str).str.strip() != "")
         numbers = pd.to_numeric(column.where(filled), errors="coerce")
         parsed = numbers.notna()
         if int(filled.sum()) and int(parsed.sum()) * 2 > int(filled.sum()):
             i = int(np.argmax((filled & ~parsed).to_numpy()))
-            raise ConfigError(
-                f"{uri}: data row {i + 1}, column {name!r}: {str(column.iloc[i])[:80]!r} is not "
-                "a number (the column's other cells are); fix the cell, or list the column in "
-                "the config's `categorical` to treat it as categories."
+            fix = (
+                " (the column's other cells are); fix the cell, or list the column in the "
+                "config's `categorical` to treat it as categories."
             )
+            value = repr(str(column.iloc[i])[:80])
+            raise ConfigError(cells.not_a_number(uri, i + 1, str(name), value, fix))
 
 
 def load_table(uri: str) -> Table:

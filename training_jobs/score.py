@@ -15,7 +15,9 @@ graph cannot hold) stops the run with one `ConfigError` naming the file, column 
 
 from __future__ import annotations
 
+import csv
 import ctypes
+import gzip
 import importlib
 import io
 import os
@@ -38,12 +40,12 @@ import pyarrow.parquet as pq
 from functions.model import ServingModel
 from model_export.bundle import MISSING_CATEGORY, Manifest, normalize_category
 from model_export.errors import ConfigError, NotFoundError, StoreUnavailableError
+from training_jobs import cells
+from training_jobs.cells import FLOAT32_MAX
 
 DEFAULT_CHUNK_ROWS = 16_384
 #: Bytes per resumable-upload request to Cloud Storage (a multiple of 256 KiB).
 GCS_CHUNK_BYTES = 8 << 20
-#: Largest magnitude the ONNX graph's float32 features can hold.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -265,8 +267,14 @@ def _csv_stream(source: IO[bytes], uri: str) -> Any:
     return source
 
 
+_IMPUTE = "; fix the cell, or leave it empty to impute it."
+
 #: pyarrow's message for a cell that does not convert; its row counts the header as row 1.
 _CSV_CELL = re.compile(r"In CSV column #(\d+): Row #(\d+): CSV conversion error to (\w+)(.*)")
+
+
+#: pyarrow's message for a row whose cell count differs (the row is not always given).
+_CSV_RAGGED = re.compile(r"CSV parse error: (?:Row #(\d+): )?Expected (\d+) columns, got (\d+)")
 
 
 def _read_error(uri: str, exc: BaseException) -> ConfigError:
@@ -274,13 +282,19 @@ def _read_error(uri: str, exc: BaseException) -> ConfigError:
     cell = _CSV_CELL.search(text)
     if cell:
         index, line, kind, rest = int(cell[1]), int(cell[2]), cell[3], cell[4]
-        where = f"{uri}: data row {line - 1}, column {_csv_column_name(uri, index)!r}"
+        column = _csv_column_name(uri, index)
         if kind == "string":  # the only way a string cell fails is its encoding
-            return ConfigError(f"{where}: the bytes are not valid UTF-8; save the file as UTF-8.")
+            return ConfigError(cells.not_utf8(uri, line - 1, column))
         value = rest.partition("invalid value ")[2] or rest.strip(": ")
-        return ConfigError(
-            f"{where}: {value} is not a number; fix the cell, or leave it empty to impute it."
-        )
+        return ConfigError(cells.not_a_number(uri, line - 1, column, value, _IMPUTE))
+    parse = _CSV_RAGGED.search(text)
+    if parse:
+        expected, found = int(parse[2]), int(parse[3])
+        if parse[1]:
+            return ConfigError(cells.ragged(uri, int(parse[1]) - 1, found, expected))
+        ragged = _ragged_row(uri)
+        if ragged is not None:
+            return ConfigError(cells.ragged(uri, *ragged))
     if text == "Empty CSV file":
         return ConfigError(f"{uri} is empty: expected a header row and data rows.")
     lowered = text.lower()
@@ -289,6 +303,24 @@ def _read_error(uri: str, exc: BaseException) -> ConfigError:
     if _is_parquet(uri):
         return ConfigError(f"{uri} is not a readable Parquet file ({text}); write it again.")
     return ConfigError(f"Cannot read {uri} as CSV: {text}")
+
+
+def _ragged_row(uri: str) -> tuple[int, int, int] | None:
+    """(data row, its cells, the header's) of the first row whose cell count differs from
+    the header's: pyarrow names no row for it (read again: only on the error path)."""
+    try:
+        with ExitStack() as stack:
+            source, _ = open_binary(uri, "rb", stack)
+            raw: Any = gzip.GzipFile(fileobj=source) if uri.lower().endswith(".gz") else source
+            text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+            rows = csv.reader(text)
+            header = len(next(rows))
+            for number, row in enumerate(rows, start=1):
+                if row and len(row) != header:
+                    return number, len(row), header
+    except Exception:  # the generic message is raised instead
+        return None
+    return None
 
 
 def _csv_column_name(uri: str, index: int) -> str:
@@ -316,11 +348,7 @@ def check_numbers(numeric: np.ndarray, manifest: Manifest, uri: str, first_row: 
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
         name = manifest.input.numeric[j].name
-        raise ConfigError(
-            f"{uri}: data row {first_row + i}, column {name!r}: {numeric[i, j]:g} is not a "
-            f"finite number within ±{FLOAT32_MAX:.3g} (the model computes in float32); "
-            "fix the cell, or leave it empty to impute it."
-        )
+        raise ConfigError(cells.out_of_range(uri, first_row + i, name, numeric[i, j]))
 
 
 def _category_block(column: pa.Array | None, rows: int, impute: str) -> np.ndarray:
@@ -377,10 +405,8 @@ def _as_float(column: pa.Array, name: str, uri: str, first_row: int) -> pa.Array
         except (TypeError, ValueError):
             if value is None:
                 continue
-            raise ConfigError(
-                f"{uri}: data row {first_row + i}, column {name!r}: {str(value)[:80]!r} is "
-                "not a number; fix the cell, or leave it empty to impute it."
-            ) from None
+            text = repr(str(value)[:80])
+            raise ConfigError(cells.not_a_number(uri, first_row + i, name, text, _IMPUTE)) from None
     raise ConfigError(
         f"{uri}: column {name!r} has type {column.type}, which does not convert to a number."
     )

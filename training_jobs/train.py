@@ -31,8 +31,9 @@ from model_export.bundle import (
 from model_export.errors import ConfigError
 from model_export.store import open_store
 from training_jobs import candidates as cands
+from training_jobs.cells import FLOAT32_MAX
 from training_jobs.config import DatasetConfig
-from training_jobs.data import FLOAT32_MAX, Table, check_columns, load_table
+from training_jobs.data import Table, check_columns, load_table
 from training_jobs.drift import build_reference
 from training_jobs.encoder import TabularEncoder
 from training_jobs.evaluate import (
