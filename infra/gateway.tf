@@ -30,9 +30,13 @@ resource "google_api_gateway_api_config" "api" {
     document {
       path = basename(var.openapi_path)
       contents = base64encode(templatefile("${path.module}/${var.openapi_path}", {
-        predict_url = google_cloudfunctions2_function.http["predict"].url
-        explain_url = google_cloudfunctions2_function.http["explain"].url
-        chat_url    = google_cloudfunctions2_function.http["chat"].url
+        predict_url     = google_cloudfunctions2_function.http["predict"].url
+        explain_url     = google_cloudfunctions2_function.http["explain"].url
+        chat_url        = google_cloudfunctions2_function.http["chat"].url
+        predict_quota   = var.gateway_quotas["predict"]
+        explain_quota   = var.gateway_quotas["explain"]
+        chat_quota      = var.gateway_quotas["chat"]
+        managed_service = google_api_gateway_api.api[0].managed_service
       }))
     }
   }
@@ -56,6 +60,15 @@ resource "google_api_gateway_gateway" "api" {
   gateway_id   = "${var.name_prefix}-gateway"
   api_config   = google_api_gateway_api_config.api[0].id
   display_name = "${var.name_prefix} gateway"
+
+  lifecycle {
+    # Behind the gateway the functions are invoked by its identity only: a public
+    # function would let anyone skip the keys and the quotas.
+    precondition {
+      condition     = length(var.public_functions) == 0
+      error_message = "enable_api_gateway publishes the functions through the gateway: leave public_functions empty (the web page calls the gateway with the web API key)."
+    }
+  }
 }
 
 # API keys check against the API's managed service, which must be enabled in the project.
@@ -75,6 +88,28 @@ resource "google_apikeys_key" "partner" {
   project      = var.project_id
 
   restrictions {
+    api_targets {
+      service = google_api_gateway_api.api[0].managed_service
+    }
+  }
+
+  depends_on = [google_project_service.gateway_api]
+}
+
+# The web page's key: it ships in the page (config.js), so it is only as secret as a
+# Maps key. Browsers send it only from var.web_origins (HTTP referrer restriction), it
+# reaches this API only, and the gateway's quotas bound what a copied key can do.
+resource "google_apikeys_key" "web" {
+  count = var.enable_api_gateway && length(var.web_origins) > 0 ? 1 : 0
+
+  name         = "${var.name_prefix}-web"
+  display_name = "${var.name_prefix} web page key"
+  project      = var.project_id
+
+  restrictions {
+    browser_key_restrictions {
+      allowed_referrers = [for origin in var.web_origins : "${trimsuffix(origin, "/")}/*"]
+    }
     api_targets {
       service = google_api_gateway_api.api[0].managed_service
     }

@@ -74,3 +74,9 @@ output "scheduled_job_commands" {
     ])
   }
 }
+
+output "web_api_key" {
+  description = "The web page's browser-restricted API key for config.js (null without enable_api_gateway and web_origins; sensitive)."
+  value       = length(google_apikeys_key.web) > 0 ? google_apikeys_key.web[0].key_string : null
+  sensitive   = true
+}

@@ -214,6 +214,22 @@ variable "partner_api_keys" {
   default     = []
 }
 
+variable "gateway_quotas" {
+  description = "API Gateway requests per minute per consumer project (the project an API key belongs to), per function. Keys created here share this project's allowance; see infra/README.md for one allowance per partner."
+  type        = map(number)
+  default     = { predict = 600, explain = 60, chat = 30 }
+  validation {
+    condition     = sort(keys(var.gateway_quotas)) == ["chat", "explain", "predict"] && alltrue([for v in values(var.gateway_quotas) : v >= 1 && floor(v) == v])
+    error_message = "gateway_quotas needs a whole number >= 1 for each of predict, explain and chat."
+  }
+}
+
+variable "web_origins" {
+  description = "Origins the web page is served from (e.g. [\"https://estate.example.com\"]); with enable_api_gateway, creates a browser key restricted to them. Also list them in the functions' ESTATE_CORS_ORIGINS."
+  type        = list(string)
+  default     = []
+}
+
 variable "prediction_log_filter" {
   description = "Cloud Logging filter that picks the functions' one-line-per-prediction logs out of their other logs (exported to the logs bucket for `estate monitor`)."
   type        = string

@@ -50,6 +50,7 @@ def write_bundle(
             f"Refusing to write format version {manifest.format_version}: this code writes "
             f"version {FORMAT_VERSION}, and serving would refuse the bundle."
         )
+    check_round_trip(manifest)
     verify_model_bytes(manifest, model_bytes)
     if (manifest.explainer is None) != (explainer_bytes is None):
         raise BundleError(
@@ -63,6 +64,31 @@ def write_bundle(
         store.write_bytes(f"{prefix}/{manifest.explainer.file}", explainer_bytes)
     store.write_bytes(f"{prefix}/{MANIFEST_FILE}", manifest.to_json())
     return prefix
+
+
+def check_round_trip(manifest: Manifest) -> None:
+    """Refuse a manifest that would not read back as itself (checked before any write).
+
+    JSON has no infinity or NaN: pydantic writes them as null, which then fails to parse
+    or reads back as another value, so a bundle whose statistics overflowed would be
+    written and never served."""
+    try:
+        parsed = parse_manifest(manifest.to_json())
+    except BundleError as exc:
+        raise BundleError(
+            f"The manifest of {manifest.name}/{manifest.version} would not read back "
+            f"({' '.join(str(exc).split())[:300]}); nothing was written. A statistic or "
+            "metric is probably infinite or NaN: check the data for extreme values."
+        ) from None
+    changed = [
+        name for name in Manifest.model_fields if getattr(parsed, name) != getattr(manifest, name)
+    ]
+    if changed:
+        raise BundleError(
+            f"The manifest of {manifest.name}/{manifest.version} reads back different in "
+            f"{changed} (an infinite or NaN value becomes null in JSON); nothing was written. "
+            "Check the data for extreme values."
+        )
 
 
 def promote(store: ArtifactStore, name: str, version: str) -> ServingPointer:

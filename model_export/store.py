@@ -183,10 +183,17 @@ class GCSStore:
 
     Reads give up after `read_deadline` seconds of retries (the client's default is 120 s):
     a cold instance whose store is down answers 503 + Retry-After quickly instead of
-    holding the request for two minutes.
+    holding the request for two minutes. Writes (training, promotion) retry for up to
+    `write_deadline` seconds, and a create-only write is idempotent across its retries.
     """
 
-    def __init__(self, uri: str, client: Any = None, read_deadline: float = 5.0) -> None:
+    def __init__(
+        self,
+        uri: str,
+        client: Any = None,
+        read_deadline: float = 5.0,
+        write_deadline: float = 120.0,
+    ) -> None:
         if not uri.startswith("gs://"):
             raise StoreError(f"{uri!r} is not a gs:// URI.")
         bucket, _, prefix = uri[len("gs://") :].partition("/")
@@ -203,6 +210,7 @@ class GCSStore:
 
         self._read_retry = DEFAULT_RETRY.with_timeout(read_deadline)
         self._read_timeout = (min(read_deadline, 3.0), 60.0)  # (connect, read) seconds
+        self._write_deadline = write_deadline
 
     def _name(self, key: str) -> str:
         _check_key(key)
@@ -222,13 +230,33 @@ class GCSStore:
         return data
 
     def write_bytes(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
+        """Upload `data`; create-only unless `overwrite` (generation 0, enforced by GCS).
+
+        A create-only upload is retried by hand, not by the client: when a try's request
+        was committed but its response lost, the next try finds the object and GCS says
+        412. Only then (never on the first try) the object is read back, and if it holds
+        exactly `data` the write is ours and succeeded; otherwise it is a real conflict.
+        """
         from google.api_core import exceptions as gexc
+        from google.cloud.storage.retry import DEFAULT_RETRY
 
         blob = self._bucket.blob(self._name(key))
-        # Generation 0 means "only if no live object exists": create-only, enforced by GCS.
-        precondition = None if overwrite else 0
+        attempts = 0
+
+        def upload() -> None:
+            nonlocal attempts
+            attempts += 1
+            try:
+                blob.upload_from_string(
+                    data, if_generation_match=None if overwrite else 0, retry=None
+                )
+            except gexc.PreconditionFailed:
+                if attempts > 1 and self._holds(key, data):
+                    return  # our own earlier try landed: the write is done
+                raise
+
         try:
-            blob.upload_from_string(data, if_generation_match=precondition)
+            DEFAULT_RETRY.with_timeout(self._write_deadline)(upload)()
         except gexc.PreconditionFailed:
             raise AlreadyExistsError(
                 f"{self.uri}/{key} already exists and store objects are immutable; "
@@ -236,6 +264,22 @@ class GCSStore:
             ) from None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StoreUnavailableError(f"Cannot write {self.uri}/{key}: {exc}") from exc
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        """Whether the live object at `key` has exactly the bytes `data` (size and md5 from
+        its metadata; the bytes themselves when it has no md5)."""
+        import base64
+
+        blob = self._bucket.get_blob(
+            self._name(key), retry=self._read_retry, timeout=self._read_timeout
+        )
+        if blob is None or blob.size != len(data):
+            return False
+        if blob.md5_hash:  # absent for composite objects
+            digest = hashlib.md5(data, usedforsecurity=False).digest()
+            return bool(blob.md5_hash == base64.b64encode(digest).decode())
+        landed: bytes = blob.download_as_bytes(retry=self._read_retry, timeout=self._read_timeout)
+        return landed == data
 
     def exists(self, key: str) -> bool:
         blob = self._bucket.blob(self._name(key))

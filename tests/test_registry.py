@@ -287,3 +287,32 @@ def test_list_versions_lists_only_versions_with_manifests(store: ArtifactStore) 
     assert list_versions(store, "m") == ["v1", "v2", "v3"]
     assert list_versions(store, "m2") == ["v9"]
     assert list_versions(store, "unknown") == []
+
+
+def test_bundle_write_survives_lost_responses_on_every_file(gcs_server: str) -> None:
+    from test_store import lossy_store
+
+    uri = f"gs://{gcs_server}/{uuid.uuid4().hex[:12]}"
+    store, http = lossy_store(uri, drop=2)  # the model's answer and the manifest's
+    manifest = make_manifest(MODEL)
+
+    write_bundle(store, manifest, MODEL)
+
+    assert http.dropped == 2
+    bundle = read_bundle(GCSStore(uri), "m", "v1")
+    assert bundle.model_bytes == MODEL
+    assert bundle.manifest == manifest
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_manifest_that_cannot_be_read_back_is_never_written(
+    store: ArtifactStore, value: float
+) -> None:
+    good = make_manifest(MODEL)
+    feature = good.input.numeric[0].model_copy(update={"mean": value})
+    bad = good.model_copy(update={"input": good.input.model_copy(update={"numeric": [feature]})})
+
+    with pytest.raises(BundleError, match="nothing was written"):
+        write_bundle(store, bad, MODEL)
+
+    assert store.list("") == []

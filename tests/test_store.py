@@ -243,3 +243,81 @@ def test_open_store_rejects_other_schemes(uri: str) -> None:
 def test_gcs_store_rejects_uri_without_bucket(uri: str) -> None:
     with pytest.raises(StoreError):
         GCSStore(uri)
+
+
+class DropsResponses:
+    """A requests session that sends every request, but loses the answer to the first
+    `drop` uploads (what a connection reset after GCS committed the write looks like)."""
+
+    def __init__(self, drop: int = 1, method: str | None = None) -> None:
+        import requests
+
+        self.session = requests.Session()
+        self.to_drop = drop
+        self.method = method  # drop only answers to this method (PUT: a resumable chunk)
+        self.dropped = 0
+
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> object:
+        import requests
+
+        response = self.session.request(method, url, *args, **kwargs)  # type: ignore[arg-type]
+        wanted = self.method is None or method == self.method
+        if "/upload/" in url and wanted and self.dropped < self.to_drop:
+            self.dropped += 1
+            raise requests.exceptions.ConnectionError("connection reset after the upload")
+        return response
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.session, name)
+
+
+def lossy_store(
+    uri: str, drop: int = 1, method: str | None = None
+) -> tuple[GCSStore, DropsResponses]:
+    """A GCSStore on the real client, whose first `drop` upload answers are lost."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    http = DropsResponses(drop, method)
+    client = storage.Client(project="test", credentials=AnonymousCredentials(), _http=http)
+    return GCSStore(uri, client=client), http
+
+
+def test_create_only_write_retried_after_a_lost_response_succeeds(gcs_server: str) -> None:
+    uri = f"gs://{gcs_server}/{uuid.uuid4().hex[:12]}"
+    store, http = lossy_store(uri)
+
+    store.write_bytes("models/ames/v1/model.onnx", b"the model")
+
+    assert http.dropped == 1  # the first try's answer was lost, so the retry saw a 412
+    assert GCSStore(uri).read_bytes("models/ames/v1/model.onnx") == b"the model"
+
+
+def test_retry_after_a_lost_response_still_refuses_another_writers_object(
+    gcs_server: str,
+) -> None:
+    uri = f"gs://{gcs_server}/{uuid.uuid4().hex[:12]}"
+    GCSStore(uri).write_bytes("models/ames/v1/model.onnx", b"someone else's model")
+    store, http = lossy_store(uri, drop=1)
+
+    # The first try's 412 is lost too, so the retry's 412 is checked against the bytes.
+    with pytest.raises(AlreadyExistsError, match="immutable"):
+        store.write_bytes("models/ames/v1/model.onnx", b"the model")
+    assert http.dropped == 1
+    # A 412 on the first try is a conflict even for identical bytes: versions are written once.
+    with pytest.raises(AlreadyExistsError):
+        store.write_bytes("models/ames/v1/model.onnx", b"someone else's model")
+    assert store.read_bytes("models/ames/v1/model.onnx") == b"someone else's model"
+
+
+def test_a_lost_response_on_a_large_resumable_upload_is_also_idempotent(gcs_server: str) -> None:
+    uri = f"gs://{gcs_server}/{uuid.uuid4().hex[:12]}"
+    # Above the client's 8 MiB multipart limit: a resumable upload, one PUT, whose answer
+    # (the object is finalised) is lost; the retry starts a new session and gets a 412.
+    store, http = lossy_store(uri, method="PUT")
+    data = os.urandom(9 << 20)
+
+    store.write_bytes("models/ames/v1/model.onnx", data)
+
+    assert http.dropped == 1
+    assert GCSStore(uri).read_bytes("models/ames/v1/model.onnx") == data

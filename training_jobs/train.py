@@ -31,8 +31,9 @@ from model_export.bundle import (
 from model_export.errors import ConfigError
 from model_export.store import open_store
 from training_jobs import candidates as cands
+from training_jobs.cells import FLOAT32_MAX
 from training_jobs.config import DatasetConfig
-from training_jobs.data import Table, load_table
+from training_jobs.data import Table, check_columns, load_table
 from training_jobs.drift import build_reference
 from training_jobs.encoder import TabularEncoder
 from training_jobs.evaluate import (
@@ -81,14 +82,31 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
         raise ConfigError(
             f"Target column {config.target!r} is not in {table.uri}; columns: {list(frame.columns)}"
         )
+    named = set(config.categorical) | (
+        set(config.log1p) if isinstance(config.log1p, list) else set()
+    )
+    absent = sorted(named - set(frame.columns))
+    if absent:
+        raise ConfigError(
+            f"The config names columns that are not in {table.uri}: {absent}; "
+            f"columns: {list(frame.columns)}"
+        )
+    # Before the row filter, which may compare a column that holds text by mistake.
+    # Dropped columns (ids) and a classifier's labels may hold anything.
+    free = set(config.categorical) | set(config.drop_columns)
+    check_columns(frame, table.uri, free | ({config.target} if config.classifier else set()))
     if config.row_filter:
         try:
             frame = frame.query(config.row_filter)
         except Exception as exc:
             raise ConfigError(f"row_filter {config.row_filter!r} failed: {exc}") from exc
-    frame = frame[frame[config.target].notna()].reset_index(drop=True)
+    frame = frame[frame[config.target].notna()]
+    data_rows = frame.index.to_numpy() + 1  # data-row numbers in the file, for errors
+    frame = frame.reset_index(drop=True)
     if len(frame) < config.folds * 10:
-        raise ConfigError(f"Only {len(frame)} usable rows; need at least {config.folds * 10}.")
+        raise ConfigError(
+            f"Only {len(frame)} usable rows in {table.uri}; need at least {config.folds * 10}."
+        )
     target = frame.pop(config.target)
     features = frame.drop(columns=[c for c in config.drop_columns if c in frame.columns])
     if config.classifier:
@@ -100,24 +118,50 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
             )
         y = (labels == positive).to_numpy(dtype=np.float64)
     else:
-        y = pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float64)
-        if config.target_transform == "log":
-            if np.any(y <= 0):
-                raise ConfigError("target_transform='log' needs a positive target.")
-            y = np.log(y)
+        y = target_values(target, config, table.uri, data_rows)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(y))
     n_hold = round(len(y) * config.holdout_fraction)
     holdout, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     log1p: str | list[str] = config.log1p
     encoder = TabularEncoder(categorical=config.categorical, log1p=log1p)
-    encoder.fit(features.iloc[train])
+    try:
+        encoder.fit(features.iloc[train])
+    except ConfigError as exc:
+        raise ConfigError(f"{table.uri}: {exc}") from None
     Z = encoder.transform(features)
     prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total)
     prepared.folds = fold_indices(
         train.size, y[train], config.folds, config.seed, config.classifier
     )
     return prepared
+
+
+def target_values(
+    target: pd.Series, config: DatasetConfig, uri: str, data_rows: np.ndarray
+) -> np.ndarray:
+    """The regression target on the model's scale; refuses text, ±inf, float32 overflow
+    and (for a log target) values <= 0, naming the first bad row."""
+    y = pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float64)
+    where = f"{uri}: column {config.target!r} (the regression target)"
+    bad = ~(np.abs(y) <= FLOAT32_MAX)  # NaN (text), ±inf and overflow all fail
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ConfigError(
+            f"{where}, data row {data_rows[i]}: {str(target.iloc[i])[:80]!r} is not a finite "
+            f"number within ±{FLOAT32_MAX:.3g}; fix the cell, or remove the row."
+        )
+    if config.target_transform == "log":
+        bad = y <= 0
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ConfigError(
+                f"{where}, data row {data_rows[i]}: {y[i]:g} is not positive, and "
+                "target_transform='log' needs a positive target; fix the row or drop the "
+                "transform."
+            )
+        y = np.log(y)
+    return y
 
 
 @dataclass

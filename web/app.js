@@ -12,9 +12,11 @@ const money = (v) => "$" + Math.round(v).toLocaleString("en-US");
 const $ = (id) => document.getElementById(id);
 
 async function call(url, body) {
-  const init = body === undefined ? {} : {
+  // Behind API Gateway the page sends its browser-restricted key in a header (never the URL).
+  const headers = API.apiKey ? { "x-api-key": API.apiKey } : {};
+  const init = body === undefined ? { headers } : {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { ...headers, "Content-Type": "application/json" },
     body: JSON.stringify(body),
   };
   const response = await fetch(url, init);

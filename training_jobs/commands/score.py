@@ -26,8 +26,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--artifacts", default="./artifacts", help="artifact store")
     parser.add_argument("--model", default="ames", help="model name (default %(default)s)")
     parser.add_argument("--version", help="bundle version (default: the serving one)")
-    parser.add_argument("--chunk-rows", type=int, default=16_384, help="rows per chunk")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
+    parser.add_argument("--chunk-rows", type=positive, default=16_384, help="rows per chunk")
+    parser.add_argument("--threads", type=positive, default=1, help="onnxruntime threads")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     bq = parser.add_argument_group("BigQuery ML (--bqml)")
     bq.add_argument("--bqml", action="store_true", help="print CREATE MODEL + ML.PREDICT SQL")
@@ -35,6 +35,17 @@ def register(sub: Any) -> None:
     bq.add_argument("--bq-table", default="dataset.houses", help="table to predict")
     bq.add_argument("--model-uri", help="gs:// URI of model.onnx (default: from --artifacts)")
     parser.set_defaults(func=run)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (0 would loop forever or mean "all cores")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
