@@ -229,7 +229,8 @@ def test_rejected_key_falls_back_without_echoing_it(
 ) -> None:
     llm.script = [reply({"error": {"message": f"Invalid API key {KEY}"}}, status=401)]
     body = ask(chat, "What is this house worth?", property=HOUSE)
-    assert "refused the API key (HTTP 401)" in body["reply"]
+    assert "rejected our authorisation (HTTP 401)" in body["reply"]
+    assert "Invalid API key" not in body["reply"]  # the provider's text reaches logs only
     no_key_anywhere(caplog, capfd, body["reply"], str(body["facts"]))
 
 
@@ -272,8 +273,11 @@ def test_key_from_secret_manager_reaches_the_llm_and_no_log(
     no_key_anywhere(caplog, capfd)
 
 
-def test_missing_secret_falls_back_and_names_the_secret(
-    chat: FlaskClient, llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
+def test_missing_secret_falls_back_and_names_the_secret_in_the_log_only(
+    chat: FlaskClient,
+    llm: ScriptedLLM,
+    serving_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from functions.settings import get_settings
 
@@ -285,7 +289,9 @@ def test_missing_secret_falls_back_and_names_the_secret(
         body = ask(chat, "What is this house worth?", property=HOUSE)
     assert len(seen) == 1  # the failure is remembered for a while, not retried per request
     assert body["engine"] == "local"
-    assert f"Secret Manager refused {SECRET!r} (404)" in body["reply"]
+    assert "is not available (its API key could not be read)" in body["reply"]
+    assert "projects/" not in body["reply"] + str(body["facts"])  # no resource name for users
+    assert f"Secret Manager refused {SECRET!r} (404)" in caplog.text  # the operator's clue
     assert llm.requests == []
 
 
