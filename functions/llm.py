@@ -80,10 +80,12 @@ class ChatClient:
         timeout: float = 20.0,
         max_retries: int = 1,
         backoff: float = 0.25,
-        deadline: float | None = None,
+        budget: float | None = None,
+        started: float | None = None,
         max_response_bytes: int = 1_000_000,
     ) -> None:
-        """`deadline` is a `time.monotonic()` instant after which no call starts or waits."""
+        """`budget` seconds from `started` (a `time.monotonic()` instant, default now) is the
+        deadline after which no call starts or waits (default: ten per-call timeouts)."""
         self.url = base_url.rstrip("/") + "/chat/completions"
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -97,8 +99,8 @@ class ChatClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
-        self.deadline = deadline if deadline is not None else time.monotonic() + timeout * 10
-        self.budget = max(self.deadline - time.monotonic(), 0.0)
+        self.budget = budget if budget is not None else timeout * 10
+        self.deadline = (started if started is not None else time.monotonic()) + self.budget
         self.max_response_bytes = max_response_bytes
         self._last_timeout = 0.0
 
@@ -150,9 +152,12 @@ class ChatClient:
             raise
         except TimeoutError:
             raise _RetryError(f"timed out after {self._last_timeout:.3g} s") from None
+        except (ValueError, http.client.InvalidURL) as exc:  # 'Invalid header value b"Bearer …\n"'
+            log.warning("LLM call refused by the HTTP client: %s", type(exc).__name__)
+            raise LLMError(f"could not be called ({type(exc).__name__})") from None
         except (ConnectionError, OSError, http.client.HTTPException) as exc:
             raise _RetryError(f"is unreachable ({type(exc).__name__})") from None
-        except Exception as exc:  # e.g. ValueError('Invalid header value b"Bearer …\n"')
+        except Exception as exc:  # anything else the stack raises: its text is never shown
             log.warning("LLM call failed inside the HTTP client: %s", type(exc).__name__)
             raise LLMError(f"could not be called ({type(exc).__name__})") from None
 
@@ -196,7 +201,7 @@ class ChatClient:
         while not response.isclosed():  # http.client closes it once the body is read
             if sock is not None:
                 sock.settimeout(self._call_timeout())
-            chunk = response.read(min(_CHUNK, limit + 1 - size))
+            chunk = response.read1(min(_CHUNK, limit + 1 - size))  # one recv, not "fill n"
             if not chunk:
                 break
             chunks.append(chunk)

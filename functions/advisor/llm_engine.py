@@ -227,7 +227,7 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
     One deadline, `llm_deadline_seconds` from now, bounds the key read, every call,
     retry and tool round; past it the local engine answers and says so.
     """
-    deadline = time.monotonic() + settings.llm_deadline_seconds
+    started = time.monotonic()
     if is_injection(request.messages[-1].content):
         return Answer(REFUSAL, {"refused": True})
     try:
@@ -250,7 +250,8 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
             key,
             timeout=settings.llm_timeout_seconds,
             max_retries=settings.llm_max_retries,
-            deadline=deadline,
+            budget=settings.llm_deadline_seconds,
+            started=started,
             max_response_bytes=settings.llm_max_response_bytes,
         )
         log.debug("asking %r", client)
