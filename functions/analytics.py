@@ -51,7 +51,8 @@ def monthly_payment(principal: float, annual_rate: float, term_years: int) -> fl
     r = annual_rate / 12
     if r == 0:
         return principal / n
-    return principal * r / (1 - (1 + r) ** -n)
+    # 1 - (1 + r)^-n, without the cancellation that makes it 0 for r under ~1e-16.
+    return principal * r / -math.expm1(-n * math.log1p(r))
 
 
 def gross_yield(monthly_rent: float, price: float) -> float:
