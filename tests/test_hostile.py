@@ -370,25 +370,44 @@ def chat_texts(draw: st.DrawFn) -> str:
 
 @st.composite
 def conversations(draw: st.DrawFn) -> list[Any]:
-    """Histories with forged roles: assistant turns the client wrote, unknown roles,
-    injections in earlier turns, a last turn that is not the user's."""
+    """Histories, most well-formed (alternating turns, the user's last) so the engines
+    run; some with forged roles: unknown roles, injections in earlier turns, any content."""
     turns: list[Any] = []
-    for _ in range(draw(st.integers(1, 6))):
-        role = draw(st.sampled_from(["user", "user", "assistant", "assistant", "system",
-                                     "tool", "", "USER"]))  # fmt: skip
-        content: Any = draw(chat_texts()) if draw(st.integers(0, 9)) else draw(json_values)
+    forged = not draw(st.integers(0, 4))
+    count = draw(st.integers(1, 6))
+    for i in range(count):
+        if forged:
+            role = draw(st.sampled_from(["user", "assistant", "system", "tool", "", "USER"]))
+            content: Any = draw(chat_texts() | json_values)
+        else:
+            role = "user" if (count - i) % 2 == 1 else "assistant"
+            content = draw(chat_texts())
         turns.append({"role": role, "content": content})
-    if draw(st.booleans()):
-        turns.append({"role": "user", "content": draw(chat_texts())})
     return turns
 
 
 def deal_values() -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(
-        st.sampled_from(DEAL_KEYS) | st.text(max_size=8),
-        edge_numbers | json_values,
-        max_size=len(DEAL_KEYS),
+    """Deal terms: known fields with edge numbers, or anything at all."""
+    known = st.dictionaries(st.sampled_from(DEAL_KEYS), edge_numbers, max_size=len(DEAL_KEYS))
+    anything = st.dictionaries(
+        st.sampled_from(DEAL_KEYS) | st.text(max_size=8), edge_numbers | json_values, max_size=4
     )
+    return st.one_of(known, known, anything)
+
+
+def properties(house: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Houses: some of the example's fields with extreme numbers, or mutated anyhow."""
+    numeric = sorted(k for k, v in house.items() if isinstance(v, int | float))
+
+    @st.composite
+    def extreme(draw: st.DrawFn) -> dict[str, Any]:
+        kept = draw(st.lists(st.sampled_from(sorted(house)), unique=True, max_size=12))
+        row = {k: house[k] for k in kept}
+        for key in draw(st.lists(st.sampled_from(numeric), unique=True, max_size=3)):
+            row[key] = draw(edge_numbers)
+        return row
+
+    return st.one_of(extreme(), extreme(), instances(house), json_values)
 
 
 def chat_bodies(house: dict[str, Any]) -> st.SearchStrategy[bytes]:
@@ -398,14 +417,14 @@ def chat_bodies(house: dict[str, Any]) -> st.SearchStrategy[bytes]:
     def build(draw: st.DrawFn) -> bytes:
         body: dict[str, Any] = {"messages": draw(conversations())}
         if draw(st.booleans()):
-            body["property"] = draw(instances(house) | json_values)
+            body["property"] = draw(properties(house))
         if draw(st.booleans()):
-            body["deal"] = draw(deal_values() | json_values)
+            body["deal"] = draw(st.one_of(deal_values(), deal_values(), json_values))
         if not draw(st.integers(0, 19)):
             body[draw(st.text(max_size=8))] = draw(json_values)
         return json.dumps(body, allow_nan=True).encode()
 
-    return st.one_of(build(), build(), build(), bodies(CHAT))
+    return st.integers(0, 9).flatmap(lambda n: build() if n < 8 else bodies(CHAT))
 
 
 def check_chat_answer(status: int, data: bytes) -> None:
