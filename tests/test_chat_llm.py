@@ -342,8 +342,14 @@ def test_key_with_a_trailing_newline_in_the_environment_is_stripped(
         assert KEY not in text
 
 
-@pytest.mark.parametrize("stored", [f"{KEY}\nsecond-line", f"Bearer {KEY}", f"{KEY}\x00", " \n "])
-@pytest.mark.parametrize("source", ["env", "secret manager"])
+UNUSABLE = [f"{KEY}\nsecond-line", f"Bearer {KEY}", " \n ", f"{KEY}\tx"]
+
+
+@pytest.mark.parametrize(
+    ("source", "stored"),
+    [("env", k) for k in UNUSABLE]  # an environment variable cannot hold a NUL byte
+    + [("secret manager", k) for k in [*UNUSABLE, f"{KEY}\x00", f"{KEY}\u00e9"]],
+)
 def test_unusable_key_falls_back_and_is_never_shown(
     chat: FlaskClient,
     llm: ScriptedLLM,
@@ -357,8 +363,6 @@ def test_unusable_key_falls_back_and_is_never_shown(
     message: it is refused before any call, the reply says only that it could not be read."""
     from functions.settings import get_settings
 
-    if source == "env" and "\x00" in stored:
-        pytest.skip("an environment variable cannot hold a NUL byte")
     with fake_secret_manager({SECRET: stored}) as (url, _):
         if source == "env":
             serving_env.setenv("ESTATE_LLM_API_KEY", stored)
@@ -590,3 +594,18 @@ def test_an_injection_in_a_property_value_never_reaches_the_llm(
     body = ask(chat, "What is it worth?", property=house)
     assert body["facts"] == {"refused": True}
     assert llm.requests == []
+
+
+def test_tool_schemas_are_the_models_that_check_the_arguments() -> None:
+    """What the LLM is offered is generated from what checks it: closed objects, no $ref."""
+    from functions.advisor.llm_engine import TOOLS
+
+    by_name = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    assert set(by_name) == {"estimate_value", "value_drivers", "what_if", "analyze_deal"}
+    for parameters in by_name.values():
+        assert parameters["type"] == "object"
+        assert parameters["additionalProperties"] is False
+        assert "$ref" not in json.dumps(parameters)
+    assert by_name["what_if"]["required"] == ["changes"]
+    deal = by_name["analyze_deal"]["properties"]["deal"]["anyOf"][0]
+    assert deal["properties"]["asking_price"]["anyOf"][0]["minimum"] == 1
