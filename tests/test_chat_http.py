@@ -48,7 +48,7 @@ def test_each_number_class_over_http(ames_store: Path) -> None:
         assert answer.json()["errors"][0]["field"] == "deal.asking_price"
         said = [{"role": "user", "content": f"{house}. The asking price is $0."}]
         body = requests.post(url, json={"messages": said}, timeout=30).json()
-        assert body["facts"]["not_used"][0].startswith("asking_price 0")
+        assert body["facts"]["not_used"][0].startswith("asking price 0")
         history = [
             {"role": "user", "content": house},
             {"role": "assistant", "content": "Noted."},

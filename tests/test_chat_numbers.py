@@ -87,9 +87,9 @@ def test_every_deal_field_at_once_tiny_and_huge(chat: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("text", "left_out"),
     [
-        (f"{HOUSE}. The asking price is $0.", "asking_price 0"),
-        (f"{HOUSE}. Listed at $0, rent $0 a month.", "asking_price 0"),
-        (f"{HOUSE}. Asking $999,999,999,999,999 million.", "asking_price 1e+21"),
+        (f"{HOUSE}. The asking price is $0.", "asking price 0"),
+        (f"{HOUSE}. Listed at $0, rent $0 a month.", "asking price 0"),
+        (f"{HOUSE}. Asking $999,999,999,999,999 million.", "asking price 1e+21"),
         (f"{HOUSE}. Is $250,000 a good price at 999999999% interest?", "rate 1e+09"),
         (f"{HOUSE}. Asking $250,000 with 150% down.", "down payment 150%"),
     ],

@@ -57,7 +57,11 @@ def usable_terms(terms: dict[str, float]) -> tuple[dict[str, float], list[str]]:
         DealInput.model_validate(terms)
     except ValidationError as exc:
         bad = {str(e["loc"][0]): e["msg"] for e in exc.errors(include_url=False) if e["loc"]}
-        notes = [f"{k} {terms[k]:g} ({bad[k][0].lower()}{bad[k][1:]})" for k in bad if k in terms]
+        notes = [
+            f"{k.replace('_', ' ')} {terms[k]:g} ({bad[k][0].lower()}{bad[k][1:]})"
+            for k in bad
+            if k in terms
+        ]
         return {k: v for k, v in terms.items() if k not in bad}, notes
     return terms, []
 

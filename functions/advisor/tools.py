@@ -121,8 +121,14 @@ def what_if(
         changed[change.column] = new
     changed = validate_property(model, changed, where)
     before, after = model.predict([instance, changed])
+    outside = {w["field"]: w["message"] for w in after.warnings if w["code"] == "out_of_range"}
     named = [
-        FieldError(f"{where}.{r['feature']}", f"changed to {show(r['to'])}", "what_if")
+        FieldError(
+            f"{where}.{r['feature']}",
+            f"changed to {show(r['to'])}"
+            + (f": {outside[r['feature']]}" if r["feature"] in outside else ""),
+            "what_if",
+        )
         for r in rows
     ]
     result = {
