@@ -11,11 +11,13 @@ larger than `max_response_bytes` is refused without being read in full.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
 import re
 import socket
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -183,10 +185,19 @@ class ChatClient:
             sock = conn.sock
             if sock is not None:
                 sock.settimeout(self._call_timeout())
-            response = conn.getresponse()
-            if response.status >= 400:
-                self._refuse(response.status, response.read(500))
-            return self._read(response, sock)
+                # A hard stop: at the deadline the socket is shut, so even a provider
+                # dripping its status line or headers cannot hold the request longer.
+                watchdog = threading.Timer(self.remaining(), _shut, (sock,))
+                watchdog.daemon = True
+                watchdog.start()
+            try:
+                response = conn.getresponse()
+                if response.status >= 400:
+                    self._refuse(response.status, response.read1(500))
+                return self._read(response, sock)
+            finally:
+                if sock is not None:
+                    watchdog.cancel()
         finally:
             conn.close()
 
@@ -222,6 +233,12 @@ class ChatClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "[redacted]") if self._key else text
+
+
+def _shut(sock: socket.socket) -> None:
+    """End every wait on `sock` now (a blocked read returns or raises at once)."""
+    with contextlib.suppress(OSError):  # already closed: the exchange ended first
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _RetryError(Exception):

@@ -67,6 +67,7 @@ class Drip:
     pause: float = 0.0
     size: int = 1
     length: bool = True  # send a Content-Length (False: the body ends when the socket does)
+    raw: bool = False  # `data` is the whole response, status line and headers included
 
 
 @dataclass
@@ -114,11 +115,12 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 drip = Drip(data, size=len(data) or 1)
             try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                if drip.length:
-                    self.send_header("Content-Length", str(len(drip.data)))
-                self.end_headers()
+                if not drip.raw:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    if drip.length:
+                        self.send_header("Content-Length", str(len(drip.data)))
+                    self.end_headers()
                 for start in range(0, len(drip.data), drip.size):
                     if start and drip.pause:
                         time.sleep(drip.pause)

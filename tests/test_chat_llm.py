@@ -436,6 +436,23 @@ def test_a_reply_dripped_byte_by_byte_is_cut_at_the_deadline(
     assert "1 s time budget" in body["reply"]
 
 
+def test_a_status_line_and_headers_dripped_are_cut_at_the_deadline(
+    chat: FlaskClient, llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
+) -> None:
+    """Before any body: http.client reads the head line by line, each read within the
+    per-call timeout; the deadline's watchdog shuts the socket."""
+    from functions.settings import get_settings
+
+    serving_env.setenv("ESTATE_LLM_DEADLINE_SECONDS", "1.0")
+    get_settings.cache_clear()
+    head = b"HTTP/1.0 200 OK\r\nX-Pad: " + b"a" * 60_000 + b"\r\n\r\n"  # 750 s of drip
+    body = json.dumps(message("Hello! Tell me about the house.")).encode()
+    llm.script = [lambda _: (200, Drip(head + body, pause=0.05, size=4, raw=True))]
+    answer = ask(chat, "hello", property=HOUSE)
+    assert answer["engine"] == "local"
+    assert "1 s time budget" in answer["reply"]
+
+
 @pytest.mark.parametrize("length", [True, False])
 def test_a_reply_over_the_size_limit_is_refused(
     chat: FlaskClient, llm: ScriptedLLM, serving_env: pytest.MonkeyPatch, length: bool
