@@ -11,14 +11,34 @@ fractions (0.065 = 6.5 %), rent and payments per month, taxes and insurance per 
 * cash flow = (NOI - annual debt service) / 12 per month
 * cash-on-cash = annual cash flow / cash invested (down payment + closing costs)
 * break-even rent = the rent at which cash flow is zero
+
+`analyze` checks its terms first and its figures last: a price under a dollar, a negative
+amount, a rate or share out of range, or any figure that is not a finite number raises a
+`DealError` naming the terms, never a bare ValueError or an infinity in a reply.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from model_export.errors import EstateAdvisorError
+
 Verdict = Literal["below", "inside", "above"]
+
+#: Below a dollar a price (or a loan, or the cash put in) is not one: ratios over it
+#: explode (12 * rent / 5e-324 is infinite), so analytics treat it as absent or refuse it.
+MIN_PRICE = 1.0
+MAX_TERM_YEARS = 100
+
+
+class DealError(EstateAdvisorError, ValueError):
+    """Deal terms the analytics cannot use; `problems` maps each term to what is wrong."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+        self.problems = problems
 
 
 def monthly_payment(principal: float, annual_rate: float, term_years: int) -> float:
@@ -31,7 +51,8 @@ def monthly_payment(principal: float, annual_rate: float, term_years: int) -> fl
     r = annual_rate / 12
     if r == 0:
         return principal / n
-    return principal * r / (1 - (1 + r) ** -n)
+    # 1 - (1 + r)^-n, without the cancellation that makes it 0 for r under ~1e-16.
+    return principal * r / -math.expm1(-n * math.log1p(r))
 
 
 def gross_yield(monthly_rent: float, price: float) -> float:
@@ -67,8 +88,8 @@ def dscr(noi: float, annual_debt_service: float) -> float | None:
 
 
 def cash_on_cash(annual_cash_flow: float, cash_invested: float) -> float | None:
-    """Annual cash flow over the cash put in; None when no cash was put in."""
-    return None if cash_invested <= 0 else annual_cash_flow / cash_invested
+    """Annual cash flow over the cash put in; None when under a dollar was put in."""
+    return None if cash_invested < MIN_PRICE else annual_cash_flow / cash_invested
 
 
 def break_even_rent(
@@ -128,11 +149,39 @@ class DealAnalysis:
         return asdict(self)
 
 
+def check_terms(terms: DealTerms) -> None:
+    """A `DealError` naming every term the analytics cannot use (all at once)."""
+    problems: dict[str, str] = {}
+    for f in fields(terms):
+        value = getattr(terms, f.name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            problems[f.name] = "must be a number"
+        elif not math.isfinite(value):
+            problems[f.name] = "must be a finite number"
+        elif value < 0:
+            problems[f.name] = "must not be negative"
+    if "price" not in problems and terms.price < MIN_PRICE:
+        problems["price"] = f"must be at least ${MIN_PRICE:g}"
+    for name in ("vacancy", "maintenance", "annual_rate"):
+        if name not in problems and getattr(terms, name) > 1:
+            problems[name] = "must be a fraction from 0 to 1 (100 %)"
+    if "term_years" not in problems and not (
+        float(terms.term_years).is_integer() and 1 <= terms.term_years <= MAX_TERM_YEARS
+    ):
+        problems["term_years"] = f"must be a whole number of years from 1 to {MAX_TERM_YEARS}"
+    if problems:
+        raise DealError(problems)
+
+
 def analyze(terms: DealTerms) -> DealAnalysis:
-    """All the analytics of one deal, computed from its terms."""
-    if terms.price <= 0:
-        raise ValueError("price must be positive")
-    loan = max(terms.price - terms.down_payment, 0.0)
+    """All the analytics of one deal, computed from its terms.
+
+    Raises `DealError` for terms out of range and when a figure is not finite (amounts
+    so large that they overflow), naming the terms; callers map it to a 4xx.
+    """
+    check_terms(terms)
+    loan = terms.price - terms.down_payment
+    loan = loan if loan >= MIN_PRICE else 0.0  # under a dollar owed: no loan to service
     payment = monthly_payment(loan, terms.annual_rate, terms.term_years)
     debt = 12 * payment
     expenses = operating_expenses(
@@ -141,7 +190,7 @@ def analyze(terms: DealTerms) -> DealAnalysis:
     noi = net_operating_income(terms.monthly_rent, terms.vacancy, expenses)
     annual_cash_flow = noi - debt
     fixed = terms.taxes + terms.insurance + 12 * terms.hoa
-    return DealAnalysis(
+    analysis = DealAnalysis(
         loan=loan,
         monthly_payment=payment,
         annual_debt_service=debt,
@@ -155,3 +204,8 @@ def analyze(terms: DealTerms) -> DealAnalysis:
         dscr=dscr(noi, debt),
         break_even_rent=break_even_rent(fixed, debt, terms.vacancy, terms.maintenance),
     )
+    figures = [v for v in analysis.to_json().values() if v is not None]
+    if not all(math.isfinite(v) for v in figures):
+        given = [f.name for f in fields(terms) if getattr(terms, f.name)]
+        raise DealError(dict.fromkeys(given, "too large: the figures overflow"))
+    return analysis

@@ -13,6 +13,7 @@ from typing import Any
 import flask
 
 from functions.advisor import engine, llm_engine
+from functions.advisor.finite import require_finite
 from functions.advisor.request import ChatRequest, parse_chat_request
 from functions.endpoint import serve
 from functions.errors import FieldError, HttpError
@@ -60,12 +61,26 @@ def chat_body(model: ServingModel, body: Any) -> dict[str, Any]:
         result = llm_engine.answer(model, settings, request)
     else:
         result = engine.answer(model, settings, request)
-    return {
+    answer = {
         "reply": result.reply,
         "facts": result.facts,
         "engine": result.engine,
         "model": model_info(model),
     }
+    # Every tool checked its own figures; this is the one check of all of them together.
+    require_finite(answer, "answer", _inputs(request))
+    return answer
+
+
+def _inputs(request: ChatRequest) -> list[FieldError]:
+    """The numbers the caller gave, to name in a 422 when an answer is not finite."""
+    given = {f"property.{k}": v for k, v in (request.property or {}).items()}
+    given |= {f"deal.{k}": v for k, v in (request.deal.given() if request.deal else {}).items()}
+    return [
+        FieldError(k, f"{v:g} was given", "input")
+        for k, v in given.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
 
 
 def describe(model: ServingModel) -> dict[str, Any]:

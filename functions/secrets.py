@@ -3,6 +3,12 @@
 The Secret Manager client is imported only when a secret is configured (it is an
 optional extra, ``estate-advisor[chat]``), the value is cached per instance, and it is
 never logged: errors name the secret, never its value.
+
+A key from either source is stripped (``echo KEY | gcloud secrets versions add
+--data-file=-`` stores a trailing newline) and checked: one that still cannot go in an
+HTTP header is refused here, with its position, before http.client could raise an
+error quoting the whole ``Authorization`` header. `SecretError` messages may name the
+secret (for the log); callers show users only that the key could not be read.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import threading
 import time
 
+from functions.llm import key_problem
 from functions.settings import Settings
 from model_export.errors import EstateAdvisorError
 
@@ -24,6 +31,16 @@ _lock = threading.Lock()
 
 class SecretError(EstateAdvisorError):
     """The secret could not be read; the message says which one and what to check."""
+
+
+def clean_key(raw: str, source: str) -> str:
+    """`raw` without surrounding whitespace, or a `SecretError` saying (never showing) why
+    it cannot be a bearer token."""
+    key = raw.strip()
+    problem = key_problem(key)
+    if problem is not None:
+        raise SecretError(f"The LLM API key from {source} {problem}.")
+    return key
 
 
 def access_secret(name: str, endpoint: str | None = None, timeout: float = 10.0) -> str:
@@ -61,6 +78,11 @@ def access_secret(name: str, endpoint: str | None = None, timeout: float = 10.0)
             f"Secret Manager refused {name!r} ({exc.code}): check the name and that the "
             "function's service account has roles/secretmanager.secretAccessor"
         ) from None
+    except Exception as exc:  # credentials, retries exhausted, transport: never a 500
+        raise SecretError(
+            f"Secret Manager could not be asked for {name!r} ({type(exc).__name__}): check "
+            "the function's credentials and network"
+        ) from None
     data: bytes = response.payload.data
     expected = response.payload.data_crc32c
     if expected:
@@ -68,11 +90,14 @@ def access_secret(name: str, endpoint: str | None = None, timeout: float = 10.0)
 
         if google_crc32c.value(data) != expected:
             raise SecretError(f"The secret {name!r} arrived corrupted (CRC32C mismatch).")
-    return data.decode("utf-8").strip()
+    return clean_key(data.decode("utf-8", "replace"), f"secret {name!r}")
 
 
-def api_key(settings: Settings) -> str | None:
-    """The LLM API key (cached per instance), or None when none is configured."""
+def api_key(settings: Settings, timeout: float = 10.0) -> str | None:
+    """The LLM API key (cached per instance), or None when none is configured.
+
+    Raises `SecretError` when the configured key cannot be read or used.
+    """
     if settings.llm_api_key_secret:
         cache_key = (settings.llm_api_key_secret, settings.secret_manager_endpoint)
         with _lock:
@@ -81,7 +106,7 @@ def api_key(settings: Settings) -> str | None:
                 if failed and time.monotonic() - failed[0] < settings.retry_after_seconds:
                     raise failed[1]  # do not wait on a failing Secret Manager every request
                 try:
-                    _cache[cache_key] = access_secret(*cache_key)
+                    _cache[cache_key] = access_secret(*cache_key, timeout=timeout)
                 except SecretError as exc:
                     _failures[cache_key] = (time.monotonic(), exc)
                     raise
@@ -89,7 +114,7 @@ def api_key(settings: Settings) -> str | None:
                 log.info("read the LLM API key from Secret Manager (%s)", cache_key[0])
             return _cache[cache_key]
     if settings.llm_api_key is not None:
-        return settings.llm_api_key.get_secret_value()
+        return clean_key(settings.llm_api_key.get_secret_value(), "ESTATE_LLM_API_KEY")
     return None
 
 

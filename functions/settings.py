@@ -39,7 +39,10 @@
 | ESTATE_LLM_API_KEY | (none) | API key for local use (in the cloud: the secret below) |
 | ESTATE_LLM_API_KEY_SECRET | (none) | key's secret: projects/P/secrets/S/versions/latest |
 | ESTATE_SECRET_MANAGER_ENDPOINT | (Google's) | http://host:port = local emulator, no credentials |
-| ESTATE_LLM_TIMEOUT_SECONDS | 20 | timeout of one LLM HTTP call |
+| ESTATE_LLM_TIMEOUT_SECONDS | 20 | timeout of one LLM HTTP call (capped by the time left) |
+| ESTATE_LLM_DEADLINE_SECONDS | 45 | whole LLM exchange (calls, retries, rounds); then local |
+| ESTATE_LLM_MAX_RESPONSE_BYTES | 1000000 | largest LLM reply read (larger → local engine) |
+| ESTATE_LLM_MAX_TOOL_CALLS | 8 | most tool calls run per LLM turn (more get an error) |
 | ESTATE_LLM_MAX_RETRIES | 1 | retries after a timeout, 429 or 5xx; then the local engine |
 | ESTATE_LLM_MAX_TOOL_ROUNDS | 4 | most tool-calling rounds per chat request |
 """
@@ -101,6 +104,12 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(20.0, gt=0)
     llm_max_retries: int = Field(1, ge=0, le=5)
     llm_max_tool_rounds: int = Field(4, ge=1, le=10)
+    # One deadline for the whole exchange, below the gateway's 60 s for chat
+    # (infra/openapi.yaml) and chat's 120 s function timeout (infra/variables.tf), with
+    # room left for the local engine's answer: retries x rounds x timeout could be 160 s.
+    llm_deadline_seconds: float = Field(45.0, gt=0, le=3600)
+    llm_max_response_bytes: int = Field(1_000_000, ge=1024)
+    llm_max_tool_calls: int = Field(8, ge=1, le=64)
 
 
 @lru_cache(maxsize=1)

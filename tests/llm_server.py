@@ -1,7 +1,9 @@
 """Local stand-ins for the two cloud services the chat function calls, over real HTTP.
 
 `ScriptedLLM` speaks the OpenAI chat-completions wire format (including ``tool_calls``)
-and answers each request with the next step of a per-test script. `FakeSecretManager`
+and answers each request with the next step of a per-test script (or, when the script
+is empty, its `fallback` step: the hostile tier replays generated tool calls that way).
+A step may answer a `Drip`: bytes sent slowly, with or without a Content-Length. `FakeSecretManager`
 answers Secret Manager's REST ``versions/*:access`` call. Both are stdlib servers on a
 free localhost port, in a thread, stopped when the test ends.
 """
@@ -57,12 +59,24 @@ def tool_results(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Drip:
+    """A body sent `size` bytes at a time with `pause` seconds between writes."""
+
+    data: bytes
+    pause: float = 0.0
+    size: int = 1
+    length: bool = True  # send a Content-Length (False: the body ends when the socket does)
+    raw: bool = False  # `data` is the whole response, status line and headers included
+
+
 @dataclass
 class ScriptedLLM:
     url: str = ""
     script: list[Step] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    fallback: Step | None = None  # answers when the script is empty (None: a 500)
 
 
 @contextmanager
@@ -91,19 +105,29 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
             body = json.loads(self.rfile.read(length))
             state.requests.append(body)
             state.headers.append(dict(self.headers))
-            if self.path != "/v1/chat/completions" or not state.script:
+            step = state.script.pop(0) if state.script else state.fallback
+            if self.path != "/v1/chat/completions" or step is None:
                 status, payload = 500, {"error": f"unscripted request to {self.path}"}
             else:
-                status, payload = state.script.pop(0)(body)
-            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                status, payload = step(body)
+            drip = payload if isinstance(payload, Drip) else None
+            if drip is None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                drip = Drip(data, size=len(data) or 1)
             try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                if not drip.raw:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    if drip.length:
+                        self.send_header("Content-Length", str(len(drip.data)))
+                    self.end_headers()
+                for start in range(0, len(drip.data), drip.size):
+                    if start and drip.pause:
+                        time.sleep(drip.pause)
+                    self.wfile.write(drip.data[start : start + drip.size])
+                    self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client timed out and left
+                pass  # the client timed out or refused the size, and left
 
     with _serve(Handler) as url:
         state.url = url + "/v1"

@@ -113,3 +113,67 @@ def test_break_even_rent_is_none_when_costs_eat_all_rent() -> None:
 )
 def test_price_verdict_against_the_interval(asking: float, verdict: str) -> None:
     assert analytics.price_verdict(asking, 150_000, 250_000) == verdict
+
+
+def terms(**changes: float) -> analytics.DealTerms:
+    base = {
+        "price": 200_000.0,
+        "monthly_rent": 1_800.0,
+        "down_payment": 40_000.0,
+        "annual_rate": 0.06,
+        "term_years": 30,
+        "taxes": 3_000.0,
+        "insurance": 1_200.0,
+        "hoa": 0.0,
+        "vacancy": 0.05,
+        "maintenance": 0.10,
+    }
+    return analytics.DealTerms(**{**base, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("price", [0.0, -0.0, 1e-300, 5e-324, 0.99, -5.0])
+def test_a_price_under_a_dollar_is_a_deal_error_naming_the_price(price: float) -> None:
+    """Not a ZeroDivisionError, not a yield of 4e+327 that JSON cannot encode."""
+    with pytest.raises(analytics.DealError) as raised:
+        analytics.analyze(terms(price=price, down_payment=0.0))
+    assert set(raised.value.problems) == {"price"}
+    assert isinstance(raised.value, ValueError)  # still a ValueError for old callers
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"monthly_rent": float("nan")}, {"monthly_rent"}),
+        ({"taxes": float("inf"), "hoa": -1.0}, {"taxes", "hoa"}),
+        ({"annual_rate": 1.5, "vacancy": 2.0}, {"annual_rate", "vacancy"}),
+        ({"term_years": 0}, {"term_years"}),
+        ({"term_years": 2.5}, {"term_years"}),
+        ({"term_years": 1000}, {"term_years"}),
+    ],
+)
+def test_every_unusable_term_is_named_at_once(changes: dict[str, float], named: set[str]) -> None:
+    with pytest.raises(analytics.DealError) as raised:
+        analytics.analyze(terms(**changes))
+    assert set(raised.value.problems) == named
+
+
+def test_figures_that_overflow_are_a_deal_error_not_an_infinity() -> None:
+    with pytest.raises(analytics.DealError, match="overflow") as raised:
+        analytics.analyze(terms(price=1e308, monthly_rent=1e308, down_payment=0.0))
+    assert {"price", "monthly_rent"} <= set(raised.value.problems)
+
+
+def test_tiny_amounts_are_no_loan_and_no_cash_invested_not_huge_ratios() -> None:
+    """A loan of 5e-324 (price - down payment) would make DSCR infinite; cash put in of
+    1e-300 would make cash-on-cash 1e+304: under a dollar counts as none."""
+    a = analytics.analyze(terms(price=100_000.0, down_payment=100_000.0 - 1e-11))
+    assert a.loan == 0
+    assert a.dscr is None
+    b = analytics.analyze(terms(down_payment=1e-300))
+    assert b.cash_on_cash is None
+
+
+@pytest.mark.parametrize("rate", [1e-9, 1e-17, 5e-324])
+def test_a_rate_too_small_to_change_one_plus_r_is_still_amortised(rate: float) -> None:
+    """(1 + 1e-17)^-360 is exactly 1.0: the textbook formula divides by zero there."""
+    assert analytics.monthly_payment(36_000, rate, 30) == pytest.approx(100.0)

@@ -14,7 +14,7 @@ from typing import Any
 from functions.advisor import tools
 from functions.advisor.guard import REFUSAL, is_injection
 from functions.advisor.parse import Parsed, parse_message
-from functions.advisor.request import ChatRequest
+from functions.advisor.request import ChatRequest, usable_terms
 from functions.advisor.vocab import Change
 from functions.model import ServingModel
 from functions.settings import Settings
@@ -98,6 +98,10 @@ def gather(model: ServingModel, request: ChatRequest, what_if: bool) -> tuple[Pa
     else:
         known.features.update(last.features)
         known.understood += last.understood
+    known.deal, known.not_used = usable_terms(known.deal)
+    if known.down_fraction is not None and not 0 <= known.down_fraction <= 1:
+        known.not_used.append(f"down payment {known.down_fraction:.0%} (must be 0 to 100 %)")
+        known.down_fraction = None
     if request.property:
         known.features.update(request.property)
     if request.deal:
@@ -136,6 +140,9 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
         parts.append(_what_if_text(facts["what_if"], last.change_labels))
     if missing and ("value" in asked or not asked):
         parts.append("For a sharper estimate, tell me the " + ", ".join(missing) + ".")
+    if known.not_used:
+        facts["not_used"] = known.not_used
+        parts.append("I did not use these figures: " + "; ".join(known.not_used) + ".")
     if last.leftover:
         facts["not_understood"] = last.leftover
         parts.append("I did not understand: " + "; ".join(f'"{s}"' for s in last.leftover) + ".")

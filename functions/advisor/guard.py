@@ -33,6 +33,21 @@ def is_injection(text: str) -> bool:
     return _INJECTION.search(text) is not None
 
 
+REMOVED = "[removed: this turn asked for instructions, keys or configuration]"
+
+
+def screened(turns: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """The history as the LLM may see it: every turn the guard flags is replaced.
+
+    Chat is stateless, so the client sends every turn, including "assistant" ones it
+    may have written itself: all are untrusted, not only the last question.
+    """
+    return [
+        {"role": role, "content": REMOVED if is_injection(content) else content}
+        for role, content in turns
+    ]
+
+
 _MONEY = re.compile(
     r"(?:\$|USD\s?)\s?-?(\d{1,3}(?:,\d{3}){1,4}|\d{1,9})(\.\d{1,6})?\s*(k|K|m|M|million|thousand|bn)?\b"
     r"|(\d{1,3}(?:,\d{3}){1,4}|\d{1,9})(\.\d{1,6})?\s*(k|thousand|million)?\s*(?:dollars|USD)\b"

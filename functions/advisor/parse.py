@@ -44,6 +44,7 @@ class Parsed:
     changes: list[tuple[Change, float | str]] = field(default_factory=list)
     change_labels: list[str] = field(default_factory=list)
     leftover: list[str] = field(default_factory=list)
+    not_used: list[str] = field(default_factory=list)
 
 
 def _blank(text: str, match: re.Match[str]) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
 
 from functions.errors import FieldError, bad_request
 from functions.schema import parse_body
 
 Money = Annotated[float, AllowInfNan(False), Field(ge=0, le=1e9)]
+#: A price under a dollar is not a price: yields over it explode (12 * rent / 5e-324).
+Price = Annotated[float, AllowInfNan(False), Field(ge=1, le=1e9)]
 Percent = Annotated[float, AllowInfNan(False), Field(ge=0, le=100)]
 
 
@@ -27,7 +29,7 @@ class Message(_Closed):
 class DealInput(_Closed):
     """What the client knows about the deal; anything left out is assumed and said so."""
 
-    asking_price: Money | None = Field(None, description="Asking price, dollars.")
+    asking_price: Price | None = Field(None, description="Asking price, dollars (at least 1).")
     monthly_rent: Money | None = Field(None, description="Expected rent, dollars per month.")
     down_payment: Money | None = Field(None, description="Down payment, dollars.")
     rate: Percent | None = Field(None, description="Mortgage rate, percent per year (6.5).")
@@ -43,6 +45,25 @@ class DealInput(_Closed):
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+
+def usable_terms(terms: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Deal terms read from text, kept only where the ``deal`` field would accept them.
+
+    A conversation is resent whole, so a bad figure in an old message must not fail
+    every later request: it is left out, and the reply says which and why.
+    """
+    try:
+        DealInput.model_validate(terms)
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]): e["msg"] for e in exc.errors(include_url=False) if e["loc"]}
+        notes = [
+            f"{k.replace('_', ' ')} {terms[k]:g} ({bad[k][0].lower()}{bad[k][1:]})"
+            for k in bad
+            if k in terms
+        ]
+        return {k: v for k, v in terms.items() if k not in bad}, notes
+    return terms, []
 
 
 class ChatRequest(_Closed):

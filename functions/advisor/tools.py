@@ -10,8 +10,9 @@ from typing import Any
 
 from functions import analytics
 from functions.advisor.drivers import baselines, top_drivers
+from functions.advisor.finite import out_of_range, renamed, require_finite
 from functions.advisor.vocab import Change
-from functions.errors import FieldError, HttpError, bad_request
+from functions.errors import FieldError, HttpError, bad_request, unprocessable
 from functions.model import ServingModel
 from functions.schema import validate_instances
 from functions.settings import Settings
@@ -25,7 +26,11 @@ def show(value: Any) -> str:
 
 
 def validate_property(model: ServingModel, features: dict[str, Any], where: str) -> dict[str, Any]:
-    """Features checked against the model's schema; a 400 names each bad one as `where`.X."""
+    """Features checked against the model's schema; a 400 names each bad one as `where`.X.
+
+    The same instance adapter as the predict function: every row chat predicts (the
+    house, a what-if's changed house, the LLM's features) goes through it.
+    """
     try:
         (row,) = validate_instances(model.adapter, [features])
     except HttpError as exc:
@@ -37,7 +42,9 @@ def validate_property(model: ServingModel, features: dict[str, Any], where: str)
     return {k: v for k, v in row.items() if v is not None}
 
 
-def estimate(model: ServingModel, instance: dict[str, Any]) -> dict[str, Any]:
+def estimate(
+    model: ServingModel, instance: dict[str, Any], where: str = "property"
+) -> dict[str, Any]:
     """The model's price and interval for one house; the features it had to impute."""
     (p,) = model.predict([instance])
     out: dict[str, Any] = {
@@ -52,43 +59,79 @@ def estimate(model: ServingModel, instance: dict[str, Any]) -> dict[str, Any]:
             "upper": bounds[1],
             "level": model.manifest.interval.level,
         }
+    require_finite(out, "estimate", out_of_range(p.warnings, where) or _given(instance, where))
     return out
+
+
+def _given(instance: dict[str, Any], where: str) -> list[FieldError]:
+    """Every numeric feature given, as the inputs to name when no warning points at one."""
+    return [
+        FieldError(f"{where}.{k}", f"{v:g} was given", "input")
+        for k, v in instance.items()
+        if isinstance(v, float)
+    ]
 
 
 def drivers(model: ServingModel, instance: dict[str, Any], k: int = 5) -> dict[str, Any]:
     """The features that move this estimate most, and how that was measured."""
-    method, items, base_price = top_drivers(model, instance, k)
+    try:
+        method, items, base_price = top_drivers(model, instance, k)
+    except HttpError as exc:
+        raise renamed(exc, "property") from None
     out: dict[str, Any] = {"method": method, "items": [d.to_json() for d in items]}
     if base_price is not None:
         out["base_price"] = base_price
+    require_finite(out, "drivers", _given(instance, "property"))
     return out
 
 
 def what_if(
-    model: ServingModel, instance: dict[str, Any], changes: list[tuple[Change, float | str]]
+    model: ServingModel,
+    instance: dict[str, Any],
+    changes: list[tuple[Change, float | str]],
+    where: str = "what_if",
 ) -> dict[str, Any]:
-    """Re-predict with the changes applied; before and after in one ONNX call."""
+    """Re-predict with the changes applied; before and after in one ONNX call.
+
+    The changed house is validated like any request row, and a change that pushes the
+    estimate to infinity (add a billion fireplaces) is a 422 naming `where`.column.
+    """
     base = baselines(model)
     changed = dict(instance)
     rows: list[dict[str, Any]] = []
     assumed: list[str] = []
     for change, amount in changes:
+        if change.column not in base:
+            continue  # a column this model does not have
         current = changed.get(change.column)
         if current is None:
             current = base[change.column]
         if change.column not in instance and change.delta is not None:
             assumed.append(f"{change.label}: not given, started from the typical {show(current)}")
-        if change.delta is not None and isinstance(current, float | int):
-            new: float | str = float(current) + float(amount)
-        elif isinstance(amount, str) and amount.startswith("="):
-            source = amount[1:]
-            new = changed.get(source, base[source])
+        new: float | str
+        if change.copy_from is not None:
+            if change.copy_from not in base:
+                continue
+            new = changed.get(change.copy_from, base[change.copy_from])
+        elif change.delta is not None and isinstance(current, float | int):
+            new = float(current) + float(amount)
         else:
             new = amount
         rows.append({"feature": change.column, "from": current, "to": new})
         changed[change.column] = new
+    changed = validate_property(model, changed, where)
     before, after = model.predict([instance, changed])
-    return {
+    outside = {w["field"]: w["message"] for w in after.warnings if w["code"] == "out_of_range"}
+    named = [
+        FieldError(
+            f"{where}.{r['feature']}",
+            f"changed to {show(r['to'])}"
+            + (f": {outside[r['feature']]}" if r["feature"] in outside else ""),
+            "what_if",
+        )
+        for r in rows
+    ]
+    result = {
         "changes": rows,
         "before": before.value,
         "after": after.value,
@@ -96,6 +139,12 @@ def what_if(
         "assumed": assumed,
         "warnings": [w for w in after.warnings if w["code"] != "imputed"],
     }
+    require_finite(result, "what_if", named + out_of_range(before.warnings, "property"))
+    return result
+
+
+#: Deal terms (analytics names) as the request's ``deal`` fields call them.
+_REQUEST_NAMES = {"price": "asking_price", "annual_rate": "rate"}
 
 
 def deal(
@@ -104,12 +153,22 @@ def deal(
     given: dict[str, float],
     down_fraction: float | None = None,
 ) -> dict[str, Any]:
-    """Analytics of buying this house to rent it out; every assumption is listed."""
+    """Analytics of buying this house to rent it out; every assumption is listed.
+
+    Terms the analytics cannot use (and figures that overflow) are a 422 naming the
+    ``deal`` fields, never a ValueError or an infinity in the answer.
+    """
     estimate_price = float(value["price"])
     asking = given.get("asking_price")
     price = asking if asking is not None else estimate_price
     assumed: list[str] = []
     if asking is None:
+        if not estimate_price >= analytics.MIN_PRICE:
+            raise unprocessable(
+                f"The model's estimate ({estimate_price:g}) is not a price the deal can be "
+                "worked out on; send the asking price.",
+                [FieldError("deal.asking_price", "needed: the estimate is not a price", "missing")],
+            )
         assumed.append("price: no asking price given, used the model's estimate")
     rent = given.get("monthly_rent")
     if rent is None:
@@ -187,13 +246,31 @@ def deal(
             "vacancy": settings.chat_vacancy,
             "maintenance": settings.chat_maintenance,
         },
-        "analysis": analytics.analyze(terms).to_json(),
+        "analysis": _analyze(terms),
     }
     interval = value.get("interval")
     if asking is not None:
         out["asking_price"] = asking
-        out["asking_vs_estimate"] = (asking - estimate_price) / estimate_price
-        if interval is not None:
-            out["verdict"] = analytics.price_verdict(asking, interval["lower"], interval["upper"])
-            out["interval"] = interval
+        if estimate_price >= analytics.MIN_PRICE:  # a ratio over a price, not over ~0
+            out["asking_vs_estimate"] = (asking - estimate_price) / estimate_price
+            if interval is not None:
+                out["verdict"] = analytics.price_verdict(
+                    asking, interval["lower"], interval["upper"]
+                )
+                out["interval"] = interval
+    require_finite(out, "deal", [FieldError(f"deal.{k}", "given", "input") for k in given])
     return out
+
+
+def _analyze(terms: analytics.DealTerms) -> dict[str, Any]:
+    """The analytics' figures, or a 422 naming each deal field they could not use."""
+    try:
+        return analytics.analyze(terms).to_json()
+    except analytics.DealError as exc:
+        errors = [
+            FieldError(f"deal.{_REQUEST_NAMES.get(term, term)}", problem, "deal_term")
+            for term, problem in exc.problems.items()
+        ]
+        raise unprocessable(
+            "The deal cannot be worked out on these terms; fix the fields below.", errors
+        ) from None

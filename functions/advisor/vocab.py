@@ -120,12 +120,17 @@ NEIGHBORHOODS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Change:
-    """A what-if edit: add `delta` to `column`, or set it to `value` ("=col" copies col)."""
+    """A what-if edit: add `delta` to `column`, set it to `value`, or copy `copy_from`.
+
+    A copy is a field of its own, never a value spelled "=col": a value is data (a
+    category "=x" from an LLM is just an unknown category), not an instruction.
+    """
 
     column: str
     label: str
     delta: float | None = None
     value: float | str | None = None
+    copy_from: str | None = None
 
 
 #: What-if edits: (regex, label, edits). A `COUNT` group multiplies each delta.
@@ -166,7 +171,7 @@ CHANGES: tuple[tuple[str, str, tuple[Change, ...]], ...] = (
         "finish the basement",
         (
             Change("BsmtFin.Type.1", "basement finish", value="GLQ"),
-            Change("BsmtFin.SF.1", "finished basement (sq ft)", value="=Total.Bsmt.SF"),
+            Change("BsmtFin.SF.1", "finished basement (sq ft)", copy_from="Total.Bsmt.SF"),
             Change("Bsmt.Unf.SF", "unfinished basement (sq ft)", value=0.0),
         ),
     ),
