@@ -19,6 +19,7 @@ more than 150 MB.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import time
@@ -48,11 +49,14 @@ class Limits:
     max_bytes: int
     max_instances: int
     explain_instances: int
+    max_values: int  # JSON values (commas + brackets), see functions.schema.parse_json
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
+        # getattr: the same script measured the code before these limits existed
         explain = getattr(settings, "explain_max_instances", settings.max_instances)
-        return cls(settings.max_request_bytes, settings.max_instances, explain)
+        values = getattr(settings, "max_json_values", settings.max_request_bytes)
+        return cls(settings.max_request_bytes, settings.max_instances, explain, values)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Case:
     function: str
     name: str
     build: Callable[[Manifest, Limits], bytes]
+    chunked: bool = False  # send with Transfer-Encoding: chunked, no Content-Length
 
 
 def _dumps(value: Any) -> bytes:
@@ -80,15 +85,21 @@ def _rows_fitting(row: dict[str, Any], count: int, max_bytes: int) -> bytes:
     return _dumps({"instances": [row] * fit})
 
 
-def _fill(prefix: bytes, item: Callable[[int], bytes], suffix: bytes, max_bytes: int) -> bytes:
-    """prefix + item(0),item(1),… + suffix, as long as it stays within `max_bytes`."""
-    parts, size, i = [], len(prefix) + len(suffix), 0
+def _values(text: bytes) -> int:
+    return text.count(b",") + text.count(b"{") + text.count(b"[")
+
+
+def _fill(prefix: bytes, item: Callable[[int], bytes], suffix: bytes, lim: Limits) -> bytes:
+    """prefix + item(0),item(1),… + suffix, as long as it stays within both the byte
+    limit and the JSON value limit (the largest such body the server parses)."""
+    parts, size, values, i = [], len(prefix) + len(suffix), _values(prefix + suffix) + 1, 0
     while True:
         part = item(i)
-        if size + len(part) + 1 > max_bytes:
+        if size + len(part) + 1 > lim.max_bytes or values + _values(part) + 1 > lim.max_values:
             break
         parts.append(part)
         size += len(part) + 1
+        values += _values(part) + 1
         i += 1
     return prefix + b",".join(parts) + suffix
 
@@ -116,21 +127,25 @@ def out_of_range_rows(manifest: Manifest, lim: Limits) -> bytes:
     return _rows_fitting(row, lim.max_instances, lim.max_bytes)
 
 
-def wrong_type_rows(manifest: Manifest, lim: Limits) -> bytes:
-    """Every feature of every row the wrong type: one field error per cell."""
-    row: dict[str, list[int]] = {name: [] for name in manifest.input.names()}
-    return _rows_fitting(row, lim.max_instances, lim.max_bytes)
+def wrong_type_rows(count: Callable[[Limits], int]) -> Callable[[Manifest, Limits], bytes]:
+    """Every feature of every row the wrong type (``true``): one field error per cell."""
+
+    def build(manifest: Manifest, lim: Limits) -> bytes:
+        row = dict.fromkeys(manifest.input.names(), True)
+        return _rows_fitting(row, count(lim), lim.max_bytes)
+
+    return build
 
 
 def unknown_keys(_m: Manifest, lim: Limits) -> bytes:
     """One instance made of as many unknown keys as the byte limit holds."""
-    return _fill(b'{"instances":[{', lambda i: b'"k%07d":0' % i, b"}]}", lim.max_bytes)
+    return _fill(b'{"instances":[{', lambda i: b'"k%07d":0' % i, b"}]}", lim)
 
 
 def unknown_envelope_keys(_m: Manifest, lim: Limits) -> bytes:
     """A valid instance, then as many unknown top-level keys as fit."""
     head = b'{"instances":[' + _dumps(_example_row()) + b"],"
-    return _fill(head, lambda i: b'"k%07d":0' % i, b"}", lim.max_bytes)
+    return _fill(head, lambda i: b'"k%07d":0' % i, b"}", lim)
 
 
 def non_object_instances(_m: Manifest, lim: Limits) -> bytes:
@@ -140,19 +155,27 @@ def non_object_instances(_m: Manifest, lim: Limits) -> bytes:
 
 def empty_containers(_m: Manifest, lim: Limits) -> bytes:
     """One field holding as many empty objects as fit: the most Python objects per byte."""
-    return _fill(b'{"instances":[{"area":[', lambda _i: b"{}", b"]}]}", lim.max_bytes)
+    return _fill(b'{"instances":[{"area":[', lambda _i: b"{}", b"]}]}", lim)
 
 
 def short_strings(_m: Manifest, lim: Limits) -> bytes:
     """One field holding as many distinct short strings as fit."""
-    return _fill(b'{"instances":[{"area":[', lambda i: b'"%x"' % i, b"]}]}", lim.max_bytes)
+    return _fill(b'{"instances":[{"area":[', lambda i: b'"%x"' % i, b"]}]}", lim)
+
+
+def oversized(_m: Manifest, lim: Limits) -> bytes:
+    """Ten times the byte limit, all of it sent (refused unread, or read only to the cap)."""
+    row = _dumps(_example_row())
+    return b'{"instances":[' + b",".join([row] * (10 * lim.max_bytes // len(row))) + b"]}"
 
 
 CASES: list[Case] = [
+    Case("predict", "10x the byte limit, Content-Length", oversized),
+    Case("predict", "10x the byte limit, chunked", oversized, chunked=True),
     Case("predict", "valid full rows, max instances", valid_rows(_predict_limit)),
     Case("predict", "{area} rows, max instances", tiny_rows(_predict_limit)),
     Case("predict", "out-of-range rows, max instances", out_of_range_rows),
-    Case("predict", "wrong-type rows, max instances", wrong_type_rows),
+    Case("predict", "wrong-type rows, max instances", wrong_type_rows(_predict_limit)),
     Case("predict", "unknown keys, byte limit", unknown_keys),
     Case("predict", "unknown top-level keys, byte limit", unknown_envelope_keys),
     Case("predict", "non-object instances, max instances", non_object_instances),
@@ -162,7 +185,7 @@ CASES: list[Case] = [
     Case("explain", "{area} rows, max explain instances", tiny_rows(_explain_limit)),
     Case("explain", "valid full rows, predict's max instances", valid_rows(_predict_limit)),
     Case("explain", "unknown keys, byte limit", unknown_keys),
-    Case("explain", "wrong-type rows, max instances", wrong_type_rows),
+    Case("explain", "wrong-type rows, max explain instances", wrong_type_rows(_explain_limit)),
     Case("explain", "empty objects, byte limit", empty_containers),
 ]  # fmt: skip
 
@@ -201,7 +224,7 @@ def measure(case: Case, body: bytes, artifacts: str, env: dict[str, str]) -> dic
         before = status_kb(pid)
         start = time.perf_counter()
         try:
-            status, _, answer = request(server.port, "POST", body, headers, timeout=600)
+            status, answer = send(server.port, body, case.chunked)
             error = None
         except OSError as exc:  # the worker died or closed the connection
             status, answer, error = 0, b"", f"{type(exc).__name__}: {exc}"
@@ -225,6 +248,20 @@ def measure(case: Case, body: bytes, artifacts: str, env: dict[str, str]) -> dic
             "peak_growth_mb": round((after["VmHWM"] - before["VmRSS"]) * 1024 / MB, 1),
             "rss_after_mb": round(after["VmRSS"] * 1024 / MB, 1),
         }
+
+
+def send(port: int, body: bytes, chunked: bool) -> tuple[int, bytes]:
+    """POST `body` (in 64 kB chunks without a Content-Length if `chunked`)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        payload: Any = body
+        if chunked:
+            payload = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        conn.request("POST", "/", body=payload, headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
 
 
 def render(rows: list[dict[str, Any]]) -> str:
