@@ -164,14 +164,14 @@ def short_strings(_m: Manifest, lim: Limits) -> bytes:
 
 
 def oversized(_m: Manifest, lim: Limits) -> bytes:
-    """Ten times the byte limit, all of it sent (refused unread, or read only to the cap)."""
+    """Three times the byte limit, all of it sent (refused unread, or read only to the cap)."""
     row = _dumps(_example_row())
-    return b'{"instances":[' + b",".join([row] * (10 * lim.max_bytes // len(row))) + b"]}"
+    return b'{"instances":[' + b",".join([row] * (3 * lim.max_bytes // len(row))) + b"]}"
 
 
 CASES: list[Case] = [
-    Case("predict", "10x the byte limit, Content-Length", oversized),
-    Case("predict", "10x the byte limit, chunked", oversized, chunked=True),
+    Case("predict", "3x the byte limit, Content-Length", oversized),
+    Case("predict", "3x the byte limit, chunked", oversized, chunked=True),
     Case("predict", "valid full rows, max instances", valid_rows(_predict_limit)),
     Case("predict", "{area} rows, max instances", tiny_rows(_predict_limit)),
     Case("predict", "out-of-range rows, max instances", out_of_range_rows),

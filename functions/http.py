@@ -305,7 +305,13 @@ def largest_body(settings: Settings) -> int:
 
 class BodyGuard:
     """WSGI middleware: refuse a body announced above every limit before anything reads
-    it, and bound every read of the others in bytes and in time."""
+    it, and bound every read of the others in bytes and in time.
+
+    After the answer is written, what is left of the body is read and discarded (never
+    kept) until its end or the read deadline, so a client that sends its whole body
+    before reading, as most HTTP libraries do, still gets the 413 instead of a broken
+    pipe, and the connection can be reused.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
@@ -317,6 +323,11 @@ class BodyGuard:
         cap = largest_body(settings)
         declared = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not chunked and declared in ("", "0"):
+            return self.app(environ, start_response)
+        raw = environ["wsgi.input"]
+        body = BoundedInput(raw, cap + 1)
+        key = _deadlines.watch(settings.body_read_seconds, environ.get("gunicorn.socket"), body)
         if declared.isdigit() and int(declared) > cap:
             error = too_large(f"The body has {int(declared)} bytes; the limit is {cap}.")
             payload = json.dumps(error.to_problem()).encode()
@@ -324,16 +335,44 @@ class BodyGuard:
                 "413 Request Entity Too Large",
                 [("Content-Type", PROBLEM_CONTENT_TYPE), ("Content-Length", str(len(payload)))],
             )
-            return [payload]
-        if not chunked and declared in ("", "0"):
-            return self.app(environ, start_response)
-        body = BoundedInput(environ["wsgi.input"], cap + 1)
+            return _ThenDrain([payload], raw, body, key)
         environ["wsgi.input"] = body
-        key = _deadlines.watch(settings.body_read_seconds, environ.get("gunicorn.socket"), body)
         try:
-            return self.app(environ, start_response)
-        finally:
+            answer = self.app(environ, start_response)
+        except BaseException:
             _deadlines.release(key)
+            raise
+        return _ThenDrain(answer, raw, body, key)
+
+
+#: A refused body is read and dropped up to this many times the largest accepted body
+#: (then the connection is closed): CPU for a client's sake, never memory.
+DRAIN_BODIES = 4
+
+
+class _ThenDrain:
+    """The answer's iterable; on close (after the answer is sent) the rest of the body
+    is read in 64 kB pieces and dropped, until its end, the body's deadline, or
+    `DRAIN_BODIES` times the largest body."""
+
+    def __init__(self, answer: Iterable[bytes], raw: Any, body: BoundedInput, key: int) -> None:
+        self._answer, self._raw, self._body, self._key = answer, raw, body, key
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._answer)
+
+    def close(self) -> None:
+        left = DRAIN_BODIES * largest_body(get_settings())
+        try:
+            close = getattr(self._answer, "close", None)
+            if close is not None:
+                close()
+            while left > 0 and not self._body.timed_out and (piece := self._raw.read(65536)):
+                left -= len(piece)
+        except Exception:  # the client left or broke its framing: nothing more to drop
+            return
+        finally:
+            _deadlines.release(self._key)
 
 
 def install_body_guard() -> None:
