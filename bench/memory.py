@@ -24,6 +24,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,7 @@ class Case:
     name: str
     build: Callable[[Manifest, Limits], bytes]
     chunked: bool = False  # send with Transfer-Encoding: chunked, no Content-Length
+    at_once: int = 1  # copies sent concurrently (the instance's concurrency, 8 by default)
 
 
 def _dumps(value: Any) -> bytes:
@@ -178,6 +180,8 @@ CASES: list[Case] = [
     Case("predict", "wrong-type rows, max instances", wrong_type_rows(_predict_limit)),
     Case("predict", "unknown keys, byte limit", unknown_keys),
     Case("predict", "unknown top-level keys, byte limit", unknown_envelope_keys),
+    Case("predict", "unknown keys, byte limit, 8 at once", unknown_keys, at_once=8),
+    Case("predict", "full rows, max instances, 8 at once", valid_rows(_predict_limit), at_once=8),
     Case("predict", "non-object instances, max instances", non_object_instances),
     Case("predict", "empty objects, byte limit", empty_containers),
     Case("predict", "short strings, byte limit", short_strings),
@@ -223,12 +227,13 @@ def measure(case: Case, body: bytes, artifacts: str, env: dict[str, str]) -> dic
         reset_peak(pid)
         before = status_kb(pid)
         start = time.perf_counter()
-        try:
-            status, answer = send(server.port, body, case.chunked)
-            error = None
-        except OSError as exc:  # the worker died or closed the connection
-            status, answer, error = 0, b"", f"{type(exc).__name__}: {exc}"
+        with ThreadPoolExecutor(case.at_once) as pool:
+            outcomes = list(
+                pool.map(lambda _: send(server.port, body, case.chunked), range(case.at_once))
+            )
         seconds = time.perf_counter() - start
+        status, answer, error = outcomes[0]
+        statuses = sorted({o[0] for o in outcomes})
         after = status_kb(pid) if server.alive() else {"VmHWM": 0, "VmRSS": 0}
         detail = ""
         if answer and status >= 400:
@@ -238,7 +243,9 @@ def measure(case: Case, body: bytes, artifacts: str, env: dict[str, str]) -> dic
             "function": case.function,
             "case": case.name,
             "request_bytes": len(body),
+            "at_once": case.at_once,
             "status": status,
+            "statuses": statuses,
             "error": error,
             "detail": detail,
             "response_bytes": len(answer),
@@ -250,8 +257,9 @@ def measure(case: Case, body: bytes, artifacts: str, env: dict[str, str]) -> dic
         }
 
 
-def send(port: int, body: bytes, chunked: bool) -> tuple[int, bytes]:
-    """POST `body` (in 64 kB chunks without a Content-Length if `chunked`)."""
+def send(port: int, body: bytes, chunked: bool) -> tuple[int, bytes, str | None]:
+    """POST `body` (in 64 kB chunks without a Content-Length if `chunked`):
+    (status, answer, None), or (0, b"", the error) if the connection broke."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     try:
         payload: Any = body
@@ -259,7 +267,9 @@ def send(port: int, body: bytes, chunked: bool) -> tuple[int, bytes]:
             payload = (body[i : i + 65536] for i in range(0, len(body), 65536))
         conn.request("POST", "/", body=payload, headers={"Content-Type": "application/json"})
         answer = conn.getresponse()
-        return answer.status, answer.read()
+        return answer.status, answer.read(), None
+    except OSError as exc:  # the worker died or closed the connection
+        return 0, b"", f"{type(exc).__name__}: {exc}"
     finally:
         conn.close()
 
@@ -271,7 +281,8 @@ def render(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['function']} | {r['case']} | {r['request_bytes'] / MB:.2f} | {r['status']} "
+            f"| {r['function']} | {r['case']} | {r['request_bytes'] / MB:.2f} "
+            f"| {'/'.join(map(str, r['statuses']))} "
             f"| {r['response_bytes'] / MB:.3f} | {r['seconds']:.2f} | {r['idle_rss_mb']:.0f} "
             f"| **{r['peak_growth_mb']:.0f}** |"
         )
@@ -285,14 +296,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="run the cases whose function or name contains this")
     parser.add_argument("--out", default=str(REPO / "bench" / "memory.json"))
     args = parser.parse_args(argv)
-    env = {"WORKERS": "1", "THREADS": "4", "TMPDIR": "/dev/shm", "ESTATE_PREDLOG_SAMPLE": "0"}
+    # as deployed: prediction logging on, 2 malloc arenas (infra/functions.tf)
+    env = {"WORKERS": "1", "THREADS": "4", "TMPDIR": "/dev/shm", "MALLOC_ARENA_MAX": "2"}
     limits = Limits.from_settings(Settings())
     manifest = read_bundle(LocalStore(args.artifacts), args.model).manifest
     cases = [c for c in CASES if not args.only or args.only in f"{c.function} {c.name}"]
     rows = []
     for case in cases:
         body = case.build(manifest, limits)
-        row = measure(case, body, args.artifacts, env)
+        threads = str(max(4, case.at_once))  # as many request threads as copies at once
+        row = measure(case, body, args.artifacts, {**env, "THREADS": threads})
         rows.append(row)
         print(
             f"{row['function']:8} {row['case']:45} {row['status']} "

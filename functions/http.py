@@ -129,6 +129,8 @@ def read_json_body(request: flask.Request, max_bytes: int) -> Any:
             f"The body ended after {len(raw)} of the {length} bytes its Content-Length "
             "announced; send it again."
         )
+    if len(raw) > settings.large_body_bytes:
+        _large_bodies.enter(request.environ, settings)
     return parse_json(raw, settings.max_json_values)
 
 
@@ -148,9 +150,57 @@ def handle(
 ) -> flask.Response:
     """Dispatch by method and turn every outcome into a JSON response (timings, CORS)."""
     started = time.perf_counter()
-    response = _timing_headers(_dispatch(request, on_get, on_post), started)
+    try:
+        response = _timing_headers(_dispatch(request, on_get, on_post), started)
+    finally:
+        _large_bodies.leave(request.environ)
     response.headers.extend(cors_headers(request))
     return response
+
+
+class LargeBodies:
+    """At most ``ESTATE_LARGE_BODY_SLOTS`` requests with a body over
+    ``ESTATE_LARGE_BODY_BYTES`` are parsed and answered at once in this process.
+
+    One such request can cost ~130 MB at the limits (bench/memory.py) and an instance's
+    memory is shared by its concurrent requests (Cloud Functions: 512 MiB, concurrency
+    8), so large batches take turns; small requests never wait. A request that cannot
+    get a turn within the body read deadline gets a 503 with ``Retry-After``.
+    """
+
+    _KEY = "estate_advisor.large_body"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+    def _semaphore(self, slots: int) -> threading.BoundedSemaphore:
+        with self._lock:
+            if self._slots is None or self._slots[0] != slots:
+                self._slots = (slots, threading.BoundedSemaphore(slots))
+            return self._slots[1]
+
+    def enter(self, environ: dict[str, Any], settings: Settings) -> None:
+        semaphore = self._semaphore(settings.large_body_slots)
+        if not semaphore.acquire(timeout=settings.body_read_seconds):
+            raise HttpError(
+                503,
+                "Busy with large requests",
+                f"This instance is already answering {settings.large_body_slots} requests "
+                f"over {settings.large_body_bytes} bytes; retry in a moment, or send smaller "
+                "batches (they never wait).",
+                "busy",
+                headers={"Retry-After": "1"},
+            )
+        environ[self._KEY] = semaphore
+
+    def leave(self, environ: dict[str, Any]) -> None:
+        semaphore = environ.pop(self._KEY, None)
+        if semaphore is not None:
+            semaphore.release()
+
+
+_large_bodies = LargeBodies()
 
 
 _ALLOWED_HEADERS = "Content-Type, X-Request-Id, X-Model-Version"

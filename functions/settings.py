@@ -10,6 +10,8 @@
 | ESTATE_MAX_REQUEST_BYTES | 8000000 | largest request body (larger → 413) |
 | ESTATE_MAX_JSON_VALUES | 500000 | most JSON values in a body, counted unparsed (more → 413) |
 | ESTATE_BODY_READ_SECONDS | 10 | longest time a request body may take to arrive (longer → 408) |
+| ESTATE_LARGE_BODY_BYTES | 1000000 | a body above this size is a large request … |
+| ESTATE_LARGE_BODY_SLOTS | 2 | … and at most this many are answered at once per process |
 | ESTATE_MAX_FIELD_ERRORS | 50 | field errors listed in one answer (the rest are counted) |
 | ESTATE_ROW_WARNINGS_MAX_INSTANCES | 100 | larger batches: one warning summary, not per row |
 | ESTATE_WARNING_ROWS_LISTED | 20 | row indices listed per entry of a warning summary |
@@ -66,6 +68,7 @@ instance has 512 MiB by default, shared by its concurrent requests; the aim is a
 | MAX_FIELD_ERRORS | error list | errors past it are counted, never built |
 | ROW_WARNINGS_MAX_INSTANCES | warning objects | one per missing cell (5,000 sparse rows: 38 MB) |
 | MAX_RESPONSE_BYTES | answer size (last guard) | text + bytes: 16 MB |
+| LARGE_BODY_SLOTS | large requests at once | 2 x ~130 MB worst: with idle ~125 MB, fits 512 MiB |
 
 The JSON value count is commas + brackets, counted in C before parsing: an upper bound
 on the objects the parser would build (an empty object costs 64 B, a unique key ~200 B),
@@ -92,6 +95,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(8_000_000, ge=1024)
     max_json_values: int = Field(500_000, ge=16)
     body_read_seconds: float = Field(10.0, gt=0)
+    large_body_bytes: int = Field(1_000_000, ge=0)
+    large_body_slots: int = Field(2, ge=1)
     max_field_errors: int = Field(50, ge=1)
     row_warnings_max_instances: int = Field(100, ge=0)
     warning_rows_listed: int = Field(20, ge=1)

@@ -281,3 +281,29 @@ def test_a_long_version_pin_is_a_404_with_a_short_message(env: pytest.MonkeyPatc
     )
     body = problem(answer, 404)
     assert len(body["detail"]) < 400
+
+
+# -- large requests take turns -----------------------------------------------------------------
+
+
+def test_large_bodies_take_turns_and_small_ones_never_wait(env: pytest.MonkeyPatch) -> None:
+    from functions.http import _large_bodies
+
+    limit(env, "LARGE_BODY_BYTES", 200)
+    limit(env, "LARGE_BODY_SLOTS", 1)
+    limit(env, "BODY_READ_SECONDS", 0.2)
+    api = client("predict")
+    large = {"instances": [{"area": 1500 + i} for i in range(30)]}
+    small = {"instances": [{"area": 1500}]}
+    assert api.post("/", json=large).status_code == 200  # its turn ends with its answer
+    assert api.post("/", json=large).status_code == 200
+    semaphore = _large_bodies._semaphore(1)
+    assert semaphore.acquire(timeout=1)  # another large request is being answered
+    try:
+        answer = api.post("/", json=large)
+        assert "already answering 1 requests over 200 bytes" in problem(answer, 503)["detail"]
+        assert answer.headers["Retry-After"] == "1"
+        assert api.post("/", json=small).status_code == 200
+    finally:
+        semaphore.release()
+    assert api.post("/", json=large).status_code == 200
