@@ -1,4 +1,5 @@
-"""Request bodies over raw sockets, against functions-framework's gunicorn server.
+"""Request bodies (and one answer) at their limits over raw sockets, against
+functions-framework's gunicorn server.
 
 A body is refused above its limit before it is read, and may take at most
 ``ESTATE_BODY_READ_SECONDS`` to arrive (1 s here): a client that announces more than
@@ -36,6 +37,7 @@ def server(ames_store: Path) -> Iterator[Server]:
         "ESTATE_BODY_READ_SECONDS": "1",
         "ESTATE_MAX_REQUEST_BYTES": "100000",
         "ESTATE_CHAT_MAX_REQUEST_BYTES": "100000",
+        "ESTATE_MAX_RESPONSE_BYTES": "100000",
     }
     with run_function("predict", ames_store, ready_body=json.loads(BODY), extra_env=env) as s:
         yield s
@@ -187,3 +189,12 @@ def test_a_client_leaving_mid_body_costs_no_error(server: Server) -> None:
     sock.close()
     still_serving(server)
     assert "Traceback" not in server.log_tail()
+
+
+def test_an_answer_above_the_response_limit_is_a_413_over_http(server: Server) -> None:
+    rows = json.dumps({"instances": [{"area": 1800}] * 5000}).encode()  # 75 kB in, ~500 kB out
+    status, headers, data = request(server.port, "POST", rows, JSON)
+    assert status == 413
+    assert headers["Content-Type"] == "application/problem+json"
+    assert "the limit is 100000" in json.loads(data)["detail"]
+    still_serving(server)
