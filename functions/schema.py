@@ -13,7 +13,7 @@ counted (``errors_omitted`` in the answer).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from itertools import islice
 from typing import Annotated, Any, NotRequired, TypeVar
@@ -29,6 +29,7 @@ from pydantic import (
     ValidationError,
     with_config,
 )
+from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
 
 from functions.errors import FieldError, HttpError, bad_request, too_large
@@ -147,7 +148,9 @@ class ErrorList:
         if self.room > 0:
             self.kept.extend(islice(errors, self.room))
 
-    def add_validation(self, exc: ValidationError, to_error: Any) -> None:
+    def add_validation(
+        self, exc: ValidationError, to_error: Callable[[ErrorDetails], FieldError]
+    ) -> None:
         """A pydantic error: counted cheaply, converted only while there is room."""
         found = exc.error_count()
         if self.room > 0:
@@ -163,8 +166,8 @@ def _unknown_keys(row: dict[str, Any], known: frozenset[str]) -> Iterator[str]:
     return (k for k in row if k not in known)
 
 
-def _instance_error(offset: int) -> Any:
-    def convert(err: Any) -> FieldError:
+def _instance_error(offset: int) -> Callable[[ErrorDetails], FieldError]:
+    def convert(err: ErrorDetails) -> FieldError:
         loc = err["loc"]
         # TypedDict-in-union errors carry the branch name; keep the field path only.
         path = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("float", "str"))))
