@@ -61,17 +61,17 @@ instance has 512 MiB by default, shared by its concurrent requests; the aim is a
 | limit | bounds | cost at the limit |
 |---|---|---|
 | MAX_REQUEST_BYTES | bytes read | raw body + its text: 16 MB (5,000 full Ames rows: 7.7 MB) |
-| MAX_JSON_VALUES | objects parsed | <= ~200 B per value parsed: <= ~100 MB |
-| MAX_INSTANCES | rows per ONNX call | 5,000 full rows: +70 MB, 0.7 s (2,000-tree blend) |
-| EXPLAIN_MAX_INSTANCES | TreeSHAP, answer | 18 kB JSON/row; 1 ms/row blend, 150 ms/row forest |
+| MAX_JSON_VALUES | objects parsed | <= ~250 B a value (unique keys): +124 MB, the worst request |
+| MAX_INSTANCES | rows per ONNX call | 5,000 full rows: +78 MB, 0.6 s (2,000-tree blend) |
+| EXPLAIN_MAX_INSTANCES | TreeSHAP, answer | 200 rows: +22 MB, 0.4 s, 3.8 MB (blend); 30 s forest |
 | BODY_READ_SECONDS | a slow client's hold on a thread | 8 MB in 10 s needs >= 6.4 Mbit/s |
 | MAX_FIELD_ERRORS | error list | errors past it are counted, never built |
 | ROW_WARNINGS_MAX_INSTANCES | warning objects | one per missing cell (5,000 sparse rows: 38 MB) |
 | MAX_RESPONSE_BYTES | answer size (last guard) | text + bytes: 16 MB |
-| LARGE_BODY_SLOTS | large requests at once | 2 x ~130 MB worst: with idle ~125 MB, fits 512 MiB |
+| LARGE_BODY_SLOTS | large requests at once | 8 worst at once: +289 MB (+670 MB unslotted) |
 
 The JSON value count is commas + brackets, counted in C before parsing: an upper bound
-on the objects the parser would build (an empty object costs 64 B, a unique key ~200 B),
+on the objects the parser would build (an empty object costs 64 B, a unique key ~250 B),
 so 8 MB of ``{},{},...`` (2.7 M objects, +213 MB) is refused before it is parsed.
 """
 
