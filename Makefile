@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= training_jobs/configs/ames.toml
 ARTIFACTS ?= ./artifacts
 
-.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-explain bench-score clean infra-check
+.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-explain bench-score bench-memory clean infra-check
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -64,9 +64,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
-bench: $(VENV)/.bench-installed  ## ONNX functions vs FastAPI+joblib baseline side by side, 10,000 hostile requests; writes bench/results.json
+bench: $(VENV)/.bench-installed  ## ONNX functions vs FastAPI+joblib baseline side by side, 10,000 hostile requests, worst-request memory; writes bench/results.json, bench/memory.json
 	$(BIN)/python -m bench.serving --source $(ARTIFACTS)
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/test_hostile.py
+	$(BIN)/python -m bench.memory --artifacts $(ARTIFACTS)
 
 clean:  ## remove the venv, artifacts and caches
 	rm -rf $(VENV) $(TOOLS) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
@@ -91,3 +92,6 @@ bench-explain: install  ## explain latency per row (1 and 1,000 rows) next to sh
 
 bench-score: install  ## estate score rows/s and peak RSS up to 1,000,000 rows; writes bench/score_results.json
 	$(BIN)/python -m bench.score_throughput --artifacts $(ARTIFACTS)
+
+bench-memory: install  ## each class of worst request at the limits: a fresh worker's peak RSS growth; writes bench/memory.json
+	$(BIN)/python -m bench.memory --artifacts $(ARTIFACTS)

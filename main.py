@@ -8,7 +8,10 @@ functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
 
 from functions.chat import chat
 from functions.explain import explain
+from functions.http import install_body_guard
 from functions.predict import predict
 from functions.retrain import retrain
+
+install_body_guard()  # bound every request body's size and read time (functions/http.py)
 
 __all__ = ["chat", "explain", "predict", "retrain"]

@@ -37,7 +37,13 @@ class Problem(_Closed):
     title: str
     status: int
     detail: str
-    errors: list[FieldProblem] | None = Field(None, description="One entry per bad field.")
+    errors: list[FieldProblem] | None = Field(
+        None,
+        description="One entry per bad field, the first ESTATE_MAX_FIELD_ERRORS (50) of them.",
+    )
+    errors_omitted: int | None = Field(
+        None, description="How many more bad fields were found than `errors` lists."
+    )
 
 
 class ModelRef(_Open):
@@ -51,6 +57,18 @@ class InputWarning(_Closed):
     field: str
     code: Literal["imputed", "out_of_range", "unknown_category"]
     message: str
+
+
+class WarningSummary(_Closed):
+    """One kind of warning over a whole batch: which field, how many rows, which ones."""
+
+    field: str
+    code: Literal["imputed", "out_of_range", "unknown_category"]
+    message: str
+    count: int = Field(description="How many instances got this warning.")
+    rows: list[int] = Field(
+        description="Indices of the first of them (ESTATE_WARNING_ROWS_LISTED, 20)."
+    )
 
 
 class Interval(_Closed):
@@ -83,11 +101,31 @@ def prediction_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
         "interval": (Interval | None, Field(None, description="Regression only.")),
         "label": (str | None, Field(None, description="Classification only.")),
         "threshold": (float | None, Field(None, description="Classification only.")),
-        "warnings": (list[InputWarning], ...),
+        "warnings": (
+            list[InputWarning] | None,
+            Field(
+                None,
+                description="Requests of at most ESTATE_ROW_WARNINGS_MAX_INSTANCES (100) "
+                "instances: this instance's warnings. Larger batches: absent, see "
+                "`warning_summary`.",
+            ),
+        ),
     }
     one = create_model("Prediction", __base__=_Closed, **fields)
+    summary: tuple[Any, Any] = (
+        list[WarningSummary] | None,
+        Field(
+            None,
+            description="Batches above ESTATE_ROW_WARNINGS_MAX_INSTANCES (100) instances: "
+            "one entry per field and warning code instead of warnings on every prediction.",
+        ),
+    )
     answer = create_model(
-        "PredictResponse", __base__=_Closed, predictions=(list[one], ...), model=(ModelRef, ...)
+        "PredictResponse",
+        __base__=_Closed,
+        predictions=(list[one], ...),
+        warning_summary=summary,
+        model=(ModelRef, ...),
     )
     return one, answer
 

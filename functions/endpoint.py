@@ -40,11 +40,11 @@ def serve(
             return openapi_for(model())
         return describe(model())
 
-    response = handle(
-        request,
-        on_get=on_get,
-        on_post=lambda r: answer(model(), r, read_json_body(r, max_bytes)),
-    )
+    def on_post(r: flask.Request) -> Any:
+        body = read_json_body(r, max_bytes)  # first: the read deadline runs from arrival
+        return answer(model(), r, body)
+
+    response = handle(request, on_get=on_get, on_post=on_post)
     return answered_by(response, chosen[-1] if chosen else None)
 
 

@@ -12,10 +12,9 @@ from typing import Any
 import flask
 
 from functions.endpoint import serve
-from functions.errors import too_large
 from functions.explainer import explain_instances, parse_explain_envelope
 from functions.model import ServingModel, model_info
-from functions.schema import instance_json_schema
+from functions.schema import check_instance_count, instance_json_schema
 from functions.settings import get_settings
 
 METHOD = (
@@ -51,15 +50,12 @@ def describe_explainer(model: ServingModel) -> dict[str, Any]:
 
 
 def explain_body(model: ServingModel, body: Any) -> dict[str, Any]:
-    """Validate a request body and explain every instance."""
-    limit = get_settings().max_instances
-    count = (
-        len(body["instances"])
-        if isinstance(body, dict) and isinstance(body.get("instances"), list)
-        else 0
-    )
-    if count > limit:
-        raise too_large(f"{count} instances in one request; the limit is {limit}. Split the batch.")
+    """Validate a request body and explain every instance.
+
+    Explain has its own instance limit (``ESTATE_EXPLAIN_MAX_INSTANCES``, well below
+    predict's): each row costs TreeSHAP work and ~18 kB of answer.
+    """
+    check_instance_count(body, get_settings().explain_max_instances, "explain")
     request = parse_explain_envelope(body)
     return {
         "explanations": explain_instances(model, request.instances, request.top_k),

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.errors import HttpError, bad_request, require_finite
+from functions.errors import HttpError, bad_request, numbers_in, require_finite
 from functions.schema import parse_body, validate_instances
 from functions.treeshap import TreePaths, tree_shap
 from model_export.bundle import Manifest
@@ -115,7 +114,7 @@ class ExplainRequest(BaseModel):
     """``{"instances": [...], "top_k": optional}``: predict's envelope plus a cut-off."""
 
     model_config = ConfigDict(extra="forbid")
-    instances: list[dict[str, Any]] = Field(min_length=1)
+    instances: list[Any] = Field(min_length=1)
     top_k: int | None = Field(None, ge=1, strict=True, description="Keep the k largest.")
 
 
@@ -177,21 +176,9 @@ def explain_instances(
         except OverflowError:  # exp() of an absurd SHAP value: not a finite answer either
             require_finite(i, [math.inf], warnings[i])
             raise
-        require_finite(i, _numbers(item), warnings[i])
+        require_finite(i, numbers_in(item), warnings[i])
         answers.append(item | {"warnings": warnings[i]})
     return answers
-
-
-def _numbers(tree: Any) -> Iterator[float]:
-    """Every float in a JSON-like answer (to refuse what JSON cannot carry)."""
-    if isinstance(tree, float):
-        yield tree
-    elif isinstance(tree, dict):
-        for value in tree.values():
-            yield from _numbers(value)
-    elif isinstance(tree, list):
-        for value in tree:
-            yield from _numbers(value)
 
 
 def _one(

@@ -33,6 +33,18 @@ if TYPE_CHECKING:
     from functions.routing import ModelHolder
 
 
+@dataclass(frozen=True)
+class Packed:
+    """A packed batch: the two ONNX inputs, and which cells are worth a warning."""
+
+    numeric: np.ndarray  # [rows, numeric features], NaN where missing
+    categorical: np.ndarray  # [rows, categorical features], normalised text
+    missing_numeric: np.ndarray  # bool, same shape as numeric
+    outside: np.ndarray  # bool: outside the training range
+    missing_category: np.ndarray  # bool, same shape as categorical
+    unknown: np.ndarray  # bool: a category not seen in training
+
+
 @dataclass
 class Prediction:
     """One row's outputs plus the warnings about its input."""
@@ -92,32 +104,34 @@ class ServingModel:
     ) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, str]]]]:
         """Validated instances → the two ONNX inputs, and per-row warnings.
 
+        Notes keep the per-row order: numeric features first, then categorical, in
+        manifest order. For large batches use `pack_flags` and `warning_summary`, which
+        never build one note per cell.
+        """
+        packed = self.pack_flags(instances)
+        warnings: list[list[dict[str, str]]] = [[] for _ in range(len(instances))]
+        flagged_i, flagged_j = np.nonzero(packed.missing_numeric | packed.outside)
+        for i, j in zip(flagged_i.tolist(), flagged_j.tolist(), strict=True):
+            warnings[i].append(self._numeric_note(packed, i, j))
+        for i in np.flatnonzero((packed.missing_category | packed.unknown).any(axis=1)).tolist():
+            warnings[i].extend(self._category_notes(packed, i))
+        return packed.numeric, packed.categorical, warnings
+
+    def pack_flags(self, instances: list[dict[str, Any]]) -> Packed:
+        """Validated instances → the two ONNX inputs, and which cells to warn about.
+
         Row lookups run in C (`itemgetter` over the row merged onto all-None defaults),
-        numpy finds missing and out-of-range numbers in one pass, and only flagged cells
-        cost a Python step, so the cost stays small for 1 row and for 5,000. Notes keep
-        the per-row order: numeric features first, then categorical, in manifest order.
+        numpy finds missing and out-of-range numbers in one pass, and only rows with a
+        missing or unknown category cost a Python step per category, so the cost stays
+        small for 1 row and for 5,000.
         """
         n, k, m = len(instances), len(self.numeric), len(self.categorical)
-        warnings: list[list[dict[str, str]]] = [[] for _ in range(n)]
-        imputed = self._imputed
         numeric_rows, category_rows = self._lookup(instances)
         numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, k)
         missing = np.isnan(numeric)  # None became NaN; validated input has no NaN of its own
         outside = (numeric < self._num_min) | (numeric > self._num_max)  # False for NaN
-        flagged_i, flagged_j = np.nonzero(missing | outside)
-        for i, j in zip(flagged_i.tolist(), flagged_j.tolist(), strict=True):
-            if missing[i, j]:
-                warnings[i].append(dict(imputed[j]))
-                continue
-            feat, value = self.numeric[j], float(numeric[i, j])
-            warnings[i].append(
-                _note(
-                    feat.name,
-                    "out_of_range",
-                    f"{value:g} is outside the training range {feat.min:g}…{feat.max:g}; "
-                    "the estimate is an extrapolation",
-                )
-            )
+        missing_category = np.zeros((n, m), dtype=bool)
+        unknown = np.zeros((n, m), dtype=bool)
         known, contains = self._known, set.__contains__
         all_texts = []
         for i, values in enumerate(category_rows):
@@ -132,11 +146,73 @@ class ServingModel:
                 texts = [t or MISSING_CATEGORY for t in texts]
             all_texts.append(texts)
             if None in values or not all(map(contains, known, texts)):
-                warnings[i].extend(self._category_notes(values, texts, k))
+                for j, (value, text) in enumerate(zip(values, texts, strict=True)):
+                    if value is None:
+                        missing_category[i, j] = True
+                    elif text not in known[j]:
+                        unknown[i, j] = True
         categorical = np.empty((n, m), dtype=object)
         if n and m:
             categorical[:, :] = all_texts
-        return numeric, categorical, warnings
+        return Packed(numeric, categorical, missing, outside, missing_category, unknown)
+
+    def row_warnings(self, packed: Packed, i: int) -> list[dict[str, str]]:
+        """The notes of row `i` (the same as `pack` gives it)."""
+        notes = [
+            self._numeric_note(packed, i, j)
+            for j in np.flatnonzero(packed.missing_numeric[i] | packed.outside[i]).tolist()
+        ]
+        return notes + self._category_notes(packed, i)
+
+    def warning_summary(self, packed: Packed, rows_listed: int) -> list[dict[str, Any]]:
+        """One entry per (feature, code) that any row triggered: how many rows, the
+        first `rows_listed` row indices, and one message for all of them."""
+        summary: list[dict[str, Any]] = []
+
+        def add(name: str, code: str, message: str, mask: np.ndarray) -> None:
+            rows = np.flatnonzero(mask)
+            if rows.size:
+                summary.append(
+                    {
+                        "field": name,
+                        "code": code,
+                        "message": message,
+                        "count": int(rows.size),
+                        "rows": rows[:rows_listed].tolist(),
+                    }
+                )
+
+        for j, f in enumerate(self.numeric):
+            add(f.name, "imputed", self._imputed[j]["message"], packed.missing_numeric[:, j])
+            add(
+                f.name,
+                "out_of_range",
+                f"outside the training range {f.min:g}…{f.max:g}; those estimates are "
+                "extrapolations",
+                packed.outside[:, j],
+            )
+        k = len(self.numeric)
+        for j, c in enumerate(self.categorical):
+            add(c.name, "imputed", self._imputed[k + j]["message"], packed.missing_category[:, j])
+            add(
+                c.name,
+                "unknown_category",
+                "a value not seen in training; it counts as none of the known values "
+                f"({_preview(c.categories)})",
+                packed.unknown[:, j],
+            )
+        return summary
+
+    def _numeric_note(self, packed: Packed, i: int, j: int) -> dict[str, str]:
+        if packed.missing_numeric[i, j]:
+            return dict(self._imputed[j])
+        feat, value = self.numeric[j], float(packed.numeric[i, j])
+        return _note(
+            feat.name,
+            "out_of_range",
+            f"{value:g} is outside the training range {feat.min:g}…{feat.max:g}; "
+            "the estimate is an extrapolation",
+        )
 
     def _lookup(
         self, instances: list[dict[str, Any]]
@@ -156,24 +232,23 @@ class ServingModel:
                 categorical.append(cat_get(full))
         return numeric, categorical
 
-    def _category_notes(
-        self, values: tuple[Any, ...], texts: list[str], offset: int
-    ) -> list[dict[str, str]]:
-        """Imputation and unknown-category notes of one row's categorical values."""
+    def _category_notes(self, packed: Packed, i: int) -> list[dict[str, str]]:
+        """Imputation and unknown-category notes of row `i`'s categorical values."""
         notes = []
-        for j, (value, text) in enumerate(zip(values, texts, strict=True)):
-            if value is None:
+        offset = len(self.numeric)
+        for j in np.flatnonzero(packed.missing_category[i] | packed.unknown[i]).tolist():
+            if packed.missing_category[i, j]:
                 notes.append(dict(self._imputed[offset + j]))
-            elif text not in self._known[j]:
-                cat = self.categorical[j]
-                notes.append(
-                    _note(
-                        cat.name,
-                        "unknown_category",
-                        f"{text!r} was not seen in training; it counts as none of the "
-                        f"known values ({_preview(cat.categories)})",
-                    )
+                continue
+            cat, text = self.categorical[j], packed.categorical[i, j]
+            notes.append(
+                _note(
+                    cat.name,
+                    "unknown_category",
+                    f"{text!r} was not seen in training; it counts as none of the "
+                    f"known values ({_preview(cat.categories)})",
                 )
+            )
         return notes
 
     def run(self, numeric: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

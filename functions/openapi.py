@@ -52,19 +52,24 @@ def operations(output: str) -> list[Operation]:
             "predict",
             "Estimate values",
             f"Each instance's `{output}`, with a conformal interval (regression) or a label "
-            "(classification), and warnings about imputed, unseen or out-of-range inputs.",
+            "(classification), and warnings about imputed, unseen or out-of-range inputs: "
+            "per prediction for up to 100 instances (ESTATE_ROW_WARNINGS_MAX_INSTANCES), "
+            "one `warning_summary` per request for larger batches. Limits (413 above them): "
+            "5,000 instances (ESTATE_MAX_INSTANCES), 8 MB and 500,000 JSON values per body; "
+            "a body must arrive within 10 s (408).",
             PredictRequest,
             contract.prediction_models(output)[1],
-            (400, 413, 415, 422, 503),
+            (400, 408, 413, 415, 422, 503),
         ),
         Operation(
             "explain",
             "Explain estimates",
             "Exact SHAP contributions per raw feature (TreeSHAP / linear SHAP from the bundle) "
-            "that add up, with the base value, to the served output.",
+            "that add up, with the base value, to the served output. At most 200 instances "
+            "per request (ESTATE_EXPLAIN_MAX_INSTANCES; 413 above).",
             ExplainRequest,
             contract.explanation_models(output)[1],
-            (400, 413, 415, 422, 501, 503),
+            (400, 408, 413, 415, 422, 501, 503),
         ),
         Operation(
             "chat",
@@ -73,7 +78,7 @@ def operations(output: str) -> list[Operation]:
             "rent and what-if questions, answered from the model and the analytics.",
             ChatRequest,
             contract.ChatResponse,
-            (400, 413, 415, 503),
+            (400, 408, 413, 415, 503),
         ),
     ]
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import flask
 
 from functions import predlog
 from functions.endpoint import serve
-from functions.errors import bad_request, require_finite, too_large
+from functions.errors import bad_request, numbers_in, require_finite
 from functions.model import ServingModel, model_info
-from functions.schema import instance_json_schema, parse_envelope, validate_instances
+from functions.schema import (
+    check_instance_count,
+    instance_json_schema,
+    parse_envelope,
+    validate_instances,
+)
 from functions.settings import get_settings
 
 
@@ -31,15 +37,15 @@ def describe(model: ServingModel) -> dict[str, Any]:
 
 
 def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
-    """Validate a request body and predict every instance in one ONNX call."""
+    """Validate a request body and predict every instance in one ONNX call.
+
+    Up to ``ESTATE_ROW_WARNINGS_MAX_INSTANCES`` instances each prediction carries its own
+    ``warnings``; a larger batch gets one ``warning_summary`` for the request instead
+    (per field and code: how many rows, the first row indices), so a batch of sparse
+    rows does not answer one warning object per missing cell.
+    """
     settings = get_settings()
-    if isinstance(body, dict) and isinstance(body.get("instances"), list):
-        count = len(body["instances"])
-        if count > settings.max_instances:
-            raise too_large(
-                f"{count} instances in one request; the limit is {settings.max_instances}. "
-                "Split the batch."
-            )
+    check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body)
     instances = validate_instances(model.adapter, request.instances)
     for i, row in enumerate(instances):
@@ -48,40 +54,40 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
                 f"instances[{i}] has no feature values; send at least one "
                 "(GET this URL for the list).",
             )
-    out_name = model.manifest.output.name
-    threshold = model.manifest.threshold
+    packed = model.pack_flags(instances)
+    prediction, raw = model.run(packed.numeric, packed.categorical)
+    per_row = len(instances) <= settings.row_warnings_max_instances
     predictions = []
-    for i, p in enumerate(model.predict(instances)):
-        item: dict[str, Any]
-        if threshold is not None:
-            label = (
-                model.manifest.output.positive_label
-                if p.value >= threshold.value
-                else (
-                    model.manifest.output.negative_label
-                    or f"not {model.manifest.output.positive_label}"
-                )
-            )
-            item = {out_name: p.value, "label": label, "threshold": threshold.value}
-        else:
-            item = {out_name: p.value}
-            bounds = model.interval(p.raw)
-            if bounds is not None and model.manifest.interval is not None:
-                item["interval"] = {
-                    "lower": bounds[0],
-                    "upper": bounds[1],
-                    "level": model.manifest.interval.level,
-                }
-        item["warnings"] = p.warnings
-        _require_finite(i, item, p.warnings)
+    for i, (value, raw_value) in enumerate(zip(prediction.tolist(), raw.tolist(), strict=True)):
+        item = _prediction(model, value, raw_value)
+        if per_row:
+            item["warnings"] = model.row_warnings(packed, i)
+        require_finite(i, numbers_in(item), partial(model.row_warnings, packed, i))
         predictions.append(item)
-    return {"predictions": predictions, "model": model_info(model)}
+    answer: dict[str, Any] = {"predictions": predictions}
+    if not per_row:
+        answer["warning_summary"] = model.warning_summary(packed, settings.warning_rows_listed)
+    answer["model"] = model_info(model)
+    return answer
 
 
-def _require_finite(row: int, item: dict[str, Any], warnings: list[dict[str, str]]) -> None:
-    interval = item.get("interval", {})
-    numbers = [v for v in (*item.values(), *interval.values()) if isinstance(v, float)]
-    require_finite(row, numbers, warnings)
+def _prediction(model: ServingModel, value: float, raw: float) -> dict[str, Any]:
+    """One instance's answer: the value and its label (classification) or interval."""
+    m = model.manifest
+    out_name = m.output.name
+    threshold = m.threshold
+    if threshold is not None:
+        label = (
+            m.output.positive_label
+            if value >= threshold.value
+            else (m.output.negative_label or f"not {m.output.positive_label}")
+        )
+        return {out_name: value, "label": label, "threshold": threshold.value}
+    item: dict[str, Any] = {out_name: value}
+    bounds = model.interval(raw)
+    if bounds is not None and m.interval is not None:
+        item["interval"] = {"lower": bounds[0], "upper": bounds[1], "level": m.interval.level}
+    return item
 
 
 def predict(request: flask.Request) -> flask.Response:

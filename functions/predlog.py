@@ -10,6 +10,7 @@ sent, the output, the model name and version, and the request's latency.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import sys
@@ -22,24 +23,39 @@ import flask
 
 from functions.settings import Settings, get_settings
 
+log = logging.getLogger("estate_advisor.functions")
+
 EVENT = "prediction"
+#: Longest trace header read: both formats fit in 80 characters; longer ones are ignored.
+MAX_TRACE_HEADER = 128
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=([01]))?")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
+def _header(headers: Any, name: str) -> str:
+    value = headers.get(name) or ""
+    return value.strip() if isinstance(value, str) and len(value) <= MAX_TRACE_HEADER else ""
+
+
 def trace_fields(headers: Any, project: str | None) -> dict[str, Any]:
-    """Cloud Logging's trace fields from ``traceparent`` or ``X-Cloud-Trace-Context``."""
+    """Cloud Logging's trace fields from ``traceparent`` or ``X-Cloud-Trace-Context``.
+
+    Header values are the caller's: any length, any characters. Only well-formed ones
+    of at most `MAX_TRACE_HEADER` characters are used (a span id must fit in 64 bits),
+    and anything else is ignored rather than failing an answered request.
+    """
     trace = span = None
     sampled: bool | None = None
-    match = _TRACEPARENT.match((headers.get("traceparent") or "").strip().lower())
+    match = _TRACEPARENT.match(_header(headers, "traceparent").lower())
     if match:
         trace, span = match.group(1), match.group(2)
         sampled = int(match.group(3), 16) & 1 == 1
     else:
-        match = _CLOUD_TRACE.match((headers.get("X-Cloud-Trace-Context") or "").strip())
+        match = _CLOUD_TRACE.match(_header(headers, "X-Cloud-Trace-Context"))
         if match:
             trace = match.group(1).lower()
-            span = f"{int(match.group(2)):016x}" if match.group(2) else None
+            span_id = int(match.group(2)) if match.group(2) else None
+            span = f"{span_id:016x}" if span_id is not None and 0 < span_id < 2**64 else None
             sampled = match.group(3) == "1" if match.group(3) else None
     if trace is None:
         return {}
@@ -96,8 +112,11 @@ def observe(
     answer = answer_for(body)
     latency_ms = (time.perf_counter() - start) * 1000
     if settings.predlog_sample > 0 and random.random() < settings.predlog_sample:
-        trace = trace_fields(request.headers, settings.log_project)
-        lines = prediction_lines(body["instances"], answer, latency_ms, trace)
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
+        try:
+            trace = trace_fields(request.headers, settings.log_project)
+            lines = prediction_lines(body["instances"], answer, latency_ms, trace)
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+        except Exception:  # a log line must never cost the caller an answer already made
+            log.exception("prediction log line skipped")
     return answer

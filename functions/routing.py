@@ -123,7 +123,7 @@ class ModelHolder:
             raise HttpError(
                 404,
                 "Version not served",
-                f"{PIN_HEADER}: {pinned!r} is not served by this function (it serves "
+                f"{PIN_HEADER}: {pinned[:80]!r} is not served by this function (it serves "
                 f"{served}). Pin one of those, or drop the header.",
                 "version-not-served",
             )

@@ -2,11 +2,20 @@
 
 The instance type is built at load time from the manifest's input schema, so the JSON
 Schema served on ``GET`` and the checks made on ``POST`` can never drift apart.
+
+Error reports are bounded whatever the body holds: unknown keys are counted in C before
+pydantic sees them (one object of 500,000 unknown keys would otherwise become 500,000
+errors), instances are validated in chunks of a few thousand cells, and only the first
+``ESTATE_MAX_FIELD_ERRORS`` errors are turned into `FieldError` objects; the rest are
+counted (``errors_omitted`` in the answer).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from itertools import islice
 from typing import Annotated, Any, NotRequired, TypeVar
 
 from pydantic import (
@@ -20,12 +29,18 @@ from pydantic import (
     ValidationError,
     with_config,
 )
+from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
 
-from functions.errors import FieldError, bad_request
+from functions.errors import FieldError, HttpError, bad_request, too_large
+from functions.settings import get_settings
 from model_export.bundle import InputSchema
 
 MAX_STRING = 200
+#: Longest key quoted in an error (a 1 MB key must not make a 1 MB error message).
+MAX_KEY_SHOWN = 80
+#: Cells (rows x features) pydantic validates per call, which bounds one call's errors.
+CHUNK_CELLS = 4096
 M = TypeVar("M", bound=BaseModel)
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
@@ -33,10 +48,14 @@ Category = Annotated[str, StringConstraints(max_length=MAX_STRING)]
 
 
 class PredictRequest(BaseModel):
-    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …]}``."""
+    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …]}``.
+
+    Each instance is checked by the model's instance validator (`validate_instances`),
+    which names a non-object instance too; the envelope does not copy them first.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    instances: list[dict[str, Any]] = Field(min_length=1)
+    instances: list[Any] = Field(min_length=1)
 
 
 def _describe(parts: list[str]) -> str:
@@ -79,36 +98,120 @@ def instance_json_schema(adapter: TypeAdapter[list[dict[str, Any]]]) -> dict[str
 def _where(loc: tuple[int | str, ...]) -> str:
     text = "instances"
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{_shown(part)}"
     return text
 
 
+def _shown(key: str) -> str:
+    return key if len(key) <= MAX_KEY_SHOWN else key[:MAX_KEY_SHOWN] + "…"
+
+
+_FIX = "fix them and retry. GET this URL for the schema."
 _MESSAGES = {
     "extra_forbidden": "unknown field: remove it or check the spelling (GET lists the fields)",
     "finite_number": "must be a finite number (NaN and infinity are not accepted)",
 }
 
 
-def validate_instances(
-    adapter: TypeAdapter[list[dict[str, Any]]], instances: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Validated instances, or a 400 naming every bad field."""
-    try:
-        return adapter.validate_python(instances)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            loc = err["loc"]
-            # TypedDict-in-union errors carry the branch name; keep the field path only.
-            path = tuple(
-                p for p in loc if not (isinstance(p, str) and p.startswith(("float", "str")))
+@lru_cache(maxsize=16)
+def known_fields(adapter: TypeAdapter[list[dict[str, Any]]]) -> frozenset[str]:
+    """The field names an instance may have (from the validator's own schema)."""
+    return frozenset(instance_json_schema(adapter).get("properties", {}))
+
+
+def check_instance_count(body: Any, limit: int, function: str) -> None:
+    """413 before any validation when a body carries more instances than `limit`."""
+    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+        count = len(body["instances"])
+        if count > limit:
+            raise too_large(
+                f"{count} instances in one {function} request; the limit is {limit}. "
+                "Split the batch."
             )
-            message = _MESSAGES.get(err["type"], err["msg"])
-            errors.append(FieldError(_where(path), message, err["type"]))
-        raise bad_request(
-            f"{len(errors)} invalid field(s); fix them and retry. GET this URL for the schema.",
-            errors,
-        ) from None
+
+
+class ErrorList:
+    """Field errors up to a cap, and a count of all of them (the rest are not built)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept: list[FieldError] = []
+        self.total = 0
+
+    @property
+    def room(self) -> int:
+        return self.limit - len(self.kept)
+
+    def add(self, found: int, errors: Iterator[FieldError]) -> None:
+        """Count `found` errors and keep as many of `errors` as fit."""
+        self.total += found
+        if self.room > 0:
+            self.kept.extend(islice(errors, self.room))
+
+    def add_validation(
+        self, exc: ValidationError, to_error: Callable[[ErrorDetails], FieldError]
+    ) -> None:
+        """A pydantic error: counted cheaply, converted only while there is room."""
+        found = exc.error_count()
+        if self.room > 0:
+            self.add(found, (to_error(e) for e in exc.errors(include_url=False)))
+        else:
+            self.total += found
+
+    def problem(self, detail: str) -> HttpError:
+        return bad_request(detail, self.kept, omitted=self.total - len(self.kept))
+
+
+def _unknown_keys(row: dict[str, Any], known: frozenset[str]) -> Iterator[str]:
+    return (k for k in row if k not in known)
+
+
+def _instance_error(offset: int) -> Callable[[ErrorDetails], FieldError]:
+    def convert(err: ErrorDetails) -> FieldError:
+        loc = err["loc"]
+        # TypedDict-in-union errors carry the branch name; keep the field path only.
+        path = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("float", "str"))))
+        if path and isinstance(path[0], int):
+            path = (path[0] + offset, *path[1:])
+        message = _MESSAGES.get(err["type"], err["msg"])
+        return FieldError(_where(path), message, err["type"])
+
+    return convert
+
+
+def validate_instances(
+    adapter: TypeAdapter[list[dict[str, Any]]], instances: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """Validated instances, or a 400 naming the first bad fields and counting all of them.
+
+    Unknown keys are found with C-level lookups (``dict.keys() <= known``) and dropped
+    before pydantic runs, so their number costs no memory; pydantic then sees at most
+    `CHUNK_CELLS` cells per call. A valid batch takes the same path at the same cost.
+    """
+    known = known_fields(adapter)
+    errors = ErrorList(get_settings().max_field_errors)
+    rows: list[Any] = list(instances)
+    for i, row in enumerate(rows):
+        if isinstance(row, dict) and not row.keys() <= known:
+            unknown = sum(1 for _ in _unknown_keys(row, known))
+            errors.add(
+                unknown,
+                (
+                    FieldError(_where((i, k)), _MESSAGES["extra_forbidden"], "extra_forbidden")
+                    for k in _unknown_keys(row, known)
+                ),
+            )
+            rows[i] = {k: v for k, v in row.items() if k in known}
+    step = max(1, CHUNK_CELLS // max(1, len(known)))
+    validated: list[dict[str, Any]] = []
+    for start in range(0, len(rows), step):
+        try:
+            validated.extend(adapter.validate_python(rows[start : start + step]))
+        except ValidationError as exc:
+            errors.add_validation(exc, _instance_error(start))
+    if errors.total:
+        raise errors.problem(f"{errors.total} invalid field(s); {_FIX}")
+    return validated
 
 
 def parse_envelope(body: Any) -> PredictRequest:
@@ -122,44 +225,80 @@ def parse_envelope(body: Any) -> PredictRequest:
 
 
 def parse_body(model: type[M], body: Any, unknown: str, detail: str | None = None) -> M:
-    """`body` validated as `model`, or a 400 naming every bad field (`unknown` for extras)."""
+    """`body` validated as `model`, or a 400 naming the bad fields (`unknown` for extras).
+
+    Unknown top-level keys are counted and dropped before pydantic (their number costs
+    nothing), and at most ``ESTATE_MAX_FIELD_ERRORS`` errors are built.
+    """
+    errors = ErrorList(get_settings().max_field_errors)
+    names = {f.alias or name for name, f in model.model_fields.items()}
+    if isinstance(body, dict) and model.model_config.get("extra") == "forbid":
+        extra = list(islice((k for k in body if k not in names), errors.limit))
+        if extra:
+            count = sum(1 for k in body if k not in names)
+            errors.add(count, (FieldError(_shown(k), unknown, "extra_forbidden") for k in extra))
+            body = {k: v for k, v in body.items() if k in names}
     try:
-        return model.model_validate(body)
+        parsed = model.model_validate(body)
     except ValidationError as exc:
-        errors = [
-            FieldError(
+        errors.add_validation(
+            exc,
+            lambda e: FieldError(
                 field_path(e["loc"]),
                 unknown if e["type"] == "extra_forbidden" else e["msg"],
                 e["type"],
-            )
-            for e in exc.errors(include_url=False)
-        ]
-        raise bad_request(
-            detail
-            or f"{len(errors)} invalid field(s); fix them and retry. GET this URL for the schema.",
-            errors,
-        ) from None
+            ),
+        )
+    else:
+        if not errors.total:
+            return parsed
+    raise errors.problem(detail or f"{errors.total} invalid field(s); {_FIX}")
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
     """pydantic's error location as callers write it: messages[1].content."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{_shown(part)}" if text else _shown(str(part))
     return text or "(body)"
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
-        seen[key] = value
-    return seen
+    seen = dict(pairs)
+    if len(seen) == len(pairs):
+        return seen
+    found: set[str] = set()
+    for key, _ in pairs:
+        if key in found:
+            raise ValueError(f"duplicate key {_shown(key)!r}")
+        found.add(key)
+    raise AssertionError("unreachable: fewer keys than pairs means a duplicate")
 
 
-def parse_json(raw: bytes) -> Any:
-    """Decode a JSON body strictly: UTF-8, no duplicate keys, bounded nesting."""
+def count_json_values(raw: bytes) -> int:
+    """An upper bound on the values a JSON text holds, counted in C without parsing.
+
+    Every value after the first in an array or object follows a comma, and every array
+    or object opens with a bracket, so ``commas + brackets + 1`` bounds the Python
+    objects the parser would build (commas inside strings only make it larger).
+    """
+    return raw.count(b",") + raw.count(b"{") + raw.count(b"[") + 1
+
+
+def parse_json(raw: bytes, max_values: int | None = None) -> Any:
+    """Decode a JSON body strictly: UTF-8, no duplicate keys, bounded nesting and, with
+    `max_values`, a bounded number of values (413 before any parsing work)."""
+    if max_values is not None:
+        values = count_json_values(raw)
+        if values > max_values:
+            raise too_large(
+                f"The body holds up to {values} JSON values (commas and brackets counted "
+                f"before parsing); the limit is {max_values}. Split the batch, or send "
+                "only the fields the model reads."
+            )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -5,8 +5,17 @@
 | ESTATE_ARTIFACTS | ./artifacts | artifact store: local folder or gs://bucket/prefix |
 | ESTATE_MODEL_NAME | ames | model to serve (models/<name>/ in the store) |
 | ESTATE_MODEL_VERSION | (pointer) | pin a version instead of following serving.json |
-| ESTATE_MAX_INSTANCES | 5000 | most instances in one request (more → 413) |
+| ESTATE_MAX_INSTANCES | 5000 | most instances in one predict request (more → 413) |
+| ESTATE_EXPLAIN_MAX_INSTANCES | 200 | most instances in one explain request (more → 413) |
 | ESTATE_MAX_REQUEST_BYTES | 8000000 | largest request body (larger → 413) |
+| ESTATE_MAX_JSON_VALUES | 500000 | most JSON values in a body, counted unparsed (more → 413) |
+| ESTATE_BODY_READ_SECONDS | 10 | longest time a request body may take to arrive (longer → 408) |
+| ESTATE_LARGE_BODY_BYTES | 1000000 | a body above this size is a large request … |
+| ESTATE_LARGE_BODY_SLOTS | 2 | … and at most this many are answered at once per process |
+| ESTATE_MAX_FIELD_ERRORS | 50 | field errors listed in one answer (the rest are counted) |
+| ESTATE_ROW_WARNINGS_MAX_INSTANCES | 100 | larger batches: one warning summary, not per row |
+| ESTATE_WARNING_ROWS_LISTED | 20 | row indices listed per entry of a warning summary |
+| ESTATE_MAX_RESPONSE_BYTES | 8000000 | largest answer body (larger → 413) |
 | ESTATE_ORT_THREADS | 1 | onnxruntime intra-op threads per instance |
 | ESTATE_POINTER_REFRESH_SECONDS | 30 | re-read serving.json at most this often (0: every request) |
 | ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
@@ -45,6 +54,27 @@
 | ESTATE_LLM_MAX_TOOL_CALLS | 8 | most tool calls run per LLM turn (more get an error) |
 | ESTATE_LLM_MAX_RETRIES | 1 | retries after a timeout, 429 or 5xx; then the local engine |
 | ESTATE_LLM_MAX_TOOL_ROUNDS | 4 | most tool-calling rounds per chat request |
+
+What each serving limit bounds, and its cost at the limit (measured by
+``make bench-memory`` on the Ames blend, figures in bench/README.md). A Cloud Functions
+instance has 512 MiB by default, shared by its concurrent requests; the aim is at most
++150 MB peak RSS for any one request.
+
+| limit | bounds | cost at the limit |
+|---|---|---|
+| MAX_REQUEST_BYTES | bytes read | raw body + its text: 16 MB (5,000 full Ames rows: 7.7 MB) |
+| MAX_JSON_VALUES | objects parsed | <= ~250 B a value (unique keys): +124 MB, the worst request |
+| MAX_INSTANCES | rows per ONNX call | 5,000 full rows: +78 MB, 0.6 s (2,000-tree blend) |
+| EXPLAIN_MAX_INSTANCES | TreeSHAP, answer | 200 rows: +22 MB, 0.4 s, 3.8 MB (blend); 30 s forest |
+| BODY_READ_SECONDS | a slow client's hold on a thread | 8 MB in 10 s needs >= 6.4 Mbit/s |
+| MAX_FIELD_ERRORS | error list | errors past it are counted, never built |
+| ROW_WARNINGS_MAX_INSTANCES | warning objects | one per missing cell (5,000 sparse rows: 38 MB) |
+| MAX_RESPONSE_BYTES | answer size (last guard) | text + bytes: 16 MB |
+| LARGE_BODY_SLOTS | large requests at once | 8 worst at once: +289 MB (+670 MB unslotted) |
+
+The JSON value count is commas + brackets, counted in C before parsing: an upper bound
+on the objects the parser would build (an empty object costs 64 B, a unique key ~250 B),
+so 8 MB of ``{},{},...`` (2.7 M objects, +213 MB) is refused before it is parsed.
 """
 
 from __future__ import annotations
@@ -61,8 +91,18 @@ class Settings(BaseSettings):
     artifacts: str = Field("./artifacts", description="Artifact store URI.")
     model_name: str = Field("ames", description="Model name to serve.")
     model_version: str | None = Field(None, description="Pinned version; default: the pointer's.")
+    # serving limits: what one request may cost (see the table above)
     max_instances: int = Field(5000, ge=1)
+    explain_max_instances: int = Field(200, ge=1)
     max_request_bytes: int = Field(8_000_000, ge=1024)
+    max_json_values: int = Field(500_000, ge=16)
+    body_read_seconds: float = Field(10.0, gt=0)
+    large_body_bytes: int = Field(1_000_000, ge=0)
+    large_body_slots: int = Field(2, ge=1)
+    max_field_errors: int = Field(50, ge=1)
+    row_warnings_max_instances: int = Field(100, ge=0)
+    warning_rows_listed: int = Field(20, ge=1)
+    max_response_bytes: int = Field(8_000_000, ge=1024)
     ort_threads: int = Field(1, ge=1, le=64)
     pointer_refresh_seconds: float = Field(
         30.0, ge=0.0, description="Re-read the serving pointer at most this often."

@@ -10,6 +10,9 @@ locals {
     ESTATE_ARTIFACTS   = local.artifacts_uri
     ESTATE_MODEL_NAME  = var.model_name
     ESTATE_LOG_PROJECT = var.project_id # prediction logs link to Cloud Trace
+    # glibc: request threads share 2 malloc arenas, so one batch's freed memory serves
+    # the next (8 concurrent worst-case batches: +270 MB instead of +345 MB, bench/README.md)
+    MALLOC_ARENA_MAX = "2"
   }
 
   # chat with an LLM: where to reach it (the key itself comes from Secret Manager below).
