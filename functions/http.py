@@ -203,7 +203,7 @@ class LargeBodies:
 _large_bodies = LargeBodies()
 
 
-_ALLOWED_HEADERS = "Content-Type, X-Request-Id, X-Model-Version"
+_ALLOWED_HEADERS = "Content-Type, X-Request-Id, X-Model-Version, X-Api-Key"
 _EXPOSED_HEADERS = "X-Model-Version, Retry-After, Server-Timing, X-Cold-Start-Ms"
 
 

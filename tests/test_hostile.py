@@ -626,6 +626,8 @@ def test_chat_generated_requests_never_5xx_and_memory_stays_bounded(
         grown = server.rss_bytes() - before
         assert grown < MEMORY_BOUND, f"RSS grew by {grown / 2**20:.1f} MiB after warm-up"
     assert "sk-hostile-test" not in remote_server.log_tail(limit=10**8)
+
+
 # -- predict/explain limits: the worst request of each class at the largest allowed size ----
 
 # The bodies bench/memory.py measures, with what each must answer; the two bodies three
