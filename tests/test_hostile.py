@@ -609,14 +609,14 @@ def test_chat_handpicked_hostile_request(
 
 
 def test_chat_generated_requests_never_5xx_and_memory_stays_bounded(
-    chat_servers: tuple[Server, Server, ScriptedLLM], hostile_examples: int
+    chat_servers: tuple[Server, Server, ScriptedLLM], chat_hostile_examples: int
 ) -> None:
     local_server, remote_server, llm = chat_servers
     local, remote = Client(local_server.port), Client(remote_server.port)
     try:
-        run_generated_chat(local, remote, llm, min(300, hostile_examples))
+        run_generated_chat(local, remote, llm, min(300, chat_hostile_examples))
         warm = [local_server.rss_bytes(), remote_server.rss_bytes()]
-        run_generated_chat(local, remote, llm, hostile_examples)
+        run_generated_chat(local, remote, llm, chat_hostile_examples)
         assert local.send(json.dumps(CHAT.body()).encode()) == 200
     finally:
         local.close()
