@@ -13,10 +13,9 @@ from typing import Any
 import flask
 
 from functions.advisor import engine, llm_engine
-from functions.advisor.finite import require_finite
 from functions.advisor.request import ChatRequest, parse_chat_request
 from functions.endpoint import serve
-from functions.errors import FieldError, HttpError
+from functions.errors import FieldError, HttpError, require_finite
 from functions.model import ServingModel, model_info
 from functions.settings import Settings, get_settings
 

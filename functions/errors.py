@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,44 +71,50 @@ def unprocessable(detail: str, errors: list[FieldError] | None = None) -> HttpEr
     return HttpError(422, "Cannot estimate", detail, "cannot-estimate", errors or [])
 
 
-def numbers_in(tree: Any) -> Iterator[float]:
-    """Every float in a JSON-like answer (dicts, lists, scalars), to check them all."""
-    if isinstance(tree, float):
-        yield tree
-    elif isinstance(tree, dict):
-        for value in tree.values():
-            yield from numbers_in(value)
-    elif isinstance(tree, list | tuple):
-        for value in tree:
-            yield from numbers_in(value)
+def first_non_finite(value: Any, path: str) -> str | None:
+    """Where (``predictions[3].interval.upper``) the first NaN or infinity in `value` sits."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = first_non_finite(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = first_non_finite(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
-Warnings = list[dict[str, str]]
+def out_of_range(warnings: list[dict[str, str]], where: str) -> list[FieldError]:
+    """A row's out-of-range input warnings as field errors under `where` (``instances[3]``)."""
+    return [
+        FieldError(f"{where}.{w['field']}", w["message"], "out_of_range")
+        for w in warnings
+        if w.get("code") == "out_of_range"
+    ]
 
 
 def require_finite(
-    row: int, numbers: Iterable[float], warnings: Warnings | Callable[[], Warnings]
+    value: Any, what: str, inputs: list[FieldError] | Callable[[], list[FieldError]]
 ) -> None:
     """The one finiteness check every returned number passes (predict, explain, chat).
 
     Extreme (finite) inputs can push an output to infinity or NaN: answer 422 naming
-    the out-of-range fields of ``instances[row]`` rather than fail to encode the
-    response (a 500). Pass `numbers_in(item)` to check a whole answer item; `warnings`
-    (the row's input warnings) may be a function, called only when the check fails.
+    `inputs` (the fields that caused it) rather than fail to encode the response (a 500).
+    `inputs` may be a function, called only when the check fails (batches build their
+    warnings lazily).
     """
-    if all(math.isfinite(v) for v in numbers):
+    found = first_non_finite(value, what)
+    if found is None:
         return
-    if callable(warnings):
-        warnings = warnings()
-    errors = [
-        FieldError(f"instances[{row}].{w['field']}", w["message"], w["code"])
-        for w in warnings
-        if w["code"] == "out_of_range"
-    ]
     raise unprocessable(
-        f"instances[{row}] is so far outside the training data that the answer is not a "
-        "finite number; bring the fields below closer to their training range.",
-        errors,
+        f"{found} is not a finite number: the inputs below are so far outside the training "
+        "data (or so large) that the answer overflows. Bring them closer to real values "
+        "(GET this URL for the training ranges).",
+        inputs() if callable(inputs) else inputs,
     )
 
 

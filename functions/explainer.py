@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.errors import HttpError, bad_request, numbers_in, require_finite
+from functions.errors import HttpError, bad_request, out_of_range, require_finite
 from functions.schema import parse_body, validate_instances
 from functions.treeshap import TreePaths, tree_shap
 from model_export.bundle import Manifest
@@ -174,9 +174,11 @@ def explain_instances(
                 top_k,
             )
         except OverflowError:  # exp() of an absurd SHAP value: not a finite answer either
-            require_finite(i, [math.inf], warnings[i])
+            require_finite(
+                math.inf, f"explanations[{i}]", out_of_range(warnings[i], f"instances[{i}]")
+            )
             raise
-        require_finite(i, numbers_in(item), warnings[i])
+        require_finite(item, f"explanations[{i}]", out_of_range(warnings[i], f"instances[{i}]"))
         answers.append(item | {"warnings": warnings[i]})
     return answers
 

@@ -9,8 +9,8 @@ import flask
 
 from functions import predlog
 from functions.endpoint import serve
-from functions.errors import bad_request, numbers_in, require_finite
-from functions.model import ServingModel, model_info
+from functions.errors import FieldError, bad_request, out_of_range, require_finite
+from functions.model import Packed, ServingModel, model_info
 from functions.schema import (
     check_instance_count,
     instance_json_schema,
@@ -62,13 +62,18 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
         item = _prediction(model, value, raw_value)
         if per_row:
             item["warnings"] = model.row_warnings(packed, i)
-        require_finite(i, numbers_in(item), partial(model.row_warnings, packed, i))
+        require_finite(item, f"predictions[{i}]", partial(_inputs, model, packed, i))
         predictions.append(item)
     answer: dict[str, Any] = {"predictions": predictions}
     if not per_row:
         answer["warning_summary"] = model.warning_summary(packed, settings.warning_rows_listed)
     answer["model"] = model_info(model)
     return answer
+
+
+def _inputs(model: ServingModel, packed: Packed, row: int) -> list[FieldError]:
+    """The out-of-range fields of `row`, named in a 422 when its answer is not finite."""
+    return out_of_range(model.row_warnings(packed, row), f"instances[{row}]")
 
 
 def _prediction(model: ServingModel, value: float, raw: float) -> dict[str, Any]:

@@ -192,23 +192,25 @@ def test_5000_sparse_rows_answer_a_small_body(env: pytest.MonkeyPatch) -> None:
 # -- every number finite, or a 422 naming the inputs ------------------------------------------
 
 
-def test_require_finite_names_out_of_range_fields_and_calls_lazy_warnings() -> None:
-    from functions.errors import HttpError
+def test_require_finite_names_where_and_the_inputs_and_calls_lazy_inputs() -> None:
+    from functions.errors import FieldError, HttpError, out_of_range
 
     calls: list[int] = []
 
-    def warnings() -> list[dict[str, str]]:
+    def inputs() -> list[FieldError]:
         calls.append(1)
-        return [
+        warnings = [
             {"field": "area", "code": "out_of_range", "message": "1e+300 is outside"},
             {"field": "Lot.Area", "code": "imputed", "message": "missing"},
         ]
+        return out_of_range(warnings, "instances[3]")
 
-    require_finite(3, [1.0, 2.5], warnings)
-    assert calls == []  # finite: the warnings are never computed
+    require_finite({"price": 1.0, "interval": {"upper": 2.5}}, "predictions[3]", inputs)
+    assert calls == []  # finite: the inputs are never computed
     with pytest.raises(HttpError) as caught:
-        require_finite(3, [1.0, math.inf], warnings)
+        require_finite({"price": 1.0, "interval": {"upper": math.inf}}, "predictions[3]", inputs)
     assert caught.value.status == 422
+    assert caught.value.detail.startswith("predictions[3].interval.upper is not a finite number")
     assert [e.field for e in caught.value.errors] == ["instances[3].area"]
 
 
@@ -227,7 +229,7 @@ def test_extreme_batch_rows_are_a_422_naming_the_row(env: pytest.MonkeyPatch) ->
     answer = problem(client("predict").post("/", json={"instances": rows}), 422)
     assert {e["field"] for e in answer["errors"]} <= {"instances[3].area", "instances[3].Lot.Area"}
     assert answer["errors"]
-    assert answer["detail"].startswith("instances[3] ")
+    assert answer["detail"].startswith("predictions[3].price is not a finite number")
 
 
 # -- request bodies (the real-socket cases are in tests/test_body_limits.py) ------------------

@@ -10,9 +10,15 @@ from typing import Any
 
 from functions import analytics
 from functions.advisor.drivers import baselines, top_drivers
-from functions.advisor.finite import out_of_range, renamed, require_finite
 from functions.advisor.vocab import Change
-from functions.errors import FieldError, HttpError, bad_request, unprocessable
+from functions.errors import (
+    FieldError,
+    HttpError,
+    bad_request,
+    out_of_range,
+    require_finite,
+    unprocessable,
+)
 from functions.model import ServingModel
 from functions.schema import validate_instances
 from functions.settings import Settings
@@ -274,3 +280,13 @@ def _analyze(terms: analytics.DealTerms) -> dict[str, Any]:
         raise unprocessable(
             "The deal cannot be worked out on these terms; fix the fields below.", errors
         ) from None
+
+
+def renamed(exc: HttpError, where: str) -> HttpError:
+    """`exc` with its ``instances[0]`` field paths rewritten as `where` (``property``): the
+    tools validate their rows as predict does, and name them as chat's caller wrote them."""
+    exc.errors = [
+        FieldError(e.field.replace("instances[0]", where, 1), e.message, e.type) for e in exc.errors
+    ]
+    exc.detail = exc.detail.replace("instances[0]", where)
+    return exc
