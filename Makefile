@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= training_jobs/configs/ames.toml
 ARTIFACTS ?= ./artifacts
 
-.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-explain bench-score bench-memory clean infra-check
+.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-explain bench-score bench-memory clean infra-check imports
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,13 +52,16 @@ lint: install  ## ruff lint + format check
 typecheck: install  ## mypy --strict on the source
 	$(BIN)/mypy
 
+imports: install  ## layer contracts (import-linter, [tool.importlinter] in pyproject.toml)
+	$(BIN)/lint-imports
+
 unit: install  ## pytest only
 	$(BIN)/pytest
 
 system-deps:  ## install Debian's chromium + chromium-driver for the web page test, if missing
 	@bash .ci/system-deps
 
-test: system-deps lint typecheck unit infra-check  ## everything CI runs: ruff, mypy, pytest, Terraform checks
+test: system-deps lint typecheck imports unit infra-check  ## everything CI runs: ruff, mypy, layer contracts, pytest, Terraform checks
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
