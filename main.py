@@ -6,12 +6,12 @@ functions-framework --source main.py --target chat --port 8082
 functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
 """
 
+from functions.bodies import install_body_guard
 from functions.chat import chat
 from functions.explain import explain
-from functions.http import install_body_guard
 from functions.predict import predict
 from functions.retrain import retrain
 
-install_body_guard()  # bound every request body's size and read time (functions/http.py)
+install_body_guard()  # bound every request body's size and read time (functions/bodies.py)
 
 __all__ = ["chat", "explain", "predict", "retrain"]

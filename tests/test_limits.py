@@ -289,7 +289,7 @@ def test_a_long_version_pin_is_a_404_with_a_short_message(env: pytest.MonkeyPatc
 
 
 def test_large_bodies_take_turns_and_small_ones_never_wait(env: pytest.MonkeyPatch) -> None:
-    from functions.http import _large_bodies
+    from functions.bodies import large_bodies as _large_bodies
 
     limit(env, "LARGE_BODY_BYTES", 200)
     limit(env, "LARGE_BODY_SLOTS", 1)
