@@ -110,11 +110,11 @@ class ServingModel:
         """
         packed = self.pack_flags(instances)
         warnings: list[list[dict[str, str]]] = [[] for _ in range(len(instances))]
-        flagged_i, flagged_j = np.nonzero(packed.missing_numeric | packed.outside)
-        for i, j in zip(flagged_i.tolist(), flagged_j.tolist(), strict=True):
-            warnings[i].append(self._numeric_note(packed, i, j))
-        for i in np.flatnonzero((packed.missing_category | packed.unknown).any(axis=1)).tolist():
-            warnings[i].extend(self._category_notes(packed, i))
+        flagged = (packed.missing_numeric | packed.outside).any(axis=1) | (
+            packed.missing_category | packed.unknown
+        ).any(axis=1)
+        for i in np.flatnonzero(flagged).tolist():
+            warnings[i] = self.row_warnings(packed, i)
         return packed.numeric, packed.categorical, warnings
 
     def pack_flags(self, instances: list[dict[str, Any]]) -> Packed:
