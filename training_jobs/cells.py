@@ -35,3 +35,10 @@ def ragged(uri: str, row: int, cells: int, expected: int) -> str:
         f"{uri}: data row {row} has {cells} cells, the header {expected}; quote cells that "
         'hold the delimiter (",") or fix the row.'
     )
+
+
+def one_line(exc: BaseException, limit: int | None = 300) -> str:
+    """`exc`'s message on one line (a wrapped library error can span several), cut at
+    `limit` characters when it quotes a whole cell or response."""
+    text = " ".join(str(exc).split())
+    return text if limit is None else text[:limit]

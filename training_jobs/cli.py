@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from model_export.errors import EstateAdvisorError
+from training_jobs import cells
 
 COMMANDS = [
     "training_jobs.commands.train",
@@ -46,20 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except EstateAdvisorError as exc:  # the caller's data, config or arguments
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {cells.one_line(exc, None)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the machine: permissions, a full disk, a vanished folder
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {cells.one_line(exc, None)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # outputs are written atomically: nothing half-written stays
         print("interrupted", file=sys.stderr)
         return 130
     return code
-
-
-def _one_line(exc: BaseException) -> str:
-    """The message on one line (a wrapped library error can span several)."""
-    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

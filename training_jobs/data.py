@@ -52,10 +52,6 @@ def read_bytes(uri: str) -> bytes:
     return path.read_bytes()
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
 def parse_table(data: bytes, uri: str) -> pd.DataFrame:
     """Parse by file suffix: .csv, .csv.gz, .parquet/.pq; refuse a table with no rows."""
     name = uri.lower()
@@ -64,7 +60,7 @@ def parse_table(data: bytes, uri: str) -> pd.DataFrame:
             frame = pd.read_parquet(io.BytesIO(data))
         except Exception as exc:  # pyarrow raises many kinds for a bad file
             raise ConfigError(
-                f"{uri} is not a readable Parquet file ({_one_line(exc)}); write it again."
+                f"{uri} is not a readable Parquet file ({cells.one_line(exc)}); write it again."
             ) from None
     elif name.endswith((".csv", ".csv.gz", ".gz")):
         text = gunzip(data, uri) if name.endswith(".gz") else data
@@ -78,7 +74,7 @@ def parse_table(data: bytes, uri: str) -> pd.DataFrame:
             if ragged:
                 expected, line, saw = (int(g) for g in ragged.groups())
                 raise ConfigError(cells.ragged(uri, line - 1, saw, expected)) from None
-            raise ConfigError(f"Cannot read {uri} as CSV: {_one_line(exc)}") from None
+            raise ConfigError(f"Cannot read {uri} as CSV: {cells.one_line(exc)}") from None
     else:
         raise ConfigError(f"Unknown data format for {uri}: use .csv, .csv.gz or .parquet.")
     if len(frame) == 0:
@@ -96,7 +92,7 @@ def gunzip(data: bytes, uri: str) -> bytes:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
         raise ConfigError(
-            f"{uri} is not a readable gzip file ({_one_line(exc) or 'truncated'}); "
+            f"{uri} is not a readable gzip file ({cells.one_line(exc) or 'truncated'}); "
             "re-compress it or give the plain .csv."
         ) from None
 

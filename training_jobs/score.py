@@ -108,7 +108,7 @@ def open_binary(uri: str, mode: str, stack: ExitStack) -> tuple[IO[bytes], int |
             blob.reload()
             return stack.enter_context(blob.open("rb", chunk_size=8 << 20)), blob.size
         except gexc.GoogleAPIError as exc:
-            raise StoreUnavailableError(f"Cannot read {uri}: {_one_line(exc)}") from exc
+            raise StoreUnavailableError(f"Cannot read {uri}: {cells.one_line(exc)}") from exc
     path = _local_path(uri)
     if not path.is_file():
         raise NotFoundError(f"Input file {path} not found.")
@@ -142,7 +142,7 @@ def open_output(uri: str) -> Iterator[IO[bytes]]:
         except Exception as exc:
             _cancel_upload(writer)
             _delete_if_corrupt(uri, exc)
-            raise StoreUnavailableError(f"Cannot write {uri}: {_one_line(exc)}") from exc
+            raise StoreUnavailableError(f"Cannot write {uri}: {cells.one_line(exc)}") from exc
         return
     path = _local_path(uri)
     if path.is_dir():
@@ -179,7 +179,7 @@ class _UploadSink(io.RawIOBase):
         try:
             self._writer.write(data)
         except Exception as exc:  # requests, google-auth, resumable-media, api-core kinds
-            raise StoreUnavailableError(f"Cannot write {self._uri}: {_one_line(exc)}") from exc
+            raise StoreUnavailableError(f"Cannot write {self._uri}: {cells.one_line(exc)}") from exc
         return len(data)
 
     def tell(self) -> int:
@@ -215,10 +215,6 @@ def _cancel_upload(writer: Any) -> None:
             writer._buffer.close()
     except Exception:  # the session expires unfinalised anyway
         pass
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
 
 
 def read_batches(
@@ -278,7 +274,7 @@ _CSV_RAGGED = re.compile(r"CSV parse error: (?:Row #(\d+): )?Expected (\d+) colu
 
 
 def _read_error(uri: str, exc: BaseException) -> ConfigError:
-    text = _one_line(exc)
+    text = cells.one_line(exc)
     cell = _CSV_CELL.search(text)
     if cell:
         index, line, kind, rest = int(cell[1]), int(cell[2]), cell[3], cell[4]
