@@ -29,7 +29,7 @@ from functions.errors import (
     unprocessable,
     unsupported_media,
 )
-from functions.schema import parse_json
+from functions.schema import parse_json, shown
 from functions.settings import get_settings
 
 log = logging.getLogger("estate_advisor.functions")
@@ -94,7 +94,7 @@ def read_json_body(request: flask.Request, max_bytes: int) -> Any:
     ctype = (request.mimetype or "").lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise unsupported_media(
-            f"Send JSON with 'Content-Type: application/json' (got {_shown(ctype) or 'none'!r})."
+            f"Send JSON with 'Content-Type: application/json' (got {shown(ctype) or 'none'!r})."
         )
     length = request.content_length
     if length is not None and length > max_bytes:
@@ -125,10 +125,6 @@ def read_json_body(request: flask.Request, max_bytes: int) -> Any:
     if len(raw) > settings.large_body_bytes:
         large_bodies.enter(request.environ, settings)
     return parse_json(raw, settings.max_json_values)
-
-
-def _shown(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _timed_out(body: Any) -> bool:

@@ -37,7 +37,7 @@ from functions.settings import get_settings
 from model_export.bundle import InputSchema
 
 MAX_STRING = 200
-#: Longest key quoted in an error (a 1 MB key must not make a 1 MB error message).
+#: Longest key (or header value) quoted in an error: a 1 MB key must not make a 1 MB message.
 MAX_KEY_SHOWN = 80
 #: Cells (rows x features) pydantic validates per call, which bounds one call's errors.
 CHUNK_CELLS = 4096
@@ -98,12 +98,13 @@ def instance_json_schema(adapter: TypeAdapter[list[dict[str, Any]]]) -> dict[str
 def _where(loc: tuple[int | str, ...]) -> str:
     text = "instances"
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{_shown(part)}"
+        text += f"[{part}]" if isinstance(part, int) else f".{shown(part)}"
     return text
 
 
-def _shown(key: str) -> str:
-    return key if len(key) <= MAX_KEY_SHOWN else key[:MAX_KEY_SHOWN] + "…"
+def shown(text: str) -> str:
+    """`text` cut to `MAX_KEY_SHOWN` characters for quoting in an error message."""
+    return text if len(text) <= MAX_KEY_SHOWN else text[:MAX_KEY_SHOWN] + "…"
 
 
 _FIX = "fix them and retry. GET this URL for the schema."
@@ -236,7 +237,7 @@ def parse_body(model: type[M], body: Any, unknown: str, detail: str | None = Non
         extra = list(islice((k for k in body if k not in names), errors.limit))
         if extra:
             count = sum(1 for k in body if k not in names)
-            errors.add(count, (FieldError(_shown(k), unknown, "extra_forbidden") for k in extra))
+            errors.add(count, (FieldError(shown(k), unknown, "extra_forbidden") for k in extra))
             body = {k: v for k, v in body.items() if k in names}
     try:
         parsed = model.model_validate(body)
@@ -262,7 +263,7 @@ def field_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{_shown(part)}" if text else _shown(str(part))
+            text += f".{shown(part)}" if text else shown(str(part))
     return text or "(body)"
 
 
@@ -273,7 +274,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: set[str] = set()
     for key, _ in pairs:
         if key in found:
-            raise ValueError(f"duplicate key {_shown(key)!r}")
+            raise ValueError(f"duplicate key {shown(key)!r}")
         found.add(key)
     raise AssertionError("unreachable: fewer keys than pairs means a duplicate")
 
