@@ -299,6 +299,24 @@ def test_the_printed_submit_commands_write_the_scheduled_jobs(
     assert body["labels"]["trigger"] == "schedule"
 
 
+def test_the_prediction_sink_selects_the_lines_predict_writes(tf: Terraform) -> None:
+    """The sink's filter names fields of `PredictionLogLine`, with the values it writes."""
+    from estate.contract.predlog import EVENT, LoggedModel, PredictionLogLine
+
+    sink = tf.resource("google_logging_project_sink.predictions")
+    assert "${var.prediction_log_filter}" in sink["filter"]
+    clauses = re.findall(
+        r'jsonPayload\.(\w+)=\\?"([^"\\]*)\\?"', tf.variables["prediction_log_filter"]["default"]
+    )
+    assert clauses, "prediction_log_filter tests no jsonPayload field"
+    line = PredictionLogLine(
+        event=EVENT, model=LoggedModel(name="ames", version="v1"), features={}, output={}
+    )
+    written = json.loads(line.to_json())
+    for field, value in clauses:
+        assert str(written.get(field)) == value, (field, value)
+
+
 def test_alerts_watch_error_rate_and_p95_latency_from_log_metrics(tf: Terraform) -> None:
     error = tf.resource("google_monitoring_alert_policy.error_rate")["conditions"][0]
     threshold = error["condition_threshold"][0]
