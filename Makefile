@@ -21,14 +21,14 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 install: $(VENV)/.installed  ## create .venv and install the project with its dev tools
 
 train: install  ## train on Ames (or CONFIG=...) and export a bundle to ARTIFACTS
-	$(BIN)/estate train --config $(CONFIG) --output $(ARTIFACTS)
+	$(BIN)/estate train --config $(CONFIG) --store $(ARTIFACTS)
 
 MODEL  ?= ames
 
 demo: install  ## train if no bundle exists, then serve predict :8080, explain :8081, chat :8082, web page :8090
 	@if [ ! -f "$(ARTIFACTS)/models/$(MODEL)/serving.json" ]; then \
 		echo "No $(MODEL) model in $(ARTIFACTS) yet: training one (about a minute)…"; \
-		$(BIN)/estate train --config $(CONFIG) --output $(ARTIFACTS); \
+		$(BIN)/estate train --config $(CONFIG) --store $(ARTIFACTS); \
 	fi
 	@echo ""
 	@echo "Serving (Ctrl-C stops all):"

@@ -28,7 +28,7 @@ def model_uri(artifacts: str, manifest: Manifest) -> str:
     """gs:// URI of the bundle's ONNX file (BigQuery ML reads models from Cloud Storage)."""
     if not artifacts.startswith("gs://"):
         raise ConfigError(
-            f"BigQuery ML imports models from Cloud Storage; --artifacts {artifacts!r} is "
+            f"BigQuery ML imports models from Cloud Storage; --store {artifacts!r} is "
             "local. Pass the gs:// store the bundle was copied to (or --model-uri)."
         )
     return f"{artifacts.rstrip('/')}/{version_prefix(manifest.name, manifest.version)}/{MODEL_FILE}"

@@ -3,12 +3,11 @@
 Runs the same as a local process or as a Vertex AI custom job::
 
     estate train --config configs/ames.toml
-    estate train --config cfg.toml --data gs://b/data.parquet --output gs://b/estate
+    estate train --config cfg.toml --data gs://b/data.parquet --store gs://b/estate
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -463,19 +462,3 @@ def explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:
     """Training rows the explainer's global importance is averaged over."""
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(train, size=min(size, train.size), replace=False))
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of a training run (shared by this module's CLI and ``estate train``)."""
-    parser.add_argument(
-        "--config",
-        required=True,
-        help="data-set config (TOML), e.g. configs/ames.toml",
-    )
-    parser.add_argument("--data", help="data URI (local path or gs://); default: the config's")
-    parser.add_argument(
-        "--output",
-        default="./artifacts",
-        help="artifact store: local folder or gs://bucket/prefix (default ./artifacts)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="print only the final summary")

@@ -107,7 +107,7 @@ def test_new_data_file_submits_a_training_job(stub: VertexStub, tmp_path: Path) 
         "configs/ames.toml",
         "--data",
         "gs://estate-data/incoming/ames-2026-11.csv",
-        "--output",
+        "--store",
         "gs://estate-artifacts/estate",
     ]
     assert job.body["labels"]["trigger"] == "gcs"
