@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from estate.cli.commands._store_args import STORE_HELP, add_store_argument
+from estate.cli.commands._store_args import add_store_argument
 from estate.contract.errors import ConfigError
 from estate.storage.registry import read_manifest
 from estate.storage.store import open_store
@@ -26,7 +26,11 @@ def register(sub: Any) -> None:
         help="data-set config (TOML), e.g. configs/ames.toml",
     )
     parser.add_argument("--data", help="data URI (local path or gs://); default: the config's")
-    add_store_argument(parser, old="--output", help=f"where the bundle goes: {STORE_HELP}")
+    add_store_argument(
+        parser,
+        old="--output",
+        help="artifact store the bundle is written to: local folder or gs://bucket/prefix",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the final summary")
     parser.add_argument(
         "--allow-schema-change",
