@@ -31,18 +31,23 @@ class EncodedLayout:
     impute: np.ndarray = field(init=False)  # float64 [numeric features]
     log1p: np.ndarray = field(init=False)  # bool [numeric features]
     category_index: dict[tuple[int, str], int] = field(init=False)
+    _columns: list[dict[str, int]] = field(init=False, repr=False)  # per feature, in the block
     raw_of: list[int] = field(init=False)  # the raw feature each encoded column comes from
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.numeric]
         raw_of = list(range(len(self.numeric)))
         index: dict[tuple[int, str], int] = {}
+        columns: list[dict[str, int]] = []
         for j, cat in enumerate(self.categorical):
+            columns.append({})
             for c in cat.categories:
+                columns[j][c] = len(names) - len(self.numeric)
                 index[(j, c)] = len(names)
                 names.append(f"{cat.name}={c}")
                 raw_of.append(len(self.numeric) + j)
         set_ = object.__setattr__
+        set_(self, "_columns", columns)
         set_(self, "names", names)
         set_(self, "raw_of", raw_of)
         set_(self, "category_index", index)
@@ -85,12 +90,11 @@ class EncodedLayout:
         return np.asarray(filled, dtype=np.float64).astype(np.float32)
 
     def _onehot_block(self, categorical: np.ndarray) -> np.ndarray:
-        offset = len(self.numeric)
-        index = self.category_index
-        block = np.zeros((categorical.shape[0], len(index)), dtype=np.float32)
-        for j in range(categorical.shape[1]):
-            for i, value in enumerate(categorical[:, j]):
-                col = index.get((j, value))
-                if col is not None:
-                    block[i, col - offset] = 1.0
+        n = categorical.shape[0]
+        block = np.zeros((n, len(self.category_index)), dtype=np.float32)
+        for j, index in enumerate(self._columns):
+            get = index.get
+            cols = np.fromiter((get(v, -1) for v in categorical[:, j]), dtype=np.int64, count=n)
+            rows = np.flatnonzero(cols >= 0)  # an unseen category sets no column
+            block[rows, cols[rows]] = 1.0
         return block

@@ -18,6 +18,7 @@ from estate.contract.bundle import CATEGORICAL_INPUT, NUMERIC_INPUT, PREDICTION_
 
 #: Both outputs, in the order `Session.run` returns them by default.
 OUTPUTS = (PREDICTION_OUTPUT, RAW_OUTPUT)
+_FLOAT64, _OBJECT = np.dtype(np.float64), np.dtype(object)
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,14 @@ class Session:
         """
         feeds: dict[str, np.ndarray] = {}
         if NUMERIC_INPUT in self.inputs:
-            feeds[NUMERIC_INPUT] = np.asarray(numeric, dtype=np.float64)
+            feeds[NUMERIC_INPUT] = (
+                numeric if numeric.dtype == _FLOAT64 else numeric.astype(_FLOAT64)
+            )
         if CATEGORICAL_INPUT in self.inputs:
-            feeds[CATEGORICAL_INPUT] = np.asarray(categorical, dtype=object)
-        results = self.session.run(list(outputs), feeds)
-        return [np.asarray(r, dtype=np.float64) for r in results]
+            feeds[CATEGORICAL_INPUT] = (
+                categorical if categorical.dtype == _OBJECT else categorical.astype(object)
+            )
+        return [r.astype(_FLOAT64) for r in self.session.run(outputs, feeds)]
 
 
 def open_session(model_bytes: bytes, threads: int = 1) -> Session:

@@ -2,9 +2,9 @@
 
 Each envelope is a pydantic model (the source of the OpenAPI document, with the answers
 in `estate.serving.responses`); the instances inside are validated against the model by
-`estate.contract.instances`. Errors are domain errors (`InvalidInputError`, `TooLargeError`), which
-`estate.serving.problems` turns into problem+json. At most ``ESTATE_MAX_FIELD_ERRORS``
-field errors are built per request; the rest are counted.
+`estate.contract.instances`. Errors are domain errors (`InvalidInputError`,
+`TooLargeError`), which `estate.serving.problems` turns into problem+json. At most
+``ESTATE_MAX_FIELD_ERRORS`` field errors are built per request; the rest are counted.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class ExplainRequest(BaseModel):
 
 
 # -- chat ----------------------------------------------------------------------------------
+
 Money = Annotated[float, AllowInfNan(False), Field(ge=0, le=1e9)]
 #: A price under a dollar is not a price: yields over it explode (12 * rent / 5e-324).
 Price = Annotated[float, AllowInfNan(False), Field(ge=1, le=1e9)]
