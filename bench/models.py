@@ -77,7 +77,7 @@ def fit_pair(config: DatasetConfig, source: str, cache: Path, fallback: str) -> 
     doc, assemble = bench_assembler(config, table, data, choice)
     manifest = export_bundle(
         store,
-        encoder=data.encoder,
+        layout=data.encoder.layout,
         estimator=est,
         classifier=config.classifier,
         log_target=log_target,

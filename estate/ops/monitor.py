@@ -20,7 +20,7 @@ from estate.contract.errors import ConfigError
 from estate.contract.predlog import PredictionLogLine, parse_log_line
 from estate.runtime import drift
 from estate.storage.store import GCSStore
-from estate.training.data import read_bytes
+from estate.storage.uris import read_bytes
 
 
 @dataclass(frozen=True)

@@ -432,7 +432,7 @@ def export_and_gate(
     say("exporting ONNX graph and checking parity on holdout rows")
     manifest = export_bundle(
         store,
-        encoder=enc,
+        layout=enc.layout,
         estimator=choice.fitted,
         classifier=config.classifier,
         log_target=config.target_transform == "log",
