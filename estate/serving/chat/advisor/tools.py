@@ -21,7 +21,7 @@ from estate.serving.errors import (
 )
 from estate.serving.model import ServingModel
 from estate.serving.schema import validate_instances
-from estate.serving.settings import Settings
+from estate.serving.settings import ChatSettings
 
 
 def show(value: Any) -> str:
@@ -154,7 +154,7 @@ _REQUEST_NAMES = {"price": "asking_price", "annual_rate": "rate"}
 
 
 def deal(
-    settings: Settings,
+    settings: ChatSettings,
     value: dict[str, Any],
     given: dict[str, float],
     down_fraction: float | None = None,
