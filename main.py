@@ -36,3 +36,8 @@ def __getattr__(name: str) -> Callable[..., Any]:
     function: Callable[..., Any] = importlib.import_module(ENTRY_MODULES[name]).entry_point()
     globals()[name] = function
     return function
+
+
+def __dir__() -> list[str]:
+    """The entry points too, so a wrong ``--target`` is answered with their names."""
+    return sorted({*globals(), *__all__})
