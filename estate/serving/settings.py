@@ -212,13 +212,14 @@ FUNCTION_SETTINGS: tuple[type[_Env], ...] = (
 )
 
 
-class Settings(ServingSettings, ChatSettings, RetrainSettings):
-    """PENDING (issue 13, `core`): every variable at once, only for the reads left in
-    model.py (the holder), errors.py and schema.py (``max_field_errors``) until they
-    take their settings as parameters. Entry points never use it."""
+class Settings(ModelSettings, HttpSettings):
+    """PENDING (issue 13, `core`): what the reads left in the core modules need, the
+    model holder (model.py → versions.py) and the field-error limit (errors.py,
+    schema.py), until they take their settings as parameters. Entry points never use it,
+    and it holds no chat or retrain variable, so a bad one cannot stop predict."""
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """PENDING (see `Settings`): the instance's settings for the core's remaining reads."""
+    """PENDING (see `Settings`): the settings of the core's remaining reads, once."""
     return Settings()
