@@ -24,6 +24,10 @@ import flask
 from estate.serving.errors import PROBLEM_CONTENT_TYPE, HttpError, too_large
 from estate.serving.settings import GuardSettings, HttpSettings
 
+#: When this instance's code started: main.py imports this module before anything else
+#: (the clock of ``X-Cold-Start-Ms``, estate.serving.http).
+STARTED_AT = time.perf_counter()
+
 
 class LargeBodies:
     """At most ``ESTATE_LARGE_BODY_SLOTS`` requests with a body over

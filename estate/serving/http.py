@@ -18,7 +18,7 @@ from typing import Any
 
 import flask
 
-from estate.serving.bodies import BoundedInput, large_bodies
+from estate.serving.bodies import STARTED_AT, BoundedInput, large_bodies
 from estate.serving.errors import (
     PROBLEM_CONTENT_TYPE,
     HttpError,
@@ -34,9 +34,9 @@ from estate.serving.settings import HttpSettings
 
 log = logging.getLogger("estate_advisor.functions")
 
-# Cold-start timing: from this module's import (the instance's code starting, before
-# the lazy model load) to the end of the first request the instance answers without 5xx.
-_IMPORTED_AT = time.perf_counter()
+# Cold-start timing: from the instance's code starting (main.py imports bodies first,
+# before it builds the entry point and the model loads) to the end of the first request
+# the instance answers without 5xx.
 _first_lock = threading.Lock()
 _first_done = False
 
@@ -51,7 +51,7 @@ def _timing_headers(response: flask.Response, started: float) -> flask.Response:
         with _first_lock:
             if not _first_done:
                 _first_done = True
-                response.headers["X-Cold-Start-Ms"] = f"{(now - _IMPORTED_AT) * 1e3:.1f}"
+                response.headers["X-Cold-Start-Ms"] = f"{(now - STARTED_AT) * 1e3:.1f}"
     return response
 
 
