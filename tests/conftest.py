@@ -107,7 +107,7 @@ def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]
     environment first, then build the client. PENDING core: the holder and the field
     error limit still read `get_settings()`, hence its cache is cleared here.
     """
-    import estate.serving.model as model_module
+    import estate.serving.versions as model_module
     from estate.serving.settings import get_settings
 
     for name in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", "ESTATE_MODEL_VERSION"):

@@ -21,7 +21,7 @@ from typing import Any
 
 import flask
 
-from estate.serving.errors import PROBLEM_CONTENT_TYPE, HttpError, too_large
+from estate.serving.problems import PROBLEM_CONTENT_TYPE, HttpError, too_large
 from estate.serving.settings import GuardSettings, HttpSettings
 
 #: When this instance's code started: main.py imports this module before anything else

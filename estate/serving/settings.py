@@ -213,10 +213,11 @@ FUNCTION_SETTINGS: tuple[type[_Env], ...] = (
 
 
 class Settings(ModelSettings, HttpSettings):
-    """PENDING (issue 13, `core`): what the reads left in the core modules need, the
-    model holder (model.py → versions.py) and the field-error limit (errors.py,
-    schema.py), until they take their settings as parameters. Entry points never use it,
-    and it holds no chat or retrain variable, so a bad one cannot stop predict."""
+    """PENDING (issue 13, `core`): what the reads left in core's modules need, the
+    model holder (versions.py ``holder()``) and the field-error limit (problems.py
+    ``HttpError.to_problem``, requests.py), until they take their settings as
+    parameters. Entry points never use it, and it holds no chat or retrain variable, so
+    a bad one cannot stop predict."""
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from estate.contract.bundle import Manifest
-from estate.serving.errors import require_finite
+from estate.runtime.finite import require_finite
 from estate.serving.http import handle, read_json_body
 from estate.serving.settings import HttpSettings, get_settings
 
@@ -42,7 +42,7 @@ def env(serving_env: pytest.MonkeyPatch, ames_store: Path) -> pytest.MonkeyPatch
 def limit(env: pytest.MonkeyPatch, name: str, value: int | float) -> None:
     """Set a limit for the functions built after this (each reads its settings once)."""
     env.setenv(f"ESTATE_{name}", str(value))
-    get_settings.cache_clear()  # PENDING core: schema.py/errors.py still read MAX_FIELD_ERRORS
+    get_settings.cache_clear()  # PENDING core: problems.py, requests.py read MAX_FIELD_ERRORS
 
 
 def problem(answer: Any, status: int) -> dict[str, Any]:
@@ -194,7 +194,9 @@ def test_5000_sparse_rows_answer_a_small_body(env: pytest.MonkeyPatch) -> None:
 
 
 def test_require_finite_names_where_and_the_inputs_and_calls_lazy_inputs() -> None:
-    from estate.serving.errors import FieldError, HttpError, out_of_range
+    from estate.contract.errors import CannotEstimateError, FieldError
+    from estate.runtime.finite import out_of_range
+    from estate.serving.problems import problem_for
 
     calls: list[int] = []
 
@@ -208,9 +210,9 @@ def test_require_finite_names_where_and_the_inputs_and_calls_lazy_inputs() -> No
 
     require_finite({"price": 1.0, "interval": {"upper": 2.5}}, "predictions[3]", inputs)
     assert calls == []  # finite: the inputs are never computed
-    with pytest.raises(HttpError) as caught:
+    with pytest.raises(CannotEstimateError) as caught:
         require_finite({"price": 1.0, "interval": {"upper": math.inf}}, "predictions[3]", inputs)
-    assert caught.value.status == 422
+    assert problem_for(caught.value).status == 422
     assert caught.value.detail.startswith("predictions[3].interval.upper is not a finite number")
     assert [e.field for e in caught.value.errors] == ["instances[3].area"]
 
