@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -14,7 +15,7 @@ from estate.runtime.serving_model import Packed, ServingModel, model_info
 from estate.serving import predlog
 from estate.serving.endpoint import serve
 from estate.serving.requests import check_instance_count, parse_envelope
-from estate.serving.settings import get_settings
+from estate.serving.settings import ServingSettings
 
 
 def describe(model: ServingModel) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def describe(model: ServingModel) -> dict[str, Any]:
     }
 
 
-def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
+def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> dict[str, Any]:
     """Validate a request body and predict every instance in one ONNX call.
 
     Up to ``ESTATE_ROW_WARNINGS_MAX_INSTANCES`` instances each prediction carries its own
@@ -41,7 +42,6 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
     (per field and code: how many rows, the first row indices), so a batch of sparse
     rows does not answer one warning object per missing cell.
     """
-    settings = get_settings()
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body)
     instances = validate_instances(model.adapter, request.instances, settings.max_field_errors)
@@ -87,11 +87,17 @@ def _prediction(model: ServingModel, value: float, raw: float) -> dict[str, Any]
     return item
 
 
-def predict(request: flask.Request) -> flask.Response:
-    """HTTP entry point (functions-framework target ``predict``)."""
-    return serve(
-        request,
-        describe,
-        lambda model, r, body: predlog.observe(r, body, lambda b: predict_body(model, b)),
-        get_settings().max_request_bytes,
-    )
+def entry_point(
+    settings: ServingSettings | None = None,
+) -> Callable[[flask.Request], flask.Response]:
+    """The ``predict`` function, its settings read once (main.py resolves it on first use)."""
+    settings = settings or ServingSettings()
+
+    def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
+        return predlog.observe(request, body, lambda b: predict_body(model, b, settings), settings)
+
+    def predict(request: flask.Request) -> flask.Response:
+        """HTTP entry point (functions-framework target ``predict``)."""
+        return serve(request, describe, answer, settings, settings.max_request_bytes)
+
+    return predict

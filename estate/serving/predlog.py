@@ -29,7 +29,7 @@ from estate.contract.predlog import (
     LoggedModel,
     PredictionLogLine,
 )
-from estate.serving.settings import Settings, get_settings
+from estate.serving.settings import ServingSettings
 
 log = logging.getLogger("estate_advisor.functions")
 
@@ -110,13 +110,12 @@ def observe(
     request: flask.Request,
     body: Any,
     answer_for: Callable[[Any], dict[str, Any]],
-    settings: Settings | None = None,
+    settings: ServingSettings,
 ) -> dict[str, Any]:
     """Answer `body`, then log its predictions (sampled per request by ESTATE_PREDLOG_SAMPLE).
 
     Only successful answers are logged: a rejected request raises before this logs.
     """
-    settings = settings or get_settings()
     start = time.perf_counter()
     answer = answer_for(body)
     latency_ms = (time.perf_counter() - start) * 1000

@@ -115,6 +115,28 @@ def test_every_estate_variable_terraform_sets_is_a_setting(tf: Terraform) -> Non
     assert used <= known, f"unknown settings (typo?): {used - known}"
 
 
+def test_each_function_is_given_variables_its_own_settings_read(tf: Terraform) -> None:
+    """Settings are per function (estate/serving/settings.py): the LLM variables go to
+    chat, the retrain ones to retrain, the shared ones are read by predict and explain."""
+    from estate.serving.settings import ChatSettings, RetrainSettings, ServingSettings
+
+    def read_by(cls: type[ServingSettings | ChatSettings | RetrainSettings]) -> set[str]:
+        return {f"ESTATE_{name}".upper() for name in cls.model_fields}
+
+    def named(local: str) -> set[str]:
+        return set(re.findall(r"\b(ESTATE_[A-Z_]+)\b", json.dumps(tf.locals[local])))
+
+    for local, cls in [
+        ("serving_env", ServingSettings),
+        ("llm_env", ChatSettings),
+        ("retrain_env", RetrainSettings),
+    ]:
+        assert named(local), f"local.{local} sets no ESTATE_ variable"
+        assert named(local) <= read_by(cls), (
+            f"{cls.__name__} never reads {named(local) - read_by(cls)}"
+        )
+
+
 def test_no_public_invoker_unless_a_variable_asks(tf: Terraform) -> None:
     assert tf.variables["public_functions"]["default"] == []
     public = [
