@@ -14,6 +14,19 @@ The ONNX graph always has the same interface, so serving needs nothing but this 
 * outputs ``prediction`` (float ``[N]``: the target in its own units, or the positive
   class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price).
 
+Raw values become the inputs by one rule (`estate.runtime.packing` implements it for
+JSON rows, DataFrames and Arrow tables alike):
+
+* numbers: null or absent → NaN (the graph imputes the training median);
+* category text: stripped; an integral number is written without a fraction (``60``,
+  ``60.0`` and, when ``"60.0"`` is not a training category, ``"60.0"`` → ``"60"``);
+* a missing category -- null, NaN, blank, or ``"NA"`` when ``"NA"`` is not a training
+  category -- becomes `MISSING_CATEGORY` (``"NA"``) when ``"NA"`` is a training
+  category (training reads an empty cell as ``"NA"``), else the training mode
+  (``CategoricalFeature.impute``);
+* an absent feature (a key a row does not send, a column a file does not have) becomes
+  the training mode; every filled value is reported to callers as "imputed".
+
 Bump `FORMAT_VERSION` on any change a reader of the previous version would misread.
 """
 
@@ -39,7 +52,8 @@ CATEGORICAL_INPUT = "categorical"
 PREDICTION_OUTPUT = "prediction"
 RAW_OUTPUT = "raw"
 
-#: Category used in training for a missing categorical value (the Ames data uses NA too).
+#: Category training gives a missing categorical value (the Ames data uses NA too); a
+#: missing value is packed as it when it is a training category, else as the mode.
 MISSING_CATEGORY = "NA"
 
 Task = Literal["regression", "binary_classification"]
@@ -72,21 +86,28 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def normalize_category(value: object) -> str:
-    """Canonical string of a categorical value, identical in training and serving.
+def category_text(value: object) -> str | None:
+    """The text of a categorical value, None when it is null or NaN ("" when blank).
 
-    Strips whitespace (the Ames file has ``"WD "``), maps missing to `MISSING_CATEGORY`
-    and writes integral numbers without a decimal point (``60.0`` and ``60`` → ``"60"``).
+    Strips whitespace (the Ames file has ``"WD "``) and writes integral numbers without a
+    decimal point (``60.0`` and ``60`` → ``"60"``).
     """
     if value is None:
-        return MISSING_CATEGORY
+        return None
     if isinstance(value, float):
         if math.isnan(value):
-            return MISSING_CATEGORY
+            return None
         if value.is_integer():
             return str(int(value))
-    text = str(value).strip()
-    return text if text else MISSING_CATEGORY
+    return str(value).strip()
+
+
+def normalize_category(value: object) -> str:
+    """Canonical string of a categorical value as training fits it: `category_text`, with
+    a null or blank value as `MISSING_CATEGORY`. (Packing a value for the graph also
+    knows the training categories: see the module docstring.)
+    """
+    return category_text(value) or MISSING_CATEGORY
 
 
 class ContractModel(BaseModel):

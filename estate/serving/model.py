@@ -7,9 +7,7 @@ created, so a truncated or tampered ``model.onnx`` is never served.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,26 +21,14 @@ from estate.contract.bundle import (
     PREDICTION_OUTPUT,
     RAW_OUTPUT,
     Manifest,
-    normalize_category,
 )
+from estate.runtime.packing import DictPacker, Packed
 from estate.serving.explainer import Explainer
 from estate.serving.schema import instance_adapter
 from estate.serving.settings import get_settings
 
 if TYPE_CHECKING:
     from estate.serving.versions import ModelHolder
-
-
-@dataclass(frozen=True)
-class Packed:
-    """A packed batch: the two ONNX inputs, and which cells are worth a warning."""
-
-    numeric: np.ndarray  # [rows, numeric features], NaN where missing
-    categorical: np.ndarray  # [rows, categorical features], normalised text
-    missing_numeric: np.ndarray  # bool, same shape as numeric
-    outside: np.ndarray  # bool: outside the training range
-    missing_category: np.ndarray  # bool, same shape as categorical
-    unknown: np.ndarray  # bool: a category not seen in training
 
 
 @dataclass
@@ -78,13 +64,7 @@ class ServingModel:
         schema = manifest.input
         self.numeric = schema.numeric
         self.categorical = schema.categorical
-        self._known = [set(c.categories) for c in self.categorical]
-        self._blank: dict[str, Any] = dict.fromkeys(schema.names())
-        self._num_get = _tuple_getter([f.name for f in self.numeric])
-        self._cat_get = _tuple_getter([c.name for c in self.categorical])
-        self._num_min = np.array([f.min for f in self.numeric], dtype=np.float64)
-        self._num_max = np.array([f.max for f in self.numeric], dtype=np.float64)
-        self._cat_impute = [c.impute for c in self.categorical]
+        self._packer = DictPacker(schema)
         self._imputed = [
             _note(f.name, "imputed", f"missing; used the training median {f.impute:g}")
             for f in self.numeric
@@ -92,6 +72,8 @@ class ServingModel:
             _note(c.name, "imputed", f"missing; used the most common value {c.impute!r}")
             for c in self.categorical
         ]
+        na_used = f"missing; used {MISSING_CATEGORY!r}, how training saw missing values"
+        self._imputed_na = [_note(c.name, "imputed", na_used) for c in self.categorical]
         self.adapter: TypeAdapter[list[dict[str, Any]]] = instance_adapter(schema)
         self._inputs = {i.name for i in self.session.get_inputs()}
 
@@ -118,43 +100,9 @@ class ServingModel:
         return packed.numeric, packed.categorical, warnings
 
     def pack_flags(self, instances: list[dict[str, Any]]) -> Packed:
-        """Validated instances → the two ONNX inputs, and which cells to warn about.
-
-        Row lookups run in C (`itemgetter` over the row merged onto all-None defaults),
-        numpy finds missing and out-of-range numbers in one pass, and only rows with a
-        missing or unknown category cost a Python step per category, so the cost stays
-        small for 1 row and for 5,000.
-        """
-        n, k, m = len(instances), len(self.numeric), len(self.categorical)
-        numeric_rows, category_rows = self._lookup(instances)
-        numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, k)
-        missing = np.isnan(numeric)  # None became NaN; validated input has no NaN of its own
-        outside = (numeric < self._num_min) | (numeric > self._num_max)  # False for NaN
-        missing_category = np.zeros((n, m), dtype=bool)
-        unknown = np.zeros((n, m), dtype=bool)
-        known, contains = self._known, set.__contains__
-        all_texts = []
-        for i, values in enumerate(category_rows):
-            try:
-                texts = list(map(str.strip, values))  # the common case: all strings
-            except TypeError:  # None (missing) or a non-string
-                texts = [
-                    fill if v is None else normalize_category(v)
-                    for v, fill in zip(values, self._cat_impute, strict=True)
-                ]
-            if "" in texts:
-                texts = [t or MISSING_CATEGORY for t in texts]
-            all_texts.append(texts)
-            if None in values or not all(map(contains, known, texts)):
-                for j, (value, text) in enumerate(zip(values, texts, strict=True)):
-                    if value is None:
-                        missing_category[i, j] = True
-                    elif text not in known[j]:
-                        unknown[i, j] = True
-        categorical = np.empty((n, m), dtype=object)
-        if n and m:
-            categorical[:, :] = all_texts
-        return Packed(numeric, categorical, missing, outside, missing_category, unknown)
+        """Validated instances → the two ONNX inputs, and which cells to warn about
+        (`estate.runtime.packing`: the one packing rule, vectorised)."""
+        return self._packer.pack(instances)
 
     def row_warnings(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """The notes of row `i` (the same as `pack` gives it)."""
@@ -193,7 +141,17 @@ class ServingModel:
             )
         k = len(self.numeric)
         for j, c in enumerate(self.categorical):
-            add(c.name, "imputed", self._imputed[k + j]["message"], packed.missing_category[:, j])
+            used = set(packed.categorical[packed.missing_category[:, j], j].tolist())
+            message = self._imputed[k + j]["message"]
+            if used and c.impute not in used:
+                message = self._imputed_na[j]["message"]
+            elif len(used) > 1:
+                message = (
+                    f"missing; used {MISSING_CATEGORY!r} for a null or blank value (how training "
+                    f"saw missing values) and the most common value {c.impute!r} where it was "
+                    "not sent"
+                )
+            add(c.name, "imputed", message, packed.missing_category[:, j])
             add(
                 c.name,
                 "unknown_category",
@@ -214,31 +172,14 @@ class ServingModel:
             "the estimate is an extrapolation",
         )
 
-    def _lookup(
-        self, instances: list[dict[str, Any]]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Per row: numeric values and categorical values in manifest order, None if absent."""
-        num_get, cat_get, blank = self._num_get, self._cat_get, self._blank
-        numeric, categorical = [], []
-        for row in instances:
-            try:  # complete rows: two C-level lookups
-                numeric.append(num_get(row))
-                categorical.append(cat_get(row))
-            except KeyError:  # some feature absent: look it up as None
-                full = {**blank, **row}
-                if len(numeric) > len(categorical):
-                    numeric.pop()
-                numeric.append(num_get(full))
-                categorical.append(cat_get(full))
-        return numeric, categorical
-
     def _category_notes(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """Imputation and unknown-category notes of row `i`'s categorical values."""
         notes = []
         offset = len(self.numeric)
         for j in np.flatnonzero(packed.missing_category[i] | packed.unknown[i]).tolist():
             if packed.missing_category[i, j]:
-                notes.append(dict(self._imputed[offset + j]))
+                mode = packed.categorical[i, j] == self.categorical[j].impute
+                notes.append(dict(self._imputed[offset + j] if mode else self._imputed_na[j]))
                 continue
             cat, text = self.categorical[j], packed.categorical[i, j]
             notes.append(
@@ -278,16 +219,6 @@ class ServingModel:
         if self.manifest.output.target_transform == "log":
             return float(np.exp(lo)), float(np.exp(hi))
         return lo, hi
-
-
-def _tuple_getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """``itemgetter(*names)`` that always returns a tuple (also for 0 or 1 name)."""
-    if len(names) > 1:
-        return itemgetter(*names)
-    if len(names) == 1:
-        name = names[0]
-        return lambda row: (row[name],)
-    return lambda row: ()
 
 
 def _preview(values: list[str], limit: int = 8) -> str:

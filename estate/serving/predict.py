@@ -7,10 +7,11 @@ from typing import Any
 
 import flask
 
+from estate.runtime.packing import Packed
 from estate.serving import predlog
 from estate.serving.endpoint import serve
 from estate.serving.errors import FieldError, bad_request, out_of_range, require_finite
-from estate.serving.model import Packed, ServingModel, model_info
+from estate.serving.model import ServingModel, model_info
 from estate.serving.schema import (
     check_instance_count,
     instance_json_schema,

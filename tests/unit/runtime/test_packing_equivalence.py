@@ -223,19 +223,6 @@ def from_repack(model: ServingModel, case: Case, tmp: Path) -> Packed2:
     return repack(numeric, categorical, narrow, full)
 
 
-#: Where the sources disagree today (issue 13): flipped when the one rule lands.
-KNOWN_SKEW = {
-    ("pandas", "null"),
-    ("pandas", "partly null"),
-    ("pandas", "code 60.0"),
-    ("parquet", "partly null"),
-    ("parquet", "code 60.0"),
-    ("parquet-dictionary", "partly null"),
-    ("parquet-dictionary", "code 60.0"),
-    ("repack", "absent"),
-}
-SKEW = pytest.mark.xfail(strict=True, reason="the packing rules disagree (issue 13)")
-
 SOURCES: dict[str, Callable[[ServingModel, Case, Path], Packed2]] = {
     "explain": from_explain,
     "pandas": from_pandas,
@@ -249,10 +236,8 @@ SOURCES: dict[str, Callable[[ServingModel, Case, Path], Packed2]] = {
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 @pytest.mark.parametrize("source", list(SOURCES))
 def test_every_source_packs_like_predict(
-    model: ServingModel, source: str, case: Case, tmp_path: Path, request: pytest.FixtureRequest
+    model: ServingModel, source: str, case: Case, tmp_path: Path
 ) -> None:
-    if (source, case.name) in KNOWN_SKEW:
-        request.applymarker(SKEW)
     for kind in case.kinds:
         if (source, kind) in CANNOT:
             pytest.skip(f"{source} cannot express {case.name!r}: {CANNOT[source, kind]}")
@@ -294,7 +279,6 @@ def packed_row(
     return values, {(w["field"], w["code"]) for w in warnings[0]}
 
 
-@SKEW
 def test_the_missing_category_rule(model: ServingModel) -> None:
     """null / blank → "NA" if training saw "NA", else the mode; absent → the mode;
     "NA" training never saw is missing too; every filled cell is warned "imputed"."""
@@ -327,7 +311,6 @@ def test_the_missing_category_rule(model: ServingModel) -> None:
     assert warned == {(NAME, "unknown_category"), (NUMBER, "imputed"), (YEAR, "out_of_range")}
 
 
-@SKEW
 def test_imputation_notes_name_the_value_used(model: ServingModel) -> None:
     base = house(model.manifest)
     row = {k: v for k, v in base.items() if k != WITHOUT_NA} | {WITH_NA: None}
