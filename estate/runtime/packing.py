@@ -81,6 +81,15 @@ class PackingRule:
         self.na_known = np.array([MISSING_CATEGORY in k for k in self.known], dtype=bool)
         #: What a null or blank category becomes, per feature.
         self.null_fill = np.where(self.na_known, MISSING_CATEGORY, self.mode).astype(object)
+        self._all = list(range(len(cats)))
+        #: Per feature: the texts that are missing, and what each becomes.
+        self._fills: list[dict[str | None, str]] = []
+        for c, known in zip(cats, self.known, strict=True):
+            fill = MISSING_CATEGORY if MISSING_CATEGORY in known else c.impute
+            self._fills.append(
+                {None: fill, "": fill}
+                | ({} if fill == MISSING_CATEGORY else {MISSING_CATEGORY: fill})
+            )
         self._min = np.array([f.min for f in schema.numeric], dtype=np.float64)
         self._max = np.array([f.max for f in schema.numeric], dtype=np.float64)
 
@@ -100,45 +109,44 @@ class PackingRule:
         (None or "" = null); `absent` marks cells of features not sent; `columns` says
         which features the block's columns are (default: all, in schema order).
 
-        A known text is kept as it is, so the cost is one C-level membership pass over
-        the block; only the other cells (missing, unknown) take further steps.
+        A known text is kept as it is, so the common case is one C-level membership pass
+        over the block; only the other cells (missing, unknown) take a Python step each.
         """
-        cols = np.arange(len(self.known)) if columns is None else np.asarray(columns, dtype=int)
         rows, width = texts.shape
-        flat = texts.reshape(-1)
-        known = [self.known[j] for j in cols.tolist()]
-        is_known = np.fromiter(
-            map(frozenset.__contains__, cycle(known), flat), dtype=bool, count=flat.size
-        )
-        no = np.zeros((rows, width), dtype=bool)
-        if absent is not None:
-            is_known &= ~absent.reshape(-1)
-        if is_known.all():
-            return texts, no, no
-        other = np.flatnonzero(~is_known)
-        feature = cols[other % width]
-        cells = flat[other]
-        gone = absent.reshape(-1)[other] if absent is not None else np.zeros(other.size, bool)
-        missing = (
-            gone
-            | (cells == None)  # noqa: E711 (elementwise)
-            | np.equal(cells, "")
-            | (np.equal(cells, MISSING_CATEGORY) & ~self.na_known[feature])
-        )
-        out = flat.copy()
-        out[other[missing]] = np.where(gone, self.mode[feature], self.null_fill[feature])[missing]
-        missing_flat = np.zeros(flat.size, dtype=bool)
-        missing_flat[other[missing]] = True
-        unknown_flat = np.zeros(flat.size, dtype=bool)
-        for at, j in zip(other[~missing].tolist(), feature[~missing].tolist(), strict=True):
-            text = integral_text(out[at])
-            out[at] = text
-            unknown_flat[at] = text not in self.known[j]
+        cols = self._all if columns is None else list(columns)
+        known = self.known if columns is None else [self.known[j] for j in cols]
+        gone = np.zeros((rows, width), dtype=bool) if absent is None else absent.astype(bool)
+        if absent is not None:  # an absent feature is the mode, a known value
+            texts = np.where(absent, self.mode[cols], texts)
+        cells = texts.reshape(-1).tolist()
+        hits = list(map(frozenset.__contains__, cycle(known), cells))
+        if all(hits):
+            return texts, gone, np.zeros((rows, width), dtype=bool)
+        fills = self._fills
+        missing, unknown = [], []
+        for at in [i for i, hit in enumerate(hits) if not hit]:
+            j = cols[at % width]
+            fill = fills[j].get(cells[at])
+            if fill is not None:
+                cells[at] = fill
+                missing.append(at)
+                continue
+            text = cells[at] = integral_text(cells[at])
+            if text not in self.known[j]:
+                unknown.append(at)
+        out = np.empty(len(cells), dtype=object)
+        out[:] = cells
         return (
             out.reshape(rows, width),
-            missing_flat.reshape(rows, width),
-            unknown_flat.reshape(rows, width),
+            gone | _mask(missing, rows, width),
+            _mask(unknown, rows, width),
         )
+
+
+def _mask(at: list[int], rows: int, width: int) -> np.ndarray:
+    mask = np.zeros(rows * width, dtype=bool)
+    mask[at] = True
+    return mask.reshape(rows, width)
 
 
 def pack_table(
@@ -185,22 +193,21 @@ class DictPacker:
         numeric_rows, category_rows, partial = self._lookup(instances)
         numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, k)
         missing, outside = self.rule.numbers(numeric)  # None became NaN
-        texts: list[list[str | None]] = []
+        cells: list[str | None] = []
         for values in category_rows:
             try:
-                texts.append(list(map(str.strip, values)))  # the common case: all strings
+                cells += list(map(str.strip, values))  # the common case: all strings
             except TypeError:  # None (missing) or a non-string
-                texts.append([category_text(v) for v in values])
-        block = np.empty((n, m), dtype=object)
-        if n and m:
-            block[:, :] = texts
+                cells += [v.strip() if type(v) is str else category_text(v) for v in values]
+        flat = np.empty(n * m, dtype=object)
+        flat[:] = cells
         absent = None
         if partial:
             absent = np.zeros((n, m), dtype=bool)
             for i in partial:
                 row = instances[i]
                 absent[i] = [name not in row for name in self._cat_names]
-        categorical, missing_category, unknown = self.rule.categories(block, absent)
+        categorical, missing_category, unknown = self.rule.categories(flat.reshape(n, m), absent)
         return Packed(numeric, categorical, missing, outside, missing_category, unknown)
 
     def _lookup(

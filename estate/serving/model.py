@@ -176,10 +176,11 @@ class ServingModel:
         """Imputation and unknown-category notes of row `i`'s categorical values."""
         notes = []
         offset = len(self.numeric)
+        used = packed.categorical[i]
         for j in np.flatnonzero(packed.missing_category[i] | packed.unknown[i]).tolist():
             if packed.missing_category[i, j]:
-                mode = packed.categorical[i, j] == self.categorical[j].impute
-                notes.append(dict(self._imputed[offset + j] if mode else self._imputed_na[j]))
+                na = used[j] != self.categorical[j].impute  # "NA", not the mode
+                notes.append(dict(self._imputed_na[j] if na else self._imputed[offset + j]))
                 continue
             cat, text = self.categorical[j], packed.categorical[i, j]
             notes.append(
