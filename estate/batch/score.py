@@ -41,6 +41,7 @@ from estate.contract import cells
 from estate.contract.bundle import Manifest
 from estate.contract.cells import FLOAT32_MAX
 from estate.contract.errors import ConfigError, NotFoundError, StoreUnavailableError
+from estate.runtime.outputs import intervals, labels
 from estate.runtime.packing import CategoryColumn, PackingRule, pack_table
 from estate.serving.model import ServingModel
 
@@ -419,20 +420,16 @@ def absent_columns(batch: pa.RecordBatch, wanted: list[str]) -> list[str]:
 
 
 def output_table(
-    model: ServingModel, ids: pa.Array, prediction: np.ndarray, raw: np.ndarray
+    manifest: Manifest, ids: pa.Array, prediction: np.ndarray, raw: np.ndarray
 ) -> pa.Table:
     """id + prediction, and the interval (regression) or the label (classification)."""
-    m = model.manifest
+    m = manifest
     columns: dict[str, Any] = {"id": ids, m.output.name: prediction}
-    if m.threshold is not None:
-        positive = m.output.positive_label or "1"
-        negative = m.output.negative_label or f"not {positive}"
-        columns["label"] = np.where(prediction >= m.threshold.value, positive, negative)
-    elif m.interval is not None:
-        lo, hi = raw - m.interval.quantile, raw + m.interval.quantile
-        if m.output.target_transform == "log":
-            lo, hi = np.exp(lo), np.exp(hi)
-        columns["lower"], columns["upper"] = lo, hi
+    label, bounds = labels(prediction, m), intervals(raw, m)  # as predict answers
+    if label is not None:
+        columns["label"] = pa.array(label.tolist(), type=pa.string())
+    elif bounds is not None:
+        columns["lower"], columns["upper"] = bounds[:, 0], bounds[:, 1]
     return pa.table(columns)
 
 
@@ -525,7 +522,7 @@ def score_file(
                 if id_column
                 else pa.array(np.arange(rows, rows + batch.num_rows))
             )
-            table = output_table(model, ids, prediction, raw)
+            table = output_table(model.manifest, ids, prediction, raw)
             if writer is None:
                 writer = _writer(sink, output_uri, table.schema, stack)
             writer.write_table(table)

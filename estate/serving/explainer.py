@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from estate.contract.bundle import Manifest
 from estate.contract.errors import BundleError
 from estate.runtime.treeshap import TreePaths, tree_shap
-from estate.serving.errors import HttpError, bad_request, out_of_range, require_finite
-from estate.serving.schema import parse_body, validate_instances
+from estate.serving.errors import HttpError, out_of_range, require_finite
+from estate.serving.schema import checked_instances, parse_body
 
 if TYPE_CHECKING:
     from estate.serving.model import ServingModel
@@ -150,13 +150,7 @@ def explain_instances(
     explainer: Explainer | None = getattr(model, "explainer", None)
     if explainer is None:
         raise not_explainable(model)
-    rows = validate_instances(model.adapter, instances)
-    for i, row in enumerate(rows):
-        if all(v is None for v in row.values()):
-            raise bad_request(
-                f"instances[{i}] has no feature values; send at least one "
-                "(GET this URL for the list)."
-            )
+    rows = checked_instances(model.adapter, instances)
     numeric, categorical, warnings = model.pack(rows)
     prediction, _ = model.run(numeric, categorical)
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
@@ -167,7 +161,7 @@ def explain_instances(
             item = _one(
                 model,
                 explainer,
-                rows[i],
+                {w["field"] for w in warnings[i] if w["code"] == "imputed"},
                 (numeric[i], categorical[i]),
                 float(prediction[i]),
                 phi[i],
@@ -186,7 +180,7 @@ def explain_instances(
 def _one(
     model: ServingModel,
     explainer: Explainer,
-    row: dict[str, Any],
+    imputed_fields: set[str],
     packed: tuple[np.ndarray, np.ndarray],
     prediction: float,
     phi: np.ndarray,
@@ -205,7 +199,7 @@ def _one(
         for f, v in zip(m.input.numeric, numeric, strict=True)
     ]
     values += [str(c) for c in categorical]
-    imputed = [row.get(name) is None for name in explainer.raw_names]
+    imputed = [name in imputed_fields for name in explainer.raw_names]  # as the warnings say
     order = np.argsort(-np.abs(phi), kind="stable")
     items: list[dict[str, Any]] = []
     level = math.exp(base) if explainer.log_target else base

@@ -22,6 +22,7 @@ from estate.contract.bundle import (
     RAW_OUTPUT,
     Manifest,
 )
+from estate.runtime.outputs import intervals
 from estate.runtime.packing import DictPacker, Packed
 from estate.serving.explainer import Explainer
 from estate.serving.schema import instance_adapter
@@ -212,14 +213,11 @@ class ServingModel:
         ]
 
     def interval(self, raw: float) -> tuple[float, float] | None:
-        """Conformal interval in target units (regression only)."""
-        spec = self.manifest.interval
-        if spec is None:
+        """Conformal interval in target units (regression only; `estate.runtime.outputs`)."""
+        bounds = intervals(np.array([raw]), self.manifest)
+        if bounds is None:
             return None
-        lo, hi = raw - spec.quantile, raw + spec.quantile
-        if self.manifest.output.target_transform == "log":
-            return float(np.exp(lo)), float(np.exp(hi))
-        return lo, hi
+        return float(bounds[0, 0]), float(bounds[0, 1])
 
 
 def _preview(values: list[str], limit: int = 8) -> str:
