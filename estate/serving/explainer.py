@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from estate.contract.bundle import Manifest
 from estate.contract.errors import BundleError
 from estate.runtime.treeshap import TreePaths, tree_shap
-from estate.serving.errors import HttpError, out_of_range, require_finite
-from estate.serving.schema import checked_instances, parse_body
+from estate.serving.errors import HttpError, bad_request, out_of_range, require_finite
+from estate.serving.schema import parse_body, validate_instances
 
 if TYPE_CHECKING:
     from estate.serving.model import ServingModel
@@ -150,7 +150,13 @@ def explain_instances(
     explainer: Explainer | None = getattr(model, "explainer", None)
     if explainer is None:
         raise not_explainable(model)
-    rows = checked_instances(model.adapter, instances)
+    rows = validate_instances(model.adapter, instances)
+    for i, row in enumerate(rows):
+        if all(v is None for v in row.values()):
+            raise bad_request(
+                f"instances[{i}] has no feature values; send at least one "
+                "(GET this URL for the list)."
+            )
     numeric, categorical, warnings = model.pack(rows)
     prediction, _ = model.run(numeric, categorical)
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422

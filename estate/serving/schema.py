@@ -215,22 +215,6 @@ def validate_instances(
     return validated
 
 
-def checked_instances(
-    adapter: TypeAdapter[list[dict[str, Any]]], instances: Sequence[Any]
-) -> list[dict[str, Any]]:
-    """The predict and explain endpoints' instance pre-checks, once: `validate_instances`,
-    then a 400 for an instance that sends no feature value at all (after
-    `check_instance_count` on the body)."""
-    rows = validate_instances(adapter, instances)
-    for i, row in enumerate(rows):
-        if all(v is None for v in row.values()):
-            raise bad_request(
-                f"instances[{i}] has no feature values; send at least one "
-                "(GET this URL for the list)."
-            )
-    return rows
-
-
 def parse_envelope(body: Any) -> PredictRequest:
     """The request envelope, or a 400 that names what is wrong with it."""
     return parse_body(
