@@ -12,7 +12,7 @@ import pytest
 from estate.batch.score import output_table
 from estate.contract.bundle import DecisionThreshold, Manifest
 from estate.runtime.outputs import intervals, labels
-from estate.serving.model import ServingModel
+from estate.runtime.serving_model import ServingModel
 from estate.serving.predict import _prediction
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore

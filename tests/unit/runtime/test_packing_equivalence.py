@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from estate.contract.bundle import InputSchema, Manifest
-from estate.serving.model import ServingModel
+from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 
@@ -127,7 +127,7 @@ def from_dicts(model: ServingModel, case: Case, tmp: Path) -> Packed2:
 
 def from_explain(model: ServingModel, case: Case, tmp: Path) -> Packed2:
     """The explain path's packed inputs, read back from its answer's feature values."""
-    from estate.serving.explainer import explain_instances
+    from estate.runtime.explanations import explain_instances
 
     answers = explain_instances(model, json_rows(model.manifest, case))
     schema = model.manifest.input
@@ -255,7 +255,7 @@ def test_every_source_packs_like_predict(
 
 
 def test_the_explain_path_predicts_what_predict_does(model: ServingModel) -> None:
-    from estate.serving.explainer import explain_instances
+    from estate.runtime.explanations import explain_instances
 
     rows = [
         r
