@@ -83,13 +83,10 @@ class PackingRule:
         self.null_fill = np.where(self.na_known, MISSING_CATEGORY, self.mode).astype(object)
         self._all = list(range(len(cats)))
         #: Per feature: the texts that are missing, and what each becomes.
-        self._fills: list[dict[str | None, str]] = []
-        for c, known in zip(cats, self.known, strict=True):
-            fill = MISSING_CATEGORY if MISSING_CATEGORY in known else c.impute
-            self._fills.append(
-                {None: fill, "": fill}
-                | ({} if fill == MISSING_CATEGORY else {MISSING_CATEGORY: fill})
-            )
+        self._fills: list[dict[str | None, str]] = [
+            {None: fill, "": fill} | ({} if na else {MISSING_CATEGORY: fill})
+            for fill, na in zip(self.null_fill.tolist(), self.na_known.tolist(), strict=True)
+        ]
         self._min = np.array([f.min for f in schema.numeric], dtype=np.float64)
         self._max = np.array([f.max for f in schema.numeric], dtype=np.float64)
 
