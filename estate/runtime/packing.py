@@ -29,8 +29,8 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import cycle
-from operator import itemgetter
+from itertools import compress, count, cycle
+from operator import itemgetter, not_
 from typing import Any
 
 import numpy as np
@@ -112,38 +112,38 @@ class PackingRule:
         rows, width = texts.shape
         cols = self._all if columns is None else list(columns)
         known = self.known if columns is None else [self.known[j] for j in cols]
-        gone = np.zeros((rows, width), dtype=bool) if absent is None else absent.astype(bool)
         if absent is not None:  # an absent feature is the mode, a known value
-            texts = np.where(absent, self.mode[cols], texts)
+            texts = np.where(absent, self.mode if columns is None else self.mode[cols], texts)
         cells = texts.reshape(-1).tolist()
         hits = list(map(frozenset.__contains__, cycle(known), cells))
-        if all(hits):
-            return texts, gone, np.zeros((rows, width), dtype=bool)
-        fills = self._fills
-        missing, unknown = [], []
-        for at in [i for i, hit in enumerate(hits) if not hit]:
-            j = cols[at % width]
-            fill = fills[j].get(cells[at])
-            if fill is not None:
-                cells[at] = fill
-                missing.append(at)
-                continue
-            text = cells[at] = integral_text(cells[at])
-            if text not in self.known[j]:
-                unknown.append(at)
-        out = np.empty(len(cells), dtype=object)
-        out[:] = cells
-        return (
-            out.reshape(rows, width),
-            gone | _mask(missing, rows, width),
-            _mask(unknown, rows, width),
-        )
+        missing: list[int] = []
+        unknown: list[int] = []
+        if not all(hits):
+            fills = self._fills
+            for at in compress(count(), map(not_, hits)):
+                j = cols[at % width]
+                fill = fills[j].get(cells[at])
+                if fill is not None:
+                    cells[at] = fill
+                    missing.append(at)
+                    continue
+                text = cells[at] = integral_text(cells[at])
+                if text not in self.known[j]:
+                    unknown.append(at)
+            texts = np.empty(len(cells), dtype=object)
+            texts[:] = cells
+            texts = texts.reshape(rows, width)
+        gone = _mask(missing, rows, width)
+        if absent is not None:
+            gone |= absent
+        return texts, gone, _mask(unknown, rows, width)
 
 
 def _mask(at: list[int], rows: int, width: int) -> np.ndarray:
-    mask = np.zeros(rows * width, dtype=bool)
-    mask[at] = True
-    return mask.reshape(rows, width)
+    mask = np.zeros((rows, width), dtype=bool)
+    if at:
+        mask.flat[at] = True
+    return mask
 
 
 def pack_table(
@@ -195,15 +195,18 @@ class DictPacker:
             try:
                 cells += list(map(str.strip, values))  # the common case: all strings
             except TypeError:  # None (missing) or a non-string
-                cells += [v.strip() if type(v) is str else category_text(v) for v in values]
+                cells += [
+                    None if v is None else v.strip() if type(v) is str else category_text(v)
+                    for v in values
+                ]
         flat = np.empty(n * m, dtype=object)
         flat[:] = cells
         absent = None
         if partial:
-            absent = np.zeros((n, m), dtype=bool)
+            present = np.ones((n, m), dtype=bool)
             for i in partial:
-                row = instances[i]
-                absent[i] = [name not in row for name in self._cat_names]
+                present[i] = list(map(instances[i].__contains__, self._cat_names))
+            absent = ~present
         categorical, missing_category, unknown = self.rule.categories(flat.reshape(n, m), absent)
         return Packed(numeric, categorical, missing, outside, missing_category, unknown)
 

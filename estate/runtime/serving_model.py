@@ -56,6 +56,12 @@ class ServingModel:
         ]
         na_used = f"missing; used {MISSING_CATEGORY!r}, how training saw missing values"
         self._imputed_na = [_note(c.name, "imputed", na_used) for c in self.categorical]
+        self._imputed_by = [  # value used → its note
+            {MISSING_CATEGORY: na, c.impute: mode}
+            for c, na, mode in zip(
+                self.categorical, self._imputed_na, self._imputed[len(self.numeric) :], strict=True
+            )
+        ]
         self.adapter: TypeAdapter[list[dict[str, Any]]] = instance_adapter(schema)
 
     @property
@@ -156,12 +162,10 @@ class ServingModel:
     def _category_notes(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """Imputation and unknown-category notes of row `i`'s categorical values."""
         notes = []
-        offset = len(self.numeric)
-        used = packed.categorical[i]
+        used, missing = packed.categorical[i].tolist(), packed.missing_category[i].tolist()
         for j in np.flatnonzero(packed.missing_category[i] | packed.unknown[i]).tolist():
-            if packed.missing_category[i, j]:
-                na = used[j] != self.categorical[j].impute  # "NA", not the mode
-                notes.append(dict(self._imputed_na[j] if na else self._imputed[offset + j]))
+            if missing[j]:  # filled with the mode or "NA": the note names which
+                notes.append(dict(self._imputed_by[j][used[j]]))
                 continue
             cat, text = self.categorical[j], packed.categorical[i, j]
             notes.append(
