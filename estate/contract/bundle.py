@@ -14,19 +14,6 @@ The ONNX graph always has the same interface, so serving needs nothing but this 
 * outputs ``prediction`` (float ``[N]``: the target in its own units, or the positive
   class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price).
 
-Raw values become the inputs by one rule (`estate.runtime.packing` implements it for
-JSON rows, DataFrames and Arrow tables alike):
-
-* numbers: null or absent → NaN (the graph imputes the training median);
-* category text: stripped; an integral number is written without a fraction (``60``,
-  ``60.0`` and, when ``"60.0"`` is not a training category, ``"60.0"`` → ``"60"``);
-* a missing category -- null, NaN, blank, or ``"NA"`` when ``"NA"`` is not a training
-  category -- becomes `MISSING_CATEGORY` (``"NA"``) when ``"NA"`` is a training
-  category (training reads an empty cell as ``"NA"``), else the training mode
-  (``CategoricalFeature.impute``);
-* an absent feature (a key a row does not send, a column a file does not have) becomes
-  the training mode; every filled value is reported to callers as "imputed".
-
 Bump `FORMAT_VERSION` on any change a reader of the previous version would misread.
 """
 
@@ -52,8 +39,21 @@ CATEGORICAL_INPUT = "categorical"
 PREDICTION_OUTPUT = "prediction"
 RAW_OUTPUT = "raw"
 
-#: Category training gives a missing categorical value (the Ames data uses NA too); a
-#: missing value is packed as it when it is a training category, else as the mode.
+# How raw values become the graph's inputs: one rule, which `estate.runtime.packing`
+# implements for JSON rows, DataFrames and Arrow tables alike (predict, explain, chat,
+# `estate score`, BigQuery's SQL and the training encoder):
+# * a number that is null or absent → NaN (the graph imputes the training median);
+# * a category's text is stripped, and an integral number is written without a fraction
+#   (``60``, ``60.0``, and ``"60.0"`` when that is not a training category → ``"60"``);
+# * a missing category -- null, NaN, blank, or ``"NA"`` when ``"NA"`` is not a training
+#   category -- becomes `MISSING_CATEGORY` when ``"NA"`` is a training category
+#   (training reads an empty cell as ``"NA"``), else the training mode (``impute``);
+# * an absent feature (a key a row does not send, a column a file does not have) becomes
+#   the training mode;
+# * every filled value is reported to callers as "imputed", naming the value used.
+# The rule is the reader's, not the format's: bundles are unchanged by it.
+
+#: Category training gives a missing categorical value (the Ames data uses NA too).
 MISSING_CATEGORY = "NA"
 
 Task = Literal["regression", "binary_classification"]
