@@ -60,7 +60,21 @@ CATEGORICAL_INPUT = "categorical"
 PREDICTION_OUTPUT = "prediction"
 RAW_OUTPUT = "raw"
 
-#: Category used in training for a missing categorical value (the Ames data uses NA too).
+# How raw values become the graph's inputs: one rule, which `estate.runtime.packing`
+# implements for JSON rows, DataFrames and Arrow tables alike (predict, explain, chat,
+# `estate score`, BigQuery's SQL and the training encoder):
+# * a number that is null or absent → NaN (the graph imputes the training median);
+# * a category's text is stripped, and an integral number is written without a fraction
+#   (``60``, ``60.0``, and ``"60.0"`` when that is not a training category → ``"60"``);
+# * a missing category -- null, NaN, blank, or ``"NA"`` when ``"NA"`` is not a training
+#   category -- becomes `MISSING_CATEGORY` when ``"NA"`` is a training category
+#   (training reads an empty cell as ``"NA"``), else the training mode (``impute``);
+# * an absent feature (a key a row does not send, a column a file does not have) becomes
+#   the training mode;
+# * every filled value is reported to callers as "imputed", naming the value used.
+# The rule is the reader's, not the format's: bundles are unchanged by it.
+
+#: Category training gives a missing categorical value (the Ames data uses NA too).
 MISSING_CATEGORY = "NA"
 
 Task = Literal["regression", "binary_classification"]
@@ -93,21 +107,28 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def normalize_category(value: object) -> str:
-    """Canonical string of a categorical value, identical in training and serving.
+def category_text(value: object) -> str | None:
+    """The text of a categorical value, None when it is null or NaN ("" when blank).
 
-    Strips whitespace (the Ames file has ``"WD "``), maps missing to `MISSING_CATEGORY`
-    and writes integral numbers without a decimal point (``60.0`` and ``60`` → ``"60"``).
+    Strips whitespace (the Ames file has ``"WD "``) and writes integral numbers without a
+    decimal point (``60.0`` and ``60`` → ``"60"``).
     """
     if value is None:
-        return MISSING_CATEGORY
+        return None
     if isinstance(value, float):
         if math.isnan(value):
-            return MISSING_CATEGORY
+            return None
         if value.is_integer():
             return str(int(value))
-    text = str(value).strip()
-    return text if text else MISSING_CATEGORY
+    return str(value).strip()
+
+
+def normalize_category(value: object) -> str:
+    """Canonical string of a categorical value as training fits it: `category_text`, with
+    a null or blank value as `MISSING_CATEGORY`. (Packing a value for the graph also
+    knows the training categories: see the module docstring.)
+    """
+    return category_text(value) or MISSING_CATEGORY
 
 
 class ContractModel(BaseModel):

@@ -8,10 +8,13 @@ from typing import Any
 
 import flask
 
+from estate.contract.bundle import Manifest
 from estate.contract.errors import FieldError
 from estate.contract.instances import instance_json_schema, require_values, validate_instances
 from estate.runtime.finite import out_of_range, require_finite
-from estate.runtime.serving_model import Packed, ServingModel, model_info
+from estate.runtime.outputs import intervals, labels
+from estate.runtime.packing import Packed
+from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving import predlog
 from estate.serving.endpoint import serve
 from estate.serving.requests import check_instance_count, parse_envelope
@@ -48,10 +51,16 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     require_values(instances)
     packed = model.pack_flags(instances)
     prediction, raw = model.run(packed.numeric, packed.categorical)
+    bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
     per_row = len(instances) <= settings.row_warnings_max_instances
     predictions = []
-    for i, (value, raw_value) in enumerate(zip(prediction.tolist(), raw.tolist(), strict=True)):
-        item = _prediction(model, value, raw_value)
+    for i, value in enumerate(prediction.tolist()):
+        item = _prediction(
+            model.manifest,
+            value,
+            None if bounds is None else bounds[i].tolist(),
+            None if label is None else label[i],
+        )
         if per_row:
             item["warnings"] = model.row_warnings(packed, i)
         require_finite(item, f"predictions[{i}]", partial(_inputs, model, packed, i))
@@ -68,20 +77,15 @@ def _inputs(model: ServingModel, packed: Packed, row: int) -> list[FieldError]:
     return out_of_range(model.row_warnings(packed, row), f"instances[{row}]")
 
 
-def _prediction(model: ServingModel, value: float, raw: float) -> dict[str, Any]:
-    """One instance's answer: the value and its label (classification) or interval."""
-    m = model.manifest
+def _prediction(
+    m: Manifest, value: float, bounds: list[float] | None, label: str | None
+) -> dict[str, Any]:
+    """One instance's answer: the value and its label (classification) or interval
+    (`estate.runtime.outputs` computed them for the batch)."""
     out_name = m.output.name
-    threshold = m.threshold
-    if threshold is not None:
-        label = (
-            m.output.positive_label
-            if value >= threshold.value
-            else (m.output.negative_label or f"not {m.output.positive_label}")
-        )
-        return {out_name: value, "label": label, "threshold": threshold.value}
+    if m.threshold is not None:
+        return {out_name: value, "label": label, "threshold": m.threshold.value}
     item: dict[str, Any] = {out_name: value}
-    bounds = model.interval(raw)
     if bounds is not None and m.interval is not None:
         item["interval"] = {"lower": bounds[0], "upper": bounds[1], "level": m.interval.level}
     return item
