@@ -101,9 +101,12 @@ class Context:
     def venv_bin(self, name: str, program: str) -> str:
         return str(self.root / name / "venv" / "bin" / program)
 
-    def peer_env(self, **extra: str) -> dict[str, str]:
-        """The repository importable (the pickled encoder's class) and the payload's path."""
+    def peer_env(self, name: str, **extra: str) -> dict[str, str]:
+        """The venv as if activated, the repository importable (the pickled encoder's
+        class) and the payload's path."""
         return {
+            "PATH": f"{self.root / name / 'venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(self.root / name / "venv"),
             "PYTHONPATH": str(REPO),
             "MODEL_PATH": str(self.models.joblib_path.resolve()),
             "TMPDIR": self.args.tmpdir,
@@ -133,11 +136,12 @@ def systems(ctx: Context) -> list[System]:
         argv = [ctx.venv_bin("kserve", "python"), str(HERE / "kserve_server.py")]
         argv += ["--model_name", ctx.models.name, "--http_port", str(port)]
         argv += ["--grpc_port", str(free_port()), "--workers", "1"]
-        return argv, ctx.peer_env()
+        return argv, ctx.peer_env("kserve")
 
     def mlserver(port: int) -> Launch:
         base = ctx.root / "mlserver"
         env = ctx.peer_env(
+            "mlserver",
             MLSERVER_HTTP_PORT=str(port),
             MLSERVER_GRPC_PORT=str(free_port()),
             MLSERVER_METRICS_PORT=str(free_port()),
@@ -153,13 +157,13 @@ def systems(ctx: Context) -> list[System]:
         argv = [ctx.venv_bin("bentoml", "bentoml"), "serve", "bench.peers.bento_service:Ames"]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
         home = str(ctx.root / "bentoml" / "home")
-        return argv, ctx.peer_env(BENTOML_HOME=home, BENTOML_DO_NOT_TRACK="True")
+        return argv, ctx.peer_env("bentoml", BENTOML_HOME=home, BENTOML_DO_NOT_TRACK="True")
 
     def mlflow(port: int) -> Launch:
         argv = [ctx.venv_bin("mlflow", "mlflow"), "models", "serve"]
         argv += ["-m", str(ctx.root / "mlflow" / "model"), "--env-manager", "local"]
         argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        return argv, ctx.peer_env(MLFLOW_TRACKING_URI=str(ctx.root / "mlflow" / "mlruns"))
+        return argv, ctx.peer_env("mlflow", MLFLOW_TRACKING_URI=str(ctx.root / "mlflow" / "mlruns"))
 
     core = ("scikit-learn", "xgboost-cpu", "numpy", "pandas", "pydantic")
     return [
@@ -448,6 +452,19 @@ def best_peers(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _times(ratio: float | None) -> str:
+    if ratio is None:
+        return ""
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x"
+
+
+def _gist(error: str) -> str:
+    """The first line of a failure and the last line of its log naming an error."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    named = [line for line in lines if "Error" in line or "Exception" in line]
+    return " … ".join(dict.fromkeys([*lines[:1], *named[-1:]]))
+
+
 def render(report: dict[str, Any]) -> str:
     """One Markdown table: every system side by side, then ours against the best peer."""
     figures = report["systems"]
@@ -468,11 +485,11 @@ def render(report: dict[str, Any]) -> str:
         times = best["ours_better_by"]
         lines.append(
             f"| {label} | {unit} | " + " | ".join(cells) + f" | {best['peer'] or '-'} "
-            f"| {_fmt(times) + 'x' if times is not None else ''} |"
+            f"| {_times(times)} |"
         )
-    failed = {k: v["error"] for k, v in figures.items() if "error" in v}
-    for key, error in failed.items():
-        lines.append(f"\n{key} failed: {error.splitlines()[0] if error else '?'}")
+    for key, entry in figures.items():
+        if "error" in entry:
+            lines.append(f"\n{key} failed: {_gist(entry['error'])} (whole log in the JSON)")
     disagree = [k for k in keys if _get(figures[k], ("answers", "agrees")) is False]
     if disagree:
         lines.append(f"\nprices differ from the pipeline's beyond {AGREE:.0e}: {disagree}")

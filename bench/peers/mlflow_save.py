@@ -4,8 +4,9 @@
         bench/.cache/baseline.joblib bench/.cache/peers/mlflow/model
 
 Runs in the MLflow peer's own environment (`bench.peers.harness` calls it once). The
-model is saved without a signature or input example, as a plain ``log_model`` call
-stores it, so the scoring server enforces no schema (which would only add time).
+model is saved in MLflow 3's default format (skops), trusting exactly the types this
+pipeline holds (our encoder, XGBoost), and without a signature or input example, as a
+plain ``log_model`` call stores it: the scoring server enforces no schema.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from importlib.metadata import version
 
 import joblib
 import mlflow.sklearn  # type: ignore[import-not-found]
+import skops.io  # type: ignore[import-not-found]
 
 
 def main(source: str, target: str) -> None:
     """Save the pickled payload's pipeline as an MLflow model at `target`."""
     pipeline = joblib.load(source)["pipeline"]
     pins = [f"{name}=={version(name)}" for name in ("scikit-learn", "xgboost-cpu", "pandas")]
-    mlflow.sklearn.save_model(pipeline, target, pip_requirements=pins)
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    mlflow.sklearn.save_model(pipeline, target, pip_requirements=pins, skops_trusted_types=trusted)
 
 
 if __name__ == "__main__":
