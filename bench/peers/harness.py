@@ -506,6 +506,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--source", default="./artifacts", help="store whose chosen model to fit")
     p.add_argument("--cache", default="bench/.cache", help="the fitted pair (bench.models)")
     p.add_argument(
+        "--refit", action="store_true", help="fit the pair again (keeps the peers' venvs)"
+    )
+    p.add_argument(
         "--only",
         type=lambda text: [k.strip() for k in text.split(",") if k.strip()],
         help=f"comma-separated systems to run, of: {','.join(KEYS)} (default: all)",
@@ -533,13 +536,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def context(args: argparse.Namespace) -> Context:
     """Fit (or reuse) the pair, and what the answers must be: the pipeline's own prices."""
-    models = ensure_models(args.config, args.source, Path(args.cache))
-    payload = joblib.load(models.joblib_path)
+    cache = Path(args.cache)
+    root = cache.resolve() / "peers"
+    if args.refit and root.is_dir():
+        # bench.models empties the whole cache to refit: keep the venvs (minutes to build).
+        aside = cache.resolve().with_name(cache.name + ".peers-aside")
+        shutil.rmtree(aside, ignore_errors=True)
+        root.rename(aside)
+        try:
+            models = ensure_models(args.config, args.source, cache, refit=True)
+        finally:
+            aside.rename(root)
+    else:
+        models = ensure_models(args.config, args.source, cache, refit=args.refit)
+    try:
+        payload = joblib.load(models.joblib_path)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        sys.exit(f"error: {models.joblib_path} was pickled by older code ({exc}); run with --refit")
     expected = baseline_predict(payload, models.rows)
     return Context(
         models=models,
         args=args,
-        root=Path(args.cache).resolve() / "peers",
+        root=root,
         kinds=protocols.column_kinds(models.rows, payload["features"]),
         log_target=bool(payload["log_target"]),
         expected=[float(v) for v in expected],
