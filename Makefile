@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-CONFIG ?= training_jobs/configs/ames.toml
+CONFIG ?= configs/ames.toml
 ARTIFACTS ?= ./artifacts
 
 .PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-peers bench-explain bench-score bench-memory clean infra-check imports
@@ -21,14 +21,14 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 install: $(VENV)/.installed  ## create .venv and install the project with its dev tools
 
 train: install  ## train on Ames (or CONFIG=...) and export a bundle to ARTIFACTS
-	$(BIN)/python -m training_jobs.train --config $(CONFIG) --output $(ARTIFACTS)
+	$(BIN)/estate train --config $(CONFIG) --output $(ARTIFACTS)
 
 MODEL  ?= ames
 
 demo: install  ## train if no bundle exists, then serve predict :8080, explain :8081, chat :8082, web page :8090
 	@if [ ! -f "$(ARTIFACTS)/models/$(MODEL)/serving.json" ]; then \
 		echo "No $(MODEL) model in $(ARTIFACTS) yet: training one (about a minute)…"; \
-		$(BIN)/python -m training_jobs.train --config $(CONFIG) --output $(ARTIFACTS); \
+		$(BIN)/estate train --config $(CONFIG) --output $(ARTIFACTS); \
 	fi
 	@echo ""
 	@echo "Serving (Ctrl-C stops all):"
@@ -73,7 +73,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed  ## ONNX functions vs FastAPI+joblib baseline side by side, 10,000 hostile requests, worst-request memory; writes bench/results.json, bench/memory.json
 	$(BIN)/python -m bench.serving --source $(ARTIFACTS)
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/test_hostile.py
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/e2e/test_hostile.py
 	$(BIN)/python -m bench.memory --artifacts $(ARTIFACTS)
 
 bench-peers: $(VENV)/.bench-installed  ## predict vs KServe, MLServer, BentoML, MLflow (own venvs in bench/.cache/peers, built on first run); writes bench/peers_results.json

@@ -6,12 +6,12 @@ functions-framework --source main.py --target chat --port 8082
 functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
 """
 
-from functions.bodies import install_body_guard
-from functions.chat import chat
-from functions.explain import explain
-from functions.predict import predict
-from functions.retrain import retrain
+from estate.serving.bodies import install_body_guard
+from estate.serving.chat.entry import chat
+from estate.serving.explain import explain
+from estate.serving.predict import predict
+from estate.serving.retrain import retrain
 
-install_body_guard()  # bound every request body's size and read time (functions/bodies.py)
+install_body_guard()  # bound every request body's size and read time (estate/serving/bodies.py)
 
 __all__ = ["chat", "explain", "predict", "retrain"]

@@ -33,16 +33,16 @@ from bench.onnx_latency import (
     to_instances,
 )
 from bench.report import write_report
-from functions.explainer import explain_instances
-from functions.model import ServingModel
-from model_export.export import export_bundle
-from model_export.registry import read_bundle
-from model_export.store import LocalStore
-from training_jobs import candidates as cands
-from training_jobs.config import load_config
-from training_jobs.data import load_table
-from training_jobs.evaluate import predict_raw
-from training_jobs.train import prepare
+from estate.export.exporter import export_bundle
+from estate.serving.explainer import explain_instances
+from estate.serving.model import ServingModel
+from estate.storage.registry import read_bundle
+from estate.storage.store import LocalStore
+from estate.training import candidates as cands
+from estate.training.config import load_config
+from estate.training.data import load_table
+from estate.training.evaluate import predict_raw
+from estate.training.train import prepare
 
 
 def shap_path(estimator: Any) -> tuple[Any, float, Any]:
@@ -91,7 +91,7 @@ def table(report: Record) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.explain_latency", description=__doc__)
     p.add_argument("--artifacts", default="./artifacts", help="store with the serving bundle")
-    p.add_argument("--config", default="training_jobs/configs/ames.toml", help="data-set config")
+    p.add_argument("--config", default="configs/ames.toml", help="data-set config")
     p.add_argument("--candidate", default="blend", help="candidate to fit if no bundle exists")
     p.add_argument("--repeats", type=int, default=300, help="timed one-row calls per path")
     p.add_argument("--batch-repeats", type=int, default=3, help="timed 1,000-row calls per path")

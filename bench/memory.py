@@ -11,7 +11,7 @@ it, next to the worker's idle RSS::
     python -m bench.memory [--artifacts ./artifacts] [--only predict] [--out bench/memory.json]
 
 A fresh process per class keeps one class's freed-but-kept arenas from hiding the next
-one's cost. Figures are reported, never asserted (``tests/test_hostile.py`` checks the
+one's cost. Figures are reported, never asserted (``tests/e2e/test_hostile.py`` checks the
 answers); the issue's aim is no request under the limits raising a worker's peak RSS by
 more than 150 MB.
 """
@@ -34,10 +34,10 @@ from bench.onnx_latency import machine
 from bench.report import write_report
 from bench.server import Server, process_tree, request, run_function
 from bench.targets import REPO
-from functions.settings import Settings
-from model_export.bundle import Manifest
-from model_export.registry import read_bundle
-from model_export.store import LocalStore
+from estate.contract.bundle import Manifest
+from estate.serving.settings import Settings
+from estate.storage.registry import read_bundle
+from estate.storage.store import LocalStore
 
 MB = 1_000_000
 EXAMPLE = REPO / "examples" / "predict_ames.json"
@@ -50,7 +50,7 @@ class Limits:
     max_bytes: int
     max_instances: int
     explain_instances: int
-    max_values: int  # JSON values (commas + brackets), see functions.schema.parse_json
+    max_values: int  # JSON values (commas + brackets), see estate.serving.schema.parse_json
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

@@ -22,13 +22,13 @@ from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from bench.onnx_latency import Pipeline, choose, manifest_fields, to_instances
-from model_export.export import export_bundle
-from model_export.registry import promote
-from model_export.store import LocalStore
-from training_jobs import candidates as cands
-from training_jobs.config import DatasetConfig, load_config
-from training_jobs.data import load_table
-from training_jobs.train import explain_sample, prepare
+from estate.export.exporter import export_bundle
+from estate.storage.registry import promote
+from estate.storage.store import LocalStore
+from estate.training import candidates as cands
+from estate.training.config import DatasetConfig, load_config
+from estate.training.data import load_table
+from estate.training.train import explain_sample, prepare
 
 PAIR_FILE = "pair.json"
 

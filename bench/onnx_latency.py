@@ -28,18 +28,18 @@ import numpy as np
 import pandas as pd
 
 from bench.report import write_report
-from functions.model import ServingModel
-from model_export.bundle import InputSchema, Lineage, OutputSpec, new_version, normalize_category
-from model_export.errors import NotFoundError
-from model_export.export import export_bundle
-from model_export.registry import read_bundle
-from model_export.store import LocalStore, open_store
-from training_jobs import candidates as cands
-from training_jobs.config import DatasetConfig, load_config
-from training_jobs.data import Table, load_table
-from training_jobs.encoder import TabularEncoder
-from training_jobs.evaluate import predict_raw, selection_metric
-from training_jobs.train import Prepared, prepare
+from estate.contract.bundle import InputSchema, Lineage, OutputSpec, new_version, normalize_category
+from estate.contract.errors import NotFoundError
+from estate.export.exporter import export_bundle
+from estate.serving.model import ServingModel
+from estate.storage.registry import read_bundle
+from estate.storage.store import LocalStore, open_store
+from estate.training import candidates as cands
+from estate.training.config import DatasetConfig, load_config
+from estate.training.data import Table, load_table
+from estate.training.encoder import TabularEncoder
+from estate.training.evaluate import predict_raw, selection_metric
+from estate.training.train import Prepared, prepare
 
 BATCH = 1000
 Call = Callable[[int], object]
@@ -253,7 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "came from, and the in-process serving path on the same fitted model and Ames rows.",
     )
     p.add_argument("--artifacts", default="./artifacts", help="store with the serving bundle")
-    p.add_argument("--config", default="training_jobs/configs/ames.toml", help="data-set config")
+    p.add_argument("--config", default="configs/ames.toml", help="data-set config")
     p.add_argument("--candidate", default="xgboost", help="candidate to fit if no bundle exists")
     p.add_argument("--repeats", type=int, default=2000, help="timed one-row calls per path")
     p.add_argument("--batch-repeats", type=int, default=15, help="timed 1,000-row calls per path")

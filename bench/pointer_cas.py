@@ -29,11 +29,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from model_export.bundle import Manifest, sha256_hex
-from model_export.errors import NotFoundError
-from model_export.pointer import MAX_PREVIOUS, promoted, read_pointer, update_pointer
-from model_export.registry import promote, read_bundle, write_bundle
-from model_export.store import ArtifactStore, GCSStore, LocalStore, open_store
+from estate.contract.bundle import Manifest, sha256_hex
+from estate.contract.errors import NotFoundError
+from estate.storage.pointer import MAX_PREVIOUS, promoted, read_pointer, update_pointer
+from estate.storage.registry import promote, read_bundle, write_bundle
+from estate.storage.store import ArtifactStore, GCSStore, LocalStore, open_store
 
 MODEL = b"fake model bytes for the pointer benchmark"
 

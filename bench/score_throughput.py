@@ -32,10 +32,10 @@ AMES = REPO / "data" / "ames.csv.gz"
 
 CHILD = """
 import json, resource, sys, time
-from functions.model import ServingModel
-from model_export.registry import read_bundle
-from model_export.store import open_store
-from training_jobs.score import score_file
+from estate.serving.model import ServingModel
+from estate.storage.registry import read_bundle
+from estate.storage.store import open_store
+from estate.batch.score import score_file
 artifacts, model, source, out, chunk = sys.argv[1:6]
 bundle = read_bundle(open_store(artifacts), model)
 served = ServingModel(bundle.manifest, bundle.model_bytes)

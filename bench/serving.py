@@ -33,9 +33,9 @@ from bench.onnx_latency import machine
 from bench.report import ratios, render, write_report
 from bench.server import free_port, function_command, request, run_server
 from bench.targets import TARGETS
-from functions.model import ServingModel
-from model_export.registry import read_bundle
-from model_export.store import LocalStore
+from estate.serving.model import ServingModel
+from estate.storage.registry import read_bundle
+from estate.storage.store import LocalStore
 
 BATCH = 1000
 
@@ -188,7 +188,7 @@ def in_process(models: Models, args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__)
-    p.add_argument("--config", default="training_jobs/configs/ames.toml")
+    p.add_argument("--config", default="configs/ames.toml")
     p.add_argument("--source", default="./artifacts", help="store whose chosen model to fit")
     p.add_argument("--cache", default="bench/.cache", help="where the fitted pair is kept")
     p.add_argument("--refit", action="store_true", help="fit again even if the cache is full")

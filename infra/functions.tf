@@ -4,7 +4,7 @@
 locals {
   http_function_names = toset(["predict", "explain", "chat"])
 
-  # Serving settings (functions/settings.py reads ESTATE_*), the same for every function;
+  # Serving settings (estate/serving/settings.py reads ESTATE_*), the same for every function;
   # var.functions[*].env adds or overrides per function.
   serving_env = {
     ESTATE_ARTIFACTS   = local.artifacts_uri
@@ -22,7 +22,7 @@ locals {
   } : {}
 
   # What the retrain function needs to submit `estate train` on Vertex AI as the trainer
-  # (functions/retrain.py refuses to submit without project, staging and image). Cloud
+  # (estate/serving/retrain.py refuses to submit without project, staging and image). Cloud
   # Build pins ESTATE_RETRAIN_IMAGE to its own build's tag when it redeploys retrain.
   retrain_env = {
     ESTATE_RETRAIN_PROJECT         = var.project_id

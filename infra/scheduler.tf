@@ -5,7 +5,7 @@
 # `terraform output scheduled_job_commands` prints both commands with this project's
 # names filled in:
 #
-#   estate submit --job train --project P --region R --config training_jobs/configs/ames.toml \
+#   estate submit --job train --project P --region R --config configs/ames.toml \
 #     --data gs://<data bucket>/ames.csv.gz --output <artifacts_uri> --staging <artifacts_uri> \
 #     --service-account <trainer email> --run-id scheduled-retrain --write-json infra/jobs/retrain.json
 #   estate submit --job monitor --project P --region R \

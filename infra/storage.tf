@@ -122,13 +122,13 @@ resource "google_storage_bucket" "logs" {
   depends_on = [google_project_service.apis]
 }
 
-# One source archive of the repository root for every function: main.py, the three
+# One source archive of the repository root for every function: main.py, the estate
 # packages, and what `pip install -r requirements.txt` (".[gcs]") needs to build them.
 locals {
   repo_root = "${path.module}/.."
   source_files = setunion(
-    fileset(local.repo_root, "{functions,model_export,training_jobs}/**/*.py"),
-    fileset(local.repo_root, "training_jobs/configs/*.toml"),
+    fileset(local.repo_root, "estate/**/*.py"),
+    fileset(local.repo_root, "configs/*.toml"),
     toset(["main.py", "pyproject.toml", "README.md", "requirements.txt"]),
   )
 }

@@ -1,7 +1,7 @@
 # The training image: the repository's Dockerfile, built and pushed by cloudbuild.yaml
 # (step `image`) as trainer:<build id> and trainer:latest. Vertex AI custom jobs run it —
 # the retrain function's (ESTATE_RETRAIN_IMAGE), the scheduled ones (scheduler.tf) and
-# `estate submit`'s, whose default --image is this same URI (training_jobs/vertex.py).
+# `estate submit`'s, whose default --image is this same URI (estate/serving/jobs.py).
 # Vertex AI pulls from an Artifact Registry repository of its own project with its
 # service agent's default rights: no grant is needed for the jobs to start.
 

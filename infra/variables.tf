@@ -133,7 +133,7 @@ variable "retrain_prefix" {
 variable "retrain_config" {
   description = "Data-set config the retrain job trains with, as a path inside the training image."
   type        = string
-  default     = "training_jobs/configs/ames.toml"
+  default     = "configs/ames.toml"
 }
 
 variable "training_image" {

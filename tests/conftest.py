@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from model_export.bundle import Manifest
-from model_export.store import ArtifactStore, GCSStore, LocalStore
+from estate.contract.bundle import Manifest
+from estate.storage.store import ArtifactStore, GCSStore, LocalStore
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 
 TINY_AMES = """
 name = "ames"
@@ -55,6 +55,23 @@ min = {{ r2 = 0.6 }}
 max = {{ rmse_log = 0.2 }}
 """
 
+DATA = REPO / "data" / "ames.csv.gz"
+
+
+def ridge_config(tmp_path: Path, alpha: float, drop: tuple[str, ...] = ()) -> Path:
+    """A ridge-only tiny Ames config (~2 s to train) with the given strength."""
+    head = TINY_AMES.split("[[candidates]]")[0].format(data=DATA)
+    if drop:
+        head = head.replace('drop_columns = ["Order", "PID"]', f"drop_columns = {list(drop)!r}")
+    text = head + (
+        f'[[candidates]]\nname = "ridge"\nestimator = "ridge"\n'
+        f"params = {{ alpha = {alpha}, scale = false }}\n\n"
+        "[gates]\nmin = { r2 = 0.6 }\nmax = { rmse_log = 0.2 }\n"
+    )
+    path = tmp_path / f"ridge-{alpha}-{len(drop)}.toml"
+    path.write_text(text.replace("'", '"'))
+    return path
+
 
 @pytest.fixture(scope="session")
 def tiny_ames_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -66,8 +83,8 @@ def tiny_ames_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def ames_store(tiny_ames_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local artifact store holding one promoted tiny Ames bundle."""
-    from training_jobs.config import load_config
-    from training_jobs.train import train
+    from estate.training.config import load_config
+    from estate.training.train import train
 
     store = tmp_path_factory.mktemp("artifacts")
     train(load_config(tiny_ames_config), str(REPO / "data" / "ames.csv.gz"), str(store), quiet=True)
@@ -76,8 +93,8 @@ def ames_store(tiny_ames_config: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def ames_manifest(ames_store: Path) -> Manifest:
-    from model_export.registry import read_bundle
-    from model_export.store import LocalStore
+    from estate.storage.registry import read_bundle
+    from estate.storage.store import LocalStore
 
     return read_bundle(LocalStore(ames_store), "ames").manifest
 
@@ -85,8 +102,8 @@ def ames_manifest(ames_store: Path) -> Manifest:
 @pytest.fixture
 def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Fresh settings and model holder for each test that serves in-process."""
-    import functions.model as model_module
-    from functions.settings import get_settings
+    import estate.serving.model as model_module
+    from estate.serving.settings import get_settings
 
     for name in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", "ESTATE_MODEL_VERSION"):
         monkeypatch.delenv(name, raising=False)
@@ -103,7 +120,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help=(
-            "generated requests per function in tests/test_hostile.py (default: 2000 for "
+            "generated requests per function in tests/e2e/test_hostile.py (default: 2000 for "
             "predict and explain, 500 for chat, whose requests cost 10x more; make bench: 10000)"
         ),
     )

@@ -1,0 +1,1 @@
+"""Subcommands of the ``estate`` CLI, one module each (see estate/cli/main.py)."""

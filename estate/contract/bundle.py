@@ -1,0 +1,377 @@
+"""The bundle contract between training and serving, defined once.
+
+A bundle is an immutable folder in the artifact store::
+
+    models/<name>/<version>/model.onnx     one ONNX graph: preprocessing + model + output
+    models/<name>/<version>/manifest.json  `Manifest` below, including model.onnx's sha256
+    models/<name>/serving.json             the serving pointer (`estate.storage.pointer`), last
+
+The ONNX graph always has the same interface, so serving needs nothing but this module:
+
+* inputs ``numeric`` (double ``[N, len(numeric features)]``, NaN = missing) and
+  ``categorical`` (string ``[N, len(categorical features)]``), columns in manifest order;
+  an input is absent when the data set has no feature of that kind;
+* outputs ``prediction`` (float ``[N]``: the target in its own units, or the positive
+  class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price).
+
+Bump `FORMAT_VERSION` on any change a reader of the previous version would misread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from estate.contract.errors import BundleError
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+EXPLAINER_FILE = "explainer.npz"
+POINTER_FILE = "serving.json"
+
+NUMERIC_INPUT = "numeric"
+CATEGORICAL_INPUT = "categorical"
+PREDICTION_OUTPUT = "prediction"
+RAW_OUTPUT = "raw"
+
+#: Category used in training for a missing categorical value (the Ames data uses NA too).
+MISSING_CATEGORY = "NA"
+
+Task = Literal["regression", "binary_classification"]
+
+
+def model_prefix(name: str) -> str:
+    """Store prefix of every version of the model `name`."""
+    return f"models/{name}"
+
+
+def version_prefix(name: str, version: str) -> str:
+    """Store prefix of one immutable bundle."""
+    return f"{model_prefix(name)}/{version}"
+
+
+def pointer_key(name: str) -> str:
+    """Store key of the serving pointer of model `name`."""
+    return f"{model_prefix(name)}/{POINTER_FILE}"
+
+
+def new_version(now: datetime | None = None, salt: bytes = b"") -> str:
+    """A sortable, unique-enough version id: UTC time plus a short content hash."""
+    now = now or datetime.now(UTC)
+    digest = hashlib.sha256(salt + now.isoformat().encode()).hexdigest()[:6]
+    return now.strftime("v%Y%m%dT%H%M%SZ") + "-" + digest
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of `data`: how every checksum in a manifest is written."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def normalize_category(value: object) -> str:
+    """Canonical string of a categorical value, identical in training and serving.
+
+    Strips whitespace (the Ames file has ``"WD "``), maps missing to `MISSING_CATEGORY`
+    and writes integral numbers without a decimal point (``60.0`` and ``60`` → ``"60"``).
+    """
+    if value is None:
+        return MISSING_CATEGORY
+    if isinstance(value, float):
+        if math.isnan(value):
+            return MISSING_CATEGORY
+        if value.is_integer():
+            return str(int(value))
+    text = str(value).strip()
+    return text if text else MISSING_CATEGORY
+
+
+class ContractModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericFeature(ContractModel):
+    """A numeric input column, with the training statistics serving checks against."""
+
+    kind: Literal["numeric"] = "numeric"
+    name: str
+    integer: bool = Field(description="All training values were whole numbers.")
+    impute: float = Field(description="Value used for a missing input (training median).")
+    min: float
+    max: float
+    mean: float
+    quantiles: dict[str, float] = Field(description="Training quantiles, keys 'p01'…'p99'.")
+    missing_rate: float
+    log1p: bool = Field(description="The graph applies log(1 + max(x, 0)) before the model.")
+    description: str = ""
+
+
+class CategoricalFeature(ContractModel):
+    """A categorical input column and the categories seen in training."""
+
+    kind: Literal["categorical"] = "categorical"
+    name: str
+    categories: list[str]
+    frequencies: dict[str, float] = Field(description="Training share of each category.")
+    impute: str = Field(description="Category used for a missing input (training mode).")
+    missing_rate: float
+    description: str = ""
+
+
+class InputSchema(ContractModel):
+    """Raw features in the order of the ONNX inputs' columns."""
+
+    numeric: list[NumericFeature]
+    categorical: list[CategoricalFeature]
+    dropped: list[str] = Field(default_factory=list, description="Columns ignored by the model.")
+
+    def names(self) -> list[str]:
+        return [f.name for f in self.numeric] + [f.name for f in self.categorical]
+
+
+class OutputSpec(ContractModel):
+    """What the model predicts and in which units."""
+
+    name: str = Field(description="Response field, e.g. 'price' or 'probability'.")
+    target: str
+    description: str
+    units: str
+    target_transform: Literal["none", "log"]
+    positive_label: str | None = None
+    negative_label: str | None = None
+
+
+class CandidateResult(ContractModel):
+    """One candidate model's scores: same folds and same holdout for every candidate."""
+
+    name: str
+    estimator: str
+    params: dict[str, Any]
+    cv_metrics: dict[str, float]
+    cv_fold_scores: list[float]
+    holdout_metrics: dict[str, float]
+    fit_seconds: float
+
+
+class ConformalInterval(ContractModel):
+    """Regression interval: raw ± quantile (in the raw scale), then the inverse transform."""
+
+    method: Literal["cross_conformal"] = "cross_conformal"
+    level: float
+    quantile: float = Field(description="Conformal quantile of |residual| in the raw scale.")
+    calibration_rows: int
+    holdout_coverage: float
+    holdout_median_width: float
+
+
+class DecisionThreshold(ContractModel):
+    """Classification: label = positive when probability >= value."""
+
+    value: float
+    criterion: str
+    holdout_metrics: dict[str, float]
+
+
+class Lineage(ContractModel):
+    """Where the training data came from, byte for byte."""
+
+    source_uri: str
+    sha256: str
+    bytes: int
+    rows: int
+    rows_used: int
+    columns: int
+    row_filter: str | None = None
+    snapshot_uri: str | None = None
+
+
+class Parity(ContractModel):
+    """Measured agreement of the ONNX graph with the fitted pipeline on held-out rows.
+
+    Regression: ``max_rel_diff`` is the largest relative difference of a prediction.
+    Classification (``tolerance_abs`` set): a probability agrees when it is within
+    ``tolerance_abs`` absolutely or its odds are within ``tolerance_rel`` relatively;
+    ``max_rel_diff`` is the largest ``|Δ log-odds|`` among rows the absolute rule does not
+    settle (estate/export/exporter.py, ``measure_parity``).
+    """
+
+    rows: int
+    max_abs_diff: float
+    max_rel_diff: float
+    tolerance_rel: float
+    tolerance_abs: float | None = Field(
+        None, description="Classification: absolute tolerance on the probability."
+    )
+
+
+class NumericHistogram(ContractModel):
+    """Training distribution of a number: bins cut at training quantiles, plus missing.
+
+    Bin ``i`` holds values ``x`` with ``edges[i-1] <= x < edges[i]`` (open at both ends), so
+    ``proportions`` has ``len(edges) + 1`` entries; ``missing`` is the share of absent values.
+    """
+
+    edges: list[float]
+    proportions: list[float]
+    missing: float = 0.0
+
+
+class CategoricalHistogram(ContractModel):
+    """Training share of each category; unseen categories count as `OTHER_CATEGORY`."""
+
+    proportions: dict[str, float]
+
+
+#: Bucket of categories never seen in training, in drift histograms.
+OTHER_CATEGORY = "__other__"
+
+
+class DriftReference(ContractModel):
+    """Reference histograms for drift monitoring (PSI), written at training time."""
+
+    rows: int = Field(description="Training rows the histograms were computed on.")
+    numeric: dict[str, NumericHistogram]
+    categorical: dict[str, CategoricalHistogram]
+    prediction: NumericHistogram = Field(description="Out-of-fold predictions, output units.")
+
+
+class ModelFile(ContractModel):
+    name: str = MODEL_FILE
+    sha256: str
+    bytes: int
+    opset: dict[str, int]
+
+
+class GateResult(ContractModel):
+    """One promotion gate's verdict and why (shown by ``estate models`` and at training)."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class Promotion(ContractModel):
+    """The gate decision taken when the bundle was written (training's verdict).
+
+    ``decision`` is ``promote`` only if every gate passed; the pointer may still be moved
+    by hand later (``estate promote``), which is recorded in the pointer, not here.
+    """
+
+    decision: Literal["promote", "hold"]
+    reason: str
+    champion: str | None = Field(
+        None, description="The champion the gates compared against (None: there was none)."
+    )
+    gates: list[GateResult]
+
+
+class ExplainerSpec(ContractModel):
+    """The optional SHAP tables (``explainer.npz``, numpy arrays only) and what they explain."""
+
+    kind: Literal["linear", "xgboost", "random_forest", "blend"]
+    members: dict[str, str] = Field(description="Ensemble member → its explainer kind.")
+    file: Literal["explainer.npz"] = "explainer.npz"
+    sha256: str
+    bytes: int
+    scale: Literal["raw", "log_odds"] = Field(
+        description="'raw': the graph's raw output (e.g. log price, or the probability of a "
+        "random forest); 'log_odds': logit of the raw probability (XGBoost, logistic)."
+    )
+    base_value: float = Field(description="Expected model output in `scale` (SHAP's base).")
+    global_importance: dict[str, float] = Field(
+        description="Mean |SHAP| per raw feature over training rows, largest first."
+    )
+    importance_rows: int
+    additivity_max_abs_error: float = Field(
+        description="Max |base + Σ SHAP - ONNX output| on the parity rows, in `scale` "
+        "(in probability for 'log_odds')."
+    )
+
+
+class Manifest(ContractModel):
+    """Everything serving, auditing and retraining need to know about a bundle."""
+
+    format_version: int
+    name: str
+    version: str
+    created_at: datetime
+    task: Task
+    input: InputSchema
+    output: OutputSpec
+    candidates: list[CandidateResult]
+    chosen: str
+    chosen_params: dict[str, Any]
+    selection_metric: str
+    interval: ConformalInterval | None = None
+    threshold: DecisionThreshold | None = None
+    drift: DriftReference | None = None
+    training: dict[str, Any]
+    lineage: Lineage
+    model_file: ModelFile
+    parity: Parity
+    libraries: dict[str, str]
+    git_commit: str | None
+    config: dict[str, Any]
+    promotion: Promotion | None = None
+    explainer: ExplainerSpec | None = None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Parse and check a manifest, refusing format versions this code does not know."""
+    import json
+
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise BundleError(
+            f"{MANIFEST_FILE} is not valid JSON ({exc}); re-export the model."
+        ) from exc
+    if not isinstance(raw, dict):
+        raise BundleError(f"{MANIFEST_FILE} must hold a JSON object; re-export the model.")
+    found = raw.get("format_version")
+    if found != FORMAT_VERSION:
+        raise BundleError(
+            f"Bundle format version {found!r} is not supported: this code reads version "
+            f"{FORMAT_VERSION}. Deploy a matching estate-advisor release or re-export the model."
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleError(f"{MANIFEST_FILE} does not match format {FORMAT_VERSION}: {exc}") from exc
+
+
+def verify_explainer_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered explainer file, exactly like the model file."""
+    spec = manifest.explainer
+    if spec is None:
+        raise BundleError(f"{manifest.name}/{manifest.version} declares no explainer.")
+    where = f"{spec.file} of {manifest.name}/{manifest.version}"
+    if len(data) != spec.bytes or sha256_hex(data) != spec.sha256:
+        raise BundleError(
+            f"{where} has {len(data)} bytes and sha256 {sha256_hex(data)}, the manifest says "
+            f"{spec.bytes} and {spec.sha256}: the file is truncated or altered. Re-export "
+            "the bundle; it will not be served."
+        )
+
+
+def verify_model_bytes(manifest: Manifest, model_bytes: bytes) -> None:
+    """Refuse a truncated or tampered model.onnx: size and sha256 must match the manifest."""
+    if len(model_bytes) != manifest.model_file.bytes:
+        raise BundleError(
+            f"{MODEL_FILE} of {manifest.name}/{manifest.version} has {len(model_bytes)} bytes, "
+            f"the manifest says {manifest.model_file.bytes}: the bundle is truncated or "
+            "half-written. Re-export it; it will not be served."
+        )
+    digest = sha256_hex(model_bytes)
+    if digest != manifest.model_file.sha256:
+        raise BundleError(
+            f"{MODEL_FILE} of {manifest.name}/{manifest.version} has sha256 {digest}, the "
+            f"manifest says {manifest.model_file.sha256}: the file was altered. Re-export it; "
+            "it will not be served."
+        )

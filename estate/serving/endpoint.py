@@ -1,0 +1,56 @@
+"""What every model-backed HTTP function shares: routing to a version, the answer's
+version header, and the API document at ``GET /openapi.json``.
+
+An entry point is then one call: ``serve(request, describe, answer, max_bytes)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from estate.serving.http import handle, read_json_body
+from estate.serving.model import ServingModel
+from estate.serving.versions import answered_by, model_for
+
+OPENAPI_PATH = "/openapi.json"
+
+
+def serve(
+    request: flask.Request,
+    describe: Callable[[ServingModel], Any],
+    answer: Callable[[ServingModel, flask.Request, Any], Any],
+    max_bytes: int,
+) -> flask.Response:
+    """GET → `describe` (or the OpenAPI document), POST → `answer` on the parsed body.
+
+    The model is chosen per request (champion, canary or the version pinned by a header)
+    and the response names the version that answered.
+    """
+    chosen: list[ServingModel] = []
+
+    def model() -> ServingModel:
+        chosen.append(model_for(request))
+        return chosen[-1]
+
+    def on_get() -> Any:
+        if request.path.rstrip("/").endswith(OPENAPI_PATH):
+            return openapi_for(model())
+        return describe(model())
+
+    def on_post(r: flask.Request) -> Any:
+        body = read_json_body(r, max_bytes)  # first: the read deadline runs from arrival
+        return answer(model(), r, body)
+
+    response = handle(request, on_get=on_get, on_post=on_post)
+    return answered_by(response, chosen[-1] if chosen else None)
+
+
+def openapi_for(model: ServingModel) -> dict[str, Any]:
+    """The API document with this model's output name and its exact instance schema."""
+    from estate.serving.openapi import openapi_document
+    from estate.serving.schema import instance_json_schema
+
+    return openapi_document(model.manifest.output.name, instance_json_schema(model.adapter))

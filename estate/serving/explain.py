@@ -1,0 +1,73 @@
+"""The ``explain`` function: why the model values a house the way it does.
+
+``POST {"instances": [...], "top_k": k}`` → per instance the prediction, the base value
+and exact SHAP contributions per raw feature (see `estate.serving.explainer`); ``GET`` →
+health, the explainer's description and the global importance of every feature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from estate.serving.endpoint import serve
+from estate.serving.explainer import explain_instances, parse_explain_envelope
+from estate.serving.model import ServingModel, model_info
+from estate.serving.schema import check_instance_count, instance_json_schema
+from estate.serving.settings import get_settings
+
+METHOD = (
+    "Exact path-dependent TreeSHAP (trees) and linear SHAP (linear models) on the encoded "
+    "features, one-hot columns summed back to their raw feature. base + Σ shap = the "
+    "model's output in `scale`. For log targets, factor = exp(shap) and effect = the "
+    "change in the prediction when the factors are applied one by one, largest |shap| "
+    "first, starting from exp(base): the effects sum to prediction - exp(base)."
+)
+
+
+def describe_explainer(model: ServingModel) -> dict[str, Any]:
+    """Health, model identity, the explainer and global importance (the GET answer)."""
+    spec = model.manifest.explainer
+    return {
+        "status": "ok",
+        "model": {**model_info(model), "chosen": model.manifest.chosen},
+        "explainer": None
+        if spec is None
+        else {
+            "kind": spec.kind,
+            "members": spec.members,
+            "scale": spec.scale,
+            "base_value": spec.base_value,
+            "additivity_max_abs_error": spec.additivity_max_abs_error,
+            "method": METHOD,
+        },
+        "global_importance": None
+        if spec is None
+        else [{"feature": k, "mean_abs_shap": v} for k, v in spec.global_importance.items()],
+        "instance_schema": instance_json_schema(model.adapter),
+    }
+
+
+def explain_body(model: ServingModel, body: Any) -> dict[str, Any]:
+    """Validate a request body and explain every instance.
+
+    Explain has its own instance limit (``ESTATE_EXPLAIN_MAX_INSTANCES``, well below
+    predict's): each row costs TreeSHAP work and ~18 kB of answer.
+    """
+    check_instance_count(body, get_settings().explain_max_instances, "explain")
+    request = parse_explain_envelope(body)
+    return {
+        "explanations": explain_instances(model, request.instances, request.top_k),
+        "model": model_info(model),
+    }
+
+
+def explain(request: flask.Request) -> flask.Response:
+    """HTTP entry point (functions-framework target ``explain``)."""
+    return serve(
+        request,
+        describe_explainer,
+        lambda model, _, body: explain_body(model, body),
+        get_settings().max_request_bytes,
+    )

@@ -1,0 +1,200 @@
+"""Shared HTTP plumbing: body limits, JSON parsing, responses and error mapping.
+
+Entry points stay thin: they call `handle` with a function from the parsed body to a
+response dict; every `HttpError` becomes its problem+json answer, and anything else
+becomes a 500 that is logged, never a crashed instance. The WSGI-level bounds on
+request bodies (size, read deadline, large requests taking turns) live in
+`estate.serving.bodies`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from estate.serving.bodies import BoundedInput, large_bodies
+from estate.serving.errors import (
+    PROBLEM_CONTENT_TYPE,
+    HttpError,
+    bad_request,
+    method_not_allowed,
+    request_timeout,
+    too_large,
+    unprocessable,
+    unsupported_media,
+)
+from estate.serving.schema import parse_json, shown
+from estate.serving.settings import get_settings
+
+log = logging.getLogger("estate_advisor.functions")
+
+# Cold-start timing: from this module's import (the instance's code starting, before
+# the lazy model load) to the end of the first request the instance answers without 5xx.
+_IMPORTED_AT = time.perf_counter()
+_first_lock = threading.Lock()
+_first_done = False
+
+
+def _timing_headers(response: flask.Response, started: float) -> flask.Response:
+    """``Server-Timing`` on every answer; ``X-Cold-Start-Ms`` on the instance's first
+    non-5xx one, so a caller sees what the cold start (imports + model load) cost."""
+    global _first_done
+    now = time.perf_counter()
+    response.headers["Server-Timing"] = f"app;dur={(now - started) * 1e3:.2f}"
+    if not _first_done and response.status_code < 500:
+        with _first_lock:
+            if not _first_done:
+                _first_done = True
+                response.headers["X-Cold-Start-Ms"] = f"{(now - _IMPORTED_AT) * 1e3:.1f}"
+    return response
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    """The answer as compact JSON; 422 if a non-finite number slipped past the checks,
+    413 if it is larger than ``ESTATE_MAX_RESPONSE_BYTES``."""
+    try:
+        text = json.dumps(body, allow_nan=False, separators=(",", ":"))
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        # A backstop: predict and explain name the inputs first (errors.require_finite).
+        raise unprocessable(
+            "The answer would hold a number that is not finite (NaN or infinity); bring "
+            "the inputs closer to their training range (GET this URL for the ranges)."
+        ) from None
+    limit = get_settings().max_response_bytes
+    if len(text) > limit:
+        raise too_large(
+            f"The answer would be {len(text)} bytes; the limit is {limit}. Send fewer "
+            "instances per request (explain: or a smaller top_k)."
+        )
+    return flask.Response(text, status=status, mimetype="application/json", headers=headers)
+
+
+def problem_response(error: HttpError) -> flask.Response:
+    return flask.Response(
+        json.dumps(error.to_problem()),
+        status=error.status,
+        mimetype=PROBLEM_CONTENT_TYPE,
+        headers=error.headers,
+    )
+
+
+def read_json_body(request: flask.Request, max_bytes: int) -> Any:
+    """The decoded JSON body, enforcing content type and size before reading it, the
+    read deadline while reading (`BodyGuard`), and the JSON value budget before parsing."""
+    ctype = (request.mimetype or "").lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise unsupported_media(
+            f"Send JSON with 'Content-Type: application/json' (got {shown(ctype) or 'none'!r})."
+        )
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise too_large(f"The body has {length} bytes; the limit is {max_bytes}. Split the batch.")
+    settings = get_settings()
+    body = request.environ.get("wsgi.input")
+    try:
+        raw = request.stream.read(max_bytes + 1)
+    except Exception:  # the client broke off mid-body or sent broken chunked framing
+        if not _timed_out(body):
+            raise bad_request(
+                "The body could not be read to its end (the connection closed early, or "
+                "its chunked framing is broken); send it again."
+            ) from None
+        raw = b""
+    if _timed_out(body):
+        raise request_timeout(
+            f"The body did not arrive within {settings.body_read_seconds:g} s; send it "
+            "faster, or send a smaller batch."
+        )
+    if len(raw) > max_bytes:
+        raise too_large(f"The body exceeds {max_bytes} bytes. Split the batch.")
+    if length is not None and len(raw) < length:
+        raise bad_request(
+            f"The body ended after {len(raw)} of the {length} bytes its Content-Length "
+            "announced; send it again."
+        )
+    if len(raw) > settings.large_body_bytes:
+        large_bodies.enter(request.environ, settings)
+    return parse_json(raw, settings.max_json_values)
+
+
+def _timed_out(body: Any) -> bool:
+    return isinstance(body, BoundedInput) and body.timed_out
+
+
+def handle(
+    request: flask.Request,
+    *,
+    on_get: Callable[[], Any],
+    on_post: Callable[[flask.Request], Any],
+) -> flask.Response:
+    """Dispatch by method and turn every outcome into a JSON response (timings, CORS)."""
+    started = time.perf_counter()
+    try:
+        response = _timing_headers(_dispatch(request, on_get, on_post), started)
+    finally:
+        large_bodies.leave(request.environ)
+    response.headers.extend(cors_headers(request))
+    return response
+
+
+_ALLOWED_HEADERS = "Content-Type, X-Request-Id, X-Model-Version, X-Api-Key"
+_EXPOSED_HEADERS = "X-Model-Version, Retry-After, Server-Timing, X-Cold-Start-Ms"
+
+
+def cors_headers(request: flask.Request) -> dict[str, str]:
+    """CORS for the web page: allowed origins come from settings; others get no grant."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    allowed = get_settings().cors_origins
+    if "*" not in allowed and origin not in allowed:
+        return {}
+    headers = {
+        "Access-Control-Allow-Origin": "*" if "*" in allowed else origin,
+        "Access-Control-Expose-Headers": _EXPOSED_HEADERS,
+        "Vary": "Origin",
+    }
+    if request.method == "OPTIONS":
+        headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
+        headers["Access-Control-Max-Age"] = "3600"
+    return headers
+
+
+def _dispatch(
+    request: flask.Request,
+    on_get: Callable[[], Any],
+    on_post: Callable[[flask.Request], Any],
+) -> flask.Response:
+    try:
+        if request.method == "GET":
+            return json_response(on_get())
+        if request.method == "POST":
+            return json_response(on_post(request))
+        if request.method == "OPTIONS":
+            return flask.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
+        raise method_not_allowed("GET, POST, OPTIONS")
+    except HttpError as error:
+        if error.status >= 500:
+            log.warning("%s", error)
+        return problem_response(error)
+    except Exception:  # our bug, not the caller's: log it, answer 500, keep serving
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem_response(
+            HttpError(
+                500,
+                "Internal error",
+                "An unexpected error occurred; it was logged.",
+                "internal-error",
+            )
+        )

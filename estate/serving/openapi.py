@@ -1,0 +1,158 @@
+"""One OpenAPI document for predict, explain and chat, generated from the pydantic models.
+
+Each function serves it at ``GET /openapi.json`` with the loaded model's own instance
+schema (every feature, its range or categories); ``estate openapi`` writes the Swagger 2.0
+form API Gateway needs to ``infra/openapi.yaml`` from the generic instance schema, so the
+file depends only on the code and the data-set config and CI can check it is current.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from estate.serving import responses as contract
+from estate.serving.chat.advisor.request import ChatRequest
+from estate.serving.explainer import ExplainRequest
+from estate.serving.schema import PredictRequest
+
+API_VERSION = "1.0.0"
+REF = "#/components/schemas/{model}"
+
+#: Any instance, when no model's schema is at hand: feature name → number, text or null.
+GENERIC_INSTANCE: dict[str, Any] = {
+    "title": "Instance",
+    "type": "object",
+    "description": "Raw features by name (GET a function for this model's list and ranges). "
+    "Missing features are imputed and reported in `warnings`.",
+    "additionalProperties": {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]},
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One function as the API exposes it: a path with GET (health) and POST."""
+
+    function: str
+    summary: str
+    description: str
+    request: type[BaseModel]
+    response: type[BaseModel]
+    errors: tuple[int, ...]
+
+
+def operations(output: str) -> list[Operation]:
+    """The three HTTP functions, for a model whose output field is named `output`."""
+    return [
+        Operation(
+            "predict",
+            "Estimate values",
+            f"Each instance's `{output}`, with a conformal interval (regression) or a label "
+            "(classification), and warnings about imputed, unseen or out-of-range inputs: "
+            "per prediction for up to 100 instances (ESTATE_ROW_WARNINGS_MAX_INSTANCES), "
+            "one `warning_summary` per request for larger batches. Limits (413 above them): "
+            "5,000 instances (ESTATE_MAX_INSTANCES), 8 MB and 500,000 JSON values per body; "
+            "a body must arrive within 10 s (408).",
+            PredictRequest,
+            contract.prediction_models(output)[1],
+            (400, 408, 413, 415, 422, 503),
+        ),
+        Operation(
+            "explain",
+            "Explain estimates",
+            "Exact SHAP contributions per raw feature (TreeSHAP / linear SHAP from the bundle) "
+            "that add up, with the base value, to the served output. At most 200 instances "
+            "per request (ESTATE_EXPLAIN_MAX_INSTANCES; 413 above).",
+            ExplainRequest,
+            contract.explanation_models(output)[1],
+            (400, 408, 413, 415, 422, 501, 503),
+        ),
+        Operation(
+            "chat",
+            "Ask the investment advisor",
+            "A stateless conversation (send the history): valuation, drivers, deal analysis, "
+            "rent and what-if questions, answered from the model and the analytics.",
+            ChatRequest,
+            contract.ChatResponse,
+            (400, 408, 413, 415, 503),
+        ),
+    ]
+
+
+def openapi_document(output: str, instance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAPI 3.1 for the three functions (paths /predict, /explain, /chat)."""
+    ops = operations(output)
+    models: list[type[BaseModel]] = [contract.Problem, contract.Health]
+    for op in ops:
+        models += [op.request, op.response]
+    _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas: dict[str, Any] = defs.get("$defs", {})
+    schemas["Instance"] = copy.deepcopy(instance or GENERIC_INSTANCE)
+    schemas["Instance"].pop("$defs", None)
+    instance_ref = {"$ref": REF.format(model="Instance")}
+    for name in ("PredictRequest", "ExplainRequest"):
+        schemas[name]["properties"]["instances"]["items"] = instance_ref
+    schemas["ChatRequest"]["properties"]["property"] = {
+        "anyOf": [instance_ref, {"type": "null"}],
+        "description": "Raw features you know; the rest are imputed.",
+    }
+    paths = {f"/{op.function}": _path(op) for op in ops}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "estate-advisor",
+            "version": API_VERSION,
+            "description": "Real-estate valuation, explanation and investment advice from one "
+            "versioned ONNX bundle. Errors are RFC 9457 problem+json naming every bad field.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "paths": paths,
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }
+
+
+def _path(op: Operation) -> dict[str, Any]:
+    problem = {
+        "description": "Problem details (RFC 9457)",
+        "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+    }
+    post_responses: dict[str, Any] = {
+        "200": {
+            "description": "OK",
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model=op.response.__name__)}}
+            },
+        }
+    }
+    post_responses |= {str(code): problem for code in op.errors}
+    return {
+        "get": {
+            "operationId": f"{op.function}_health",
+            "summary": f"{op.function}: health, model and input schema",
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {"schema": {"$ref": REF.format(model="Health")}}
+                    },
+                },
+                "503": problem,
+            },
+        },
+        "post": {
+            "operationId": op.function,
+            "summary": op.summary,
+            "description": op.description,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": REF.format(model=op.request.__name__)}}
+                },
+            },
+            "responses": post_responses,
+        },
+    }

@@ -1,0 +1,105 @@
+"""The ``predict`` function: raw features in, valuation (or probability) out."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import flask
+
+from estate.serving import predlog
+from estate.serving.endpoint import serve
+from estate.serving.errors import FieldError, bad_request, out_of_range, require_finite
+from estate.serving.model import Packed, ServingModel, model_info
+from estate.serving.schema import (
+    check_instance_count,
+    instance_json_schema,
+    parse_envelope,
+    validate_instances,
+)
+from estate.serving.settings import get_settings
+
+
+def describe(model: ServingModel) -> dict[str, Any]:
+    """Health, model identity and the JSON Schema of one instance (the GET answer)."""
+    m = model.manifest
+    return {
+        "status": "ok",
+        "model": {
+            **model_info(model),
+            "task": m.task,
+            "created_at": m.created_at.isoformat(),
+            "chosen": m.chosen,
+            "output": m.output.model_dump(),
+        },
+        "instance_schema": instance_json_schema(model.adapter),
+    }
+
+
+def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
+    """Validate a request body and predict every instance in one ONNX call.
+
+    Up to ``ESTATE_ROW_WARNINGS_MAX_INSTANCES`` instances each prediction carries its own
+    ``warnings``; a larger batch gets one ``warning_summary`` for the request instead
+    (per field and code: how many rows, the first row indices), so a batch of sparse
+    rows does not answer one warning object per missing cell.
+    """
+    settings = get_settings()
+    check_instance_count(body, settings.max_instances, "predict")
+    request = parse_envelope(body)
+    instances = validate_instances(model.adapter, request.instances)
+    for i, row in enumerate(instances):
+        if all(v is None for v in row.values()):
+            raise bad_request(
+                f"instances[{i}] has no feature values; send at least one "
+                "(GET this URL for the list).",
+            )
+    packed = model.pack_flags(instances)
+    prediction, raw = model.run(packed.numeric, packed.categorical)
+    per_row = len(instances) <= settings.row_warnings_max_instances
+    predictions = []
+    for i, (value, raw_value) in enumerate(zip(prediction.tolist(), raw.tolist(), strict=True)):
+        item = _prediction(model, value, raw_value)
+        if per_row:
+            item["warnings"] = model.row_warnings(packed, i)
+        require_finite(item, f"predictions[{i}]", partial(_inputs, model, packed, i))
+        predictions.append(item)
+    answer: dict[str, Any] = {"predictions": predictions}
+    if not per_row:
+        answer["warning_summary"] = model.warning_summary(packed, settings.warning_rows_listed)
+    answer["model"] = model_info(model)
+    return answer
+
+
+def _inputs(model: ServingModel, packed: Packed, row: int) -> list[FieldError]:
+    """The out-of-range fields of `row`, named in a 422 when its answer is not finite."""
+    return out_of_range(model.row_warnings(packed, row), f"instances[{row}]")
+
+
+def _prediction(model: ServingModel, value: float, raw: float) -> dict[str, Any]:
+    """One instance's answer: the value and its label (classification) or interval."""
+    m = model.manifest
+    out_name = m.output.name
+    threshold = m.threshold
+    if threshold is not None:
+        label = (
+            m.output.positive_label
+            if value >= threshold.value
+            else (m.output.negative_label or f"not {m.output.positive_label}")
+        )
+        return {out_name: value, "label": label, "threshold": threshold.value}
+    item: dict[str, Any] = {out_name: value}
+    bounds = model.interval(raw)
+    if bounds is not None and m.interval is not None:
+        item["interval"] = {"lower": bounds[0], "upper": bounds[1], "level": m.interval.level}
+    return item
+
+
+def predict(request: flask.Request) -> flask.Response:
+    """HTTP entry point (functions-framework target ``predict``)."""
+    return serve(
+        request,
+        describe,
+        lambda model, r, body: predlog.observe(r, body, lambda b: predict_body(model, b)),
+        get_settings().max_request_bytes,
+    )

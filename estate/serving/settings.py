@@ -1,0 +1,158 @@
+"""Serving settings: one typed object, read from the environment once per instance.
+
+| variable | default | meaning |
+|---|---|---|
+| ESTATE_ARTIFACTS | ./artifacts | artifact store: local folder or gs://bucket/prefix |
+| ESTATE_MODEL_NAME | ames | model to serve (models/<name>/ in the store) |
+| ESTATE_MODEL_VERSION | (pointer) | pin a version instead of following serving.json |
+| ESTATE_MAX_INSTANCES | 5000 | most instances in one predict request (more → 413) |
+| ESTATE_EXPLAIN_MAX_INSTANCES | 200 | most instances in one explain request (more → 413) |
+| ESTATE_MAX_REQUEST_BYTES | 8000000 | largest request body (larger → 413) |
+| ESTATE_MAX_JSON_VALUES | 500000 | most JSON values in a body, counted unparsed (more → 413) |
+| ESTATE_BODY_READ_SECONDS | 10 | longest time a request body may take to arrive (longer → 408) |
+| ESTATE_LARGE_BODY_BYTES | 1000000 | a body above this size is a large request … |
+| ESTATE_LARGE_BODY_SLOTS | 2 | … and at most this many are answered at once per process |
+| ESTATE_MAX_FIELD_ERRORS | 50 | field errors listed in one answer (the rest are counted) |
+| ESTATE_ROW_WARNINGS_MAX_INSTANCES | 100 | larger batches: one warning summary, not per row |
+| ESTATE_WARNING_ROWS_LISTED | 20 | row indices listed per entry of a warning summary |
+| ESTATE_MAX_RESPONSE_BYTES | 8000000 | largest answer body (larger → 413) |
+| ESTATE_ORT_THREADS | 1 | onnxruntime intra-op threads per instance |
+| ESTATE_POINTER_REFRESH_SECONDS | 30 | re-read serving.json at most this often (0: every request) |
+| ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
+| ESTATE_CORS_ORIGINS | localhost:8090 | browser origins allowed (JSON list; ["*"]: any) |
+| ESTATE_PREDLOG_SAMPLE | 1.0 | share of predict requests logged as JSON lines (0 = off) |
+| ESTATE_LOG_PROJECT | (none) | project named in logged trace ids (links logs to Cloud Trace) |
+| ESTATE_RETRAIN_PROJECT | (none) | retrain: Google Cloud project of the Vertex AI job |
+| ESTATE_RETRAIN_REGION | us-central1 | retrain: Vertex AI region |
+| ESTATE_RETRAIN_PREFIX | incoming/ | retrain: only objects under this prefix start a job |
+| ESTATE_RETRAIN_CONFIG | configs/ames.toml | retrain: config path in the image |
+| ESTATE_RETRAIN_OUTPUT | (ESTATE_ARTIFACTS) | retrain: artifact store the job writes to |
+| ESTATE_RETRAIN_STAGING | (none) | retrain: gs:// folder for job outputs |
+| ESTATE_RETRAIN_IMAGE | (none) | retrain: training image the job runs (Cloud Build pushes it) |
+| ESTATE_RETRAIN_SERVICE_ACCOUNT | (none) | retrain: service account the job runs as |
+| ESTATE_RETRAIN_MACHINE_TYPE | n1-standard-4 | retrain: machine type of the job |
+| ESTATE_VERTEX_ENDPOINT | (regional host) | Vertex AI API host override (http:// = local stub) |
+| ESTATE_CHAT_MAX_MESSAGES | 40 | most messages in one chat request (more → 413) |
+| ESTATE_CHAT_MAX_MESSAGE_CHARS | 4000 | longest chat message (longer → 413) |
+| ESTATE_CHAT_MAX_REQUEST_BYTES | 200000 | largest chat request body (larger → 413) |
+| ESTATE_CHAT_PRICE_TO_RENT | 15 | price / annual rent assumed when no rent is given |
+| ESTATE_CHAT_DOWN_PAYMENT | 0.20 | assumed down payment, fraction of the price |
+| ESTATE_CHAT_RATE | 0.065 | assumed mortgage rate per year (fraction) |
+| ESTATE_CHAT_TERM_YEARS | 30 | assumed mortgage term |
+| ESTATE_CHAT_TAX_RATE | 0.015 | assumed property tax per year, fraction of the price |
+| ESTATE_CHAT_INSURANCE_RATE | 0.005 | assumed insurance per year, fraction of the price |
+| ESTATE_CHAT_VACANCY | 0.05 | assumed vacancy, fraction of the rent |
+| ESTATE_CHAT_MAINTENANCE | 0.08 | assumed maintenance, fraction of the rent |
+| ESTATE_LLM_BASE_URL | (none) | OpenAI-compatible API base URL; unset = local engine only |
+| ESTATE_LLM_MODEL | llama-3.3-70b-versatile | chat-completions model name |
+| ESTATE_LLM_API_KEY | (none) | API key for local use (in the cloud: the secret below) |
+| ESTATE_LLM_API_KEY_SECRET | (none) | key's secret: projects/P/secrets/S/versions/latest |
+| ESTATE_SECRET_MANAGER_ENDPOINT | (Google's) | http://host:port = local emulator, no credentials |
+| ESTATE_LLM_TIMEOUT_SECONDS | 20 | timeout of one LLM HTTP call (capped by the time left) |
+| ESTATE_LLM_DEADLINE_SECONDS | 45 | whole LLM exchange (calls, retries, rounds); then local |
+| ESTATE_LLM_MAX_RESPONSE_BYTES | 1000000 | largest LLM reply read (larger → local engine) |
+| ESTATE_LLM_MAX_TOOL_CALLS | 8 | most tool calls run per LLM turn (more get an error) |
+| ESTATE_LLM_MAX_RETRIES | 1 | retries after a timeout, 429 or 5xx; then the local engine |
+| ESTATE_LLM_MAX_TOOL_ROUNDS | 4 | most tool-calling rounds per chat request |
+
+What each serving limit bounds, and its cost at the limit (measured by
+``make bench-memory`` on the Ames blend, figures in bench/README.md). A Cloud Functions
+instance has 512 MiB by default, shared by its concurrent requests; the aim is at most
++150 MB peak RSS for any one request.
+
+| limit | bounds | cost at the limit |
+|---|---|---|
+| MAX_REQUEST_BYTES | bytes read | raw body + its text: 16 MB (5,000 full Ames rows: 7.7 MB) |
+| MAX_JSON_VALUES | objects parsed | <= ~250 B a value (unique keys): +124 MB, the worst request |
+| MAX_INSTANCES | rows per ONNX call | 5,000 full rows: +78 MB, 0.6 s (2,000-tree blend) |
+| EXPLAIN_MAX_INSTANCES | TreeSHAP, answer | 200 rows: +22 MB, 0.4 s, 3.8 MB (blend); 30 s forest |
+| BODY_READ_SECONDS | a slow client's hold on a thread | 8 MB in 10 s needs >= 6.4 Mbit/s |
+| MAX_FIELD_ERRORS | error list | errors past it are counted, never built |
+| ROW_WARNINGS_MAX_INSTANCES | warning objects | one per missing cell (5,000 sparse rows: 38 MB) |
+| MAX_RESPONSE_BYTES | answer size (last guard) | text + bytes: 16 MB |
+| LARGE_BODY_SLOTS | large requests at once | 8 worst at once: +289 MB (+670 MB unslotted) |
+
+The JSON value count is commas + brackets, counted in C before parsing: an upper bound
+on the objects the parser would build (an empty object costs 64 B, a unique key ~250 B),
+so 8 MB of ``{},{},...`` (2.7 M objects, +213 MB) is refused before it is parsed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ESTATE_", frozen=True)
+
+    artifacts: str = Field("./artifacts", description="Artifact store URI.")
+    model_name: str = Field("ames", description="Model name to serve.")
+    model_version: str | None = Field(None, description="Pinned version; default: the pointer's.")
+    # serving limits: what one request may cost (see the table above)
+    max_instances: int = Field(5000, ge=1)
+    explain_max_instances: int = Field(200, ge=1)
+    max_request_bytes: int = Field(8_000_000, ge=1024)
+    max_json_values: int = Field(500_000, ge=16)
+    body_read_seconds: float = Field(10.0, gt=0)
+    large_body_bytes: int = Field(1_000_000, ge=0)
+    large_body_slots: int = Field(2, ge=1)
+    max_field_errors: int = Field(50, ge=1)
+    row_warnings_max_instances: int = Field(100, ge=0)
+    warning_rows_listed: int = Field(20, ge=1)
+    max_response_bytes: int = Field(8_000_000, ge=1024)
+    ort_threads: int = Field(1, ge=1, le=64)
+    pointer_refresh_seconds: float = Field(
+        30.0, ge=0.0, description="Re-read the serving pointer at most this often."
+    )
+    retry_after_seconds: int = Field(30, ge=1)
+    cors_origins: list[str] = Field(
+        ["http://localhost:8090", "http://127.0.0.1:8090"],
+        description="Origins whose browser pages may call the functions (CORS); '*' for any.",
+    )
+    predlog_sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests logged.")
+    log_project: str | None = Field(None, description="Project of logged trace ids.")
+    retrain_project: str | None = None
+    retrain_region: str = "us-central1"
+    retrain_prefix: str = "incoming/"
+    retrain_config: str = "configs/ames.toml"
+    retrain_output: str | None = Field(None, description="Default: `artifacts`.")
+    retrain_staging: str | None = None
+    retrain_image: str | None = None
+    retrain_service_account: str | None = None
+    retrain_machine_type: str = "n1-standard-4"
+    vertex_endpoint: str | None = None
+    # chat (estate/serving/chat/entry.py): limits, deal assumptions, optional LLM
+    chat_max_messages: int = Field(40, ge=1)
+    chat_max_message_chars: int = Field(4000, ge=1)
+    chat_max_request_bytes: int = Field(200_000, ge=1024)
+    chat_price_to_rent: float = Field(15.0, gt=0)
+    chat_down_payment: float = Field(0.20, ge=0, le=1)
+    chat_rate: float = Field(0.065, ge=0, le=0.5)
+    chat_term_years: int = Field(30, ge=1, le=50)
+    chat_tax_rate: float = Field(0.015, ge=0, le=0.2)
+    chat_insurance_rate: float = Field(0.005, ge=0, le=0.2)
+    chat_vacancy: float = Field(0.05, ge=0, lt=1)
+    chat_maintenance: float = Field(0.08, ge=0, lt=1)
+    llm_base_url: str | None = None
+    llm_model: str = "llama-3.3-70b-versatile"
+    llm_api_key: SecretStr | None = None
+    llm_api_key_secret: str | None = None
+    secret_manager_endpoint: str | None = None
+    llm_timeout_seconds: float = Field(20.0, gt=0)
+    llm_max_retries: int = Field(1, ge=0, le=5)
+    llm_max_tool_rounds: int = Field(4, ge=1, le=10)
+    # One deadline for the whole exchange, below the gateway's 60 s for chat
+    # (infra/openapi.yaml) and chat's 120 s function timeout (infra/variables.tf), with
+    # room left for the local engine's answer: retries x rounds x timeout could be 160 s.
+    llm_deadline_seconds: float = Field(45.0, gt=0, le=3600)
+    llm_max_response_bytes: int = Field(1_000_000, ge=1024)
+    llm_max_tool_calls: int = Field(8, ge=1, le=64)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this instance (cached: read the environment once)."""
+    return Settings()

@@ -1,0 +1,414 @@
+"""Training job: data → candidates scored on shared K folds → best refit → ONNX bundle.
+
+Runs the same as a local process or as a Vertex AI custom job::
+
+    estate train --config configs/ames.toml
+    estate train --config cfg.toml --data gs://b/data.parquet --output gs://b/estate
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from estate.contract.bundle import (
+    CandidateResult,
+    ConformalInterval,
+    DecisionThreshold,
+    InputSchema,
+    Lineage,
+    Manifest,
+    OutputSpec,
+    new_version,
+    normalize_category,
+)
+from estate.contract.cells import FLOAT32_MAX
+from estate.contract.errors import ConfigError
+from estate.runtime.drift import build_reference
+from estate.storage.store import open_store
+from estate.training import candidates as cands
+from estate.training.config import DatasetConfig
+from estate.training.data import Table, check_columns, load_table
+from estate.training.encoder import TabularEncoder
+from estate.training.evaluate import (
+    best_f1_threshold,
+    classification_metrics,
+    conformal_quantile,
+    fold_indices,
+    out_of_fold,
+    predict_raw,
+    regression_metrics,
+    selection_metric,
+)
+
+
+class Progress:
+    """Timestamped progress lines on stdout (Vertex AI and Cloud Logging capture them)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.start = time.perf_counter()
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", flush=True)
+
+
+@dataclass
+class Prepared:
+    """The data split once, encoded once, shared by every candidate."""
+
+    features: pd.DataFrame
+    y: np.ndarray
+    train: np.ndarray
+    holdout: np.ndarray
+    encoder: TabularEncoder
+    Z: np.ndarray
+    rows_total: int
+    folds: list[np.ndarray] = field(default_factory=list)
+
+
+def prepare(config: DatasetConfig, table: Table) -> Prepared:
+    """Drop, filter, split off the target, split train/holdout and fit the encoder."""
+    frame = table.frame
+    rows_total = len(frame)
+    if config.target not in frame.columns:
+        raise ConfigError(
+            f"Target column {config.target!r} is not in {table.uri}; columns: {list(frame.columns)}"
+        )
+    named = set(config.categorical) | (
+        set(config.log1p) if isinstance(config.log1p, list) else set()
+    )
+    absent = sorted(named - set(frame.columns))
+    if absent:
+        raise ConfigError(
+            f"The config names columns that are not in {table.uri}: {absent}; "
+            f"columns: {list(frame.columns)}"
+        )
+    # Before the row filter, which may compare a column that holds text by mistake.
+    # Dropped columns (ids) and a classifier's labels may hold anything.
+    free = set(config.categorical) | set(config.drop_columns)
+    check_columns(frame, table.uri, free | ({config.target} if config.classifier else set()))
+    if config.row_filter:
+        try:
+            frame = frame.query(config.row_filter)
+        except Exception as exc:
+            raise ConfigError(f"row_filter {config.row_filter!r} failed: {exc}") from exc
+    frame = frame[frame[config.target].notna()]
+    data_rows = frame.index.to_numpy() + 1  # data-row numbers in the file, for errors
+    frame = frame.reset_index(drop=True)
+    if len(frame) < config.folds * 10:
+        raise ConfigError(
+            f"Only {len(frame)} usable rows in {table.uri}; need at least {config.folds * 10}."
+        )
+    target = frame.pop(config.target)
+    features = frame.drop(columns=[c for c in config.drop_columns if c in frame.columns])
+    if config.classifier:
+        labels = target.map(normalize_category)
+        positive = normalize_category(config.positive_label)
+        if positive not in set(labels):
+            raise ConfigError(
+                f"positive_label {config.positive_label!r} never occurs in {config.target!r}."
+            )
+        y = (labels == positive).to_numpy(dtype=np.float64)
+    else:
+        y = target_values(target, config, table.uri, data_rows)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(y))
+    n_hold = round(len(y) * config.holdout_fraction)
+    holdout, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+    log1p: str | list[str] = config.log1p
+    encoder = TabularEncoder(categorical=config.categorical, log1p=log1p)
+    try:
+        encoder.fit(features.iloc[train])
+    except ConfigError as exc:
+        raise ConfigError(f"{table.uri}: {exc}") from None
+    Z = encoder.transform(features)
+    prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total)
+    prepared.folds = fold_indices(
+        train.size, y[train], config.folds, config.seed, config.classifier
+    )
+    return prepared
+
+
+def target_values(
+    target: pd.Series, config: DatasetConfig, uri: str, data_rows: np.ndarray
+) -> np.ndarray:
+    """The regression target on the model's scale; refuses text, ±inf, float32 overflow
+    and (for a log target) values <= 0, naming the first bad row."""
+    y = pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float64)
+    where = f"{uri}: column {config.target!r} (the regression target)"
+    bad = ~(np.abs(y) <= FLOAT32_MAX)  # NaN (text), ±inf and overflow all fail
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ConfigError(
+            f"{where}, data row {data_rows[i]}: {str(target.iloc[i])[:80]!r} is not a finite "
+            f"number within ±{FLOAT32_MAX:.3g}; fix the cell, or remove the row."
+        )
+    if config.target_transform == "log":
+        bad = y <= 0
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ConfigError(
+                f"{where}, data row {data_rows[i]}: {y[i]:g} is not positive, and "
+                "target_transform='log' needs a positive target; fix the row or drop the "
+                "transform."
+            )
+        y = np.log(y)
+    return y
+
+
+@dataclass
+class Scored:
+    result: CandidateResult
+    oof: np.ndarray
+    holdout_pred: np.ndarray
+    fitted: Any = None
+
+
+def metrics_for(config: DatasetConfig, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    if config.classifier:
+        return classification_metrics(y, pred)
+    return regression_metrics(y, pred, config.target_transform == "log")
+
+
+def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> dict[str, Scored]:
+    """K-fold CV on the same folds for every candidate, then a fit on all training rows."""
+    metric, _ = selection_metric(config.classifier, config.target_transform == "log")
+    Ztr, ytr = data.Z[data.train], data.y[data.train]
+    Zho, yho = data.Z[data.holdout], data.y[data.holdout]
+    specs = {c.name: (c.estimator, c.params) for c in config.candidates}
+    scored: dict[str, Scored] = {}
+    ordered = sorted(config.candidates, key=lambda c: c.estimator == "blend")
+    for cand in ordered:
+        t0 = time.perf_counter()
+
+        def make(c: Any = cand) -> Any:
+            return cands.build(
+                c.estimator, c.params, classifier=config.classifier, seed=config.seed, members=specs
+            )
+
+        make()  # fail fast on a bad estimator name or params
+        if cand.estimator == "blend":
+            # A voting ensemble's prediction is the weighted mean of its members', so its
+            # out-of-fold and holdout predictions follow from theirs without refitting.
+            members = list(cand.params["members"])
+            missing = [m for m in members if m not in scored]
+            if missing:
+                raise ConfigError(f"Blend {cand.name!r} names unknown candidates {missing}.")
+            weights = np.asarray(cand.params.get("weights") or [1.0] * len(members), dtype=float)
+            weights = weights / weights.sum()
+            oof = sum(w * scored[m].oof for w, m in zip(weights, members, strict=True))
+            hold = sum(w * scored[m].holdout_pred for w, m in zip(weights, members, strict=True))
+            oof, hold = np.asarray(oof), np.asarray(hold)
+            fold_scores = [metrics_for(config, ytr[f], oof[f])[metric] for f in data.folds]
+            fitted = None
+        else:
+            oof = np.empty_like(ytr)
+            fold_scores = []
+            for i, test, pred in out_of_fold(make, Ztr, ytr, data.folds, config.classifier):
+                oof[test] = pred
+                fold_scores.append(metrics_for(config, ytr[test], pred)[metric])
+                say(f"{cand.name}: fold {i + 1}/{len(data.folds)} {metric}={fold_scores[-1]:.4f}")
+            fitted = make().fit(Ztr, ytr)
+            hold = predict_raw(fitted, Zho, config.classifier)
+        result = CandidateResult(
+            name=cand.name,
+            estimator=cand.estimator,
+            params=cand.params,
+            cv_metrics=metrics_for(config, ytr, oof),
+            cv_fold_scores=fold_scores,
+            holdout_metrics=metrics_for(config, yho, hold),
+            fit_seconds=round(time.perf_counter() - t0, 3),
+        )
+        say(
+            f"{cand.name}: CV {metric}={result.cv_metrics[metric]:.4f} "
+            f"holdout {metric}={result.holdout_metrics[metric]:.4f} "
+            f"({result.fit_seconds:.1f}s)"
+        )
+        scored[cand.name] = Scored(result, oof, hold, fitted)
+    return scored
+
+
+def train(
+    config: DatasetConfig,
+    data_uri: str,
+    output: str,
+    *,
+    quiet: bool = False,
+    allow_schema_change: bool = False,
+) -> Manifest:
+    """The whole job; returns the manifest of the bundle it wrote (promoted if it passed)."""
+    say = Progress(quiet)
+    log_target = config.target_transform == "log"
+    say(f"reading {data_uri}")
+    table = load_table(data_uri)
+    data = prepare(config, table)
+    enc = data.encoder
+    say(
+        f"{len(data.y)} rows ({data.train.size} train, {data.holdout.size} holdout), "
+        f"{len(enc.numeric_features)} numeric + {len(enc.categorical_features)} categorical "
+        f"features → {data.Z.shape[1]} columns; {config.folds}-fold CV"
+    )
+    scored = score_candidates(config, data, say)
+    metric, higher = selection_metric(config.classifier, log_target)
+    ranking = sorted(scored.values(), key=lambda s: s.result.cv_metrics[metric], reverse=higher)
+    best = ranking[0]
+    say(f"best: {best.result.name} (CV {metric}={best.result.cv_metrics[metric]:.4f}); refitting")
+    spec = next(c for c in config.candidates if c.name == best.result.name)
+    fitted = best.fitted
+    if fitted is None:
+        specs = {c.name: (c.estimator, c.params) for c in config.candidates}
+        fitted = cands.build(
+            spec.estimator,
+            spec.params,
+            classifier=config.classifier,
+            seed=config.seed,
+            members=specs,
+        ).fit(data.Z[data.train], data.y[data.train])
+    yho = data.y[data.holdout]
+    hold_raw = predict_raw(fitted, data.Z[data.holdout], config.classifier)
+
+    interval = threshold = None
+    ytr = data.y[data.train]
+    if config.classifier:
+        cut = best_f1_threshold(ytr, best.oof)
+        threshold = DecisionThreshold(
+            value=cut,
+            criterion="max F1 on out-of-fold predictions",
+            holdout_metrics=classification_metrics(yho, hold_raw, cut),
+        )
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in threshold.holdout_metrics.items())
+        say(f"decision threshold {cut:.3f}: holdout {shown}")
+    else:
+        q = conformal_quantile(ytr, best.oof, config.interval_level)
+        inside = np.abs(yho - hold_raw) <= q
+        lo, hi = hold_raw - q, hold_raw + q
+        width = np.exp(hi) - np.exp(lo) if log_target else hi - lo
+        interval = ConformalInterval(
+            level=config.interval_level,
+            quantile=q,
+            calibration_rows=int(ytr.size),
+            holdout_coverage=float(inside.mean()),
+            holdout_median_width=float(np.median(width)),
+        )
+        say(
+            f"{config.interval_level:.0%} interval: ±{q:.4f} (raw scale), holdout coverage "
+            f"{interval.holdout_coverage:.1%}"
+        )
+
+    version = new_version(salt=table.sha256.encode())
+    holdout_frame = data.features.iloc[data.holdout]
+    numeric, categorical = enc.pack(holdout_frame)
+    reference = hold_raw if config.classifier else (np.exp(hold_raw) if log_target else hold_raw)
+    # Drift reference: training rows as serving packs them, out-of-fold predictions in output units.
+    oof_output = np.exp(best.oof) if log_target and not config.classifier else best.oof
+    drift = build_reference(
+        enc.numeric_features,
+        enc.categorical_features,
+        *enc.pack(data.features.iloc[data.train]),
+        oof_output,
+    )
+    fields: dict[str, Any] = {
+        "name": config.name,
+        "version": version,
+        "task": config.task,
+        "input": InputSchema(
+            numeric=enc.numeric_features,
+            categorical=enc.categorical_features,
+            dropped=[c for c in config.drop_columns if c in table.frame.columns],
+        ),
+        "output": OutputSpec(
+            name=config.output_name,
+            target=config.target,
+            description=config.description,
+            units=config.units,
+            target_transform=config.target_transform,
+            positive_label=config.positive_label,
+        ),
+        "candidates": [s.result for s in scored.values()],
+        "chosen": best.result.name,
+        "chosen_params": spec.params,
+        "selection_metric": metric,
+        "interval": interval,
+        "threshold": threshold,
+        "drift": drift,
+        "training": {
+            "rows_train": int(data.train.size),
+            "rows_holdout": int(data.holdout.size),
+            "folds": config.folds,
+            "seed": config.seed,
+            "duration_seconds": round(time.perf_counter() - say.start, 2),
+        },
+        "lineage": Lineage(
+            source_uri=table.uri,
+            sha256=table.sha256,
+            bytes=table.size,
+            rows=data.rows_total,
+            rows_used=len(data.y),
+            columns=int(table.frame.shape[1]),
+            row_filter=config.row_filter,
+        ),
+        "config": config.model_dump(mode="json"),
+    }
+    from estate.export.exporter import export_bundle
+    from estate.training import gates, lineage
+
+    store = open_store(output)
+    snapshot_uri = lineage.snapshot(store, table)
+    say(f"data snapshot: {snapshot_uri}")
+    fields["lineage"] = fields["lineage"].model_copy(update={"snapshot_uri": snapshot_uri})
+    decide = gates.recorder(store, config, numeric, categorical, yho, allow_schema_change)
+    say("exporting ONNX graph and checking parity on holdout rows")
+    manifest = export_bundle(
+        store,
+        encoder=enc,
+        estimator=fitted,
+        classifier=config.classifier,
+        log_target=log_target,
+        parity_rows=(numeric, categorical),
+        reference=reference,
+        tolerance=config.parity_tolerance,
+        abs_tolerance=config.parity_abs_tolerance,
+        fields=fields,
+        decide=decide,
+        explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
+    )
+    say(
+        f"wrote {store.uri}/models/{manifest.name}/{manifest.version} "
+        f"(parity max abs diff {manifest.parity.max_abs_diff:.1e}, "
+        f"max rel diff {manifest.parity.max_rel_diff:.2e}, "
+        f"{manifest.model_file.bytes / 1e6:.1f} MB)"
+    )
+    if manifest.promotion is not None:
+        for line in gates.report(manifest.promotion):
+            say(line)
+    say(gates.apply_decision(store, manifest))
+    return manifest
+
+
+def explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:
+    """Training rows the explainer's global importance is averaged over."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(train, size=min(size, train.size), replace=False))
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a training run (shared by this module's CLI and ``estate train``)."""
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="data-set config (TOML), e.g. configs/ames.toml",
+    )
+    parser.add_argument("--data", help="data URI (local path or gs://); default: the config's")
+    parser.add_argument(
+        "--output",
+        default="./artifacts",
+        help="artifact store: local folder or gs://bucket/prefix (default ./artifacts)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the final summary")

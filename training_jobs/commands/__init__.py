@@ -1,1 +1,0 @@
-"""Subcommands of the ``estate`` CLI, one module each (see training_jobs/cli.py)."""
