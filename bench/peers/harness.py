@@ -502,7 +502,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", default="training_jobs/configs/ames.toml")
+    p.add_argument("--config", default="configs/ames.toml")
     p.add_argument("--source", default="./artifacts", help="store whose chosen model to fit")
     p.add_argument("--cache", default="bench/.cache", help="the fitted pair (bench.models)")
     p.add_argument(
