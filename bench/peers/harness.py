@@ -104,7 +104,7 @@ class Context:
     def peer_env(self, name: str, **extra: str) -> dict[str, str]:
         """The venv as if activated, the repository importable (the pickled encoder's
         class) and the payload's path."""
-        return {
+        env = {
             "PATH": f"{self.root / name / 'venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
             "VIRTUAL_ENV": str(self.root / name / "venv"),
             "PYTHONPATH": str(REPO),
@@ -112,6 +112,10 @@ class Context:
             "TMPDIR": self.args.tmpdir,
             **extra,
         }
+        if self.args.peer_omp_threads:
+            # The pipeline's XGBoost was fitted with n_jobs=-1 (every core) and reads this.
+            env["OMP_NUM_THREADS"] = str(self.args.peer_omp_threads)
+        return env
 
 
 def systems(ctx: Context) -> list[System]:
@@ -523,6 +527,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=8, help="gunicorn THREADS for ours (WORKERS=1)")
     p.add_argument("--ort-threads", type=int, default=1, help="ESTATE_ORT_THREADS for ours")
     p.add_argument("--tmpdir", default="/dev/shm", help="TMPDIR of every server (see README)")
+    p.add_argument(
+        "--peer-omp-threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS for the peers (default: unset, XGBoost uses every core)",
+    )
     p.add_argument("--ready-timeout", type=float, default=180.0, help="s to the first answer")
     p.add_argument("--out", default="bench/peers_results.json")
     args = p.parse_args(argv)
@@ -572,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("cold_runs", "requests", "requests_c8", "batch_repeats", "warmup")
     }
     settings.update(threads=args.threads, ort_threads=args.ort_threads, tmpdir=args.tmpdir)
+    settings["peer_omp_threads"] = args.peer_omp_threads
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {**machine(), "platform": platform.platform()},
