@@ -331,9 +331,16 @@ def reap(server: Server, timeout: float = 10.0) -> None:
         return
 
 
-def agreement(ctx: Context, system: System, answer: bytes, want: Sequence[float]) -> float:
+def agreement(system: System, status: int, answer: bytes, want: Sequence[float]) -> float:
     """Largest relative difference between the answer's prices and the pipeline's own."""
-    got = protocols.prices(system.protocol, answer, system.raw_log)
+    if status != 200:
+        raise ServerError(f"{system.key} answered {status} to a valid request: {answer[:500]!r}")
+    try:
+        got = protocols.prices(system.protocol, answer, system.raw_log)
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ServerError(
+            f"{system.key}'s answer holds no prices ({exc}): {answer[:500]!r}"
+        ) from exc
     if len(got) != len(want):
         raise ServerError(f"{system.key} answered {len(got)} prices for {len(want)} rows")
     return max(abs(g - w) / abs(w) for g, w in zip(got, want, strict=True))
@@ -377,11 +384,11 @@ def warm_figures(ctx: Context, system: System) -> dict[str, Any]:
         argv, port, env, ready_body=ready, path=path, deadline_s=args.ready_timeout
     ) as server:
         hammer(port, singles, 2, total=args.warmup, path=path)
-        _, _, one = request(port, "POST", singles[0], JSON, path=path)
-        _, _, many = request(port, "POST", batch, JSON, timeout=120, path=path)
+        status_one, _, one = request(port, "POST", singles[0], JSON, path=path)
+        status_many, _, many = request(port, "POST", batch, JSON, timeout=120, path=path)
         diff = max(
-            agreement(ctx, system, one, ctx.expected[:1]),
-            agreement(ctx, system, many, [ctx.expected[i % n] for i in range(BATCH)]),
+            agreement(system, status_one, one, ctx.expected[:1]),
+            agreement(system, status_many, many, [ctx.expected[i % n] for i in range(BATCH)]),
         )
         first = protocols.prices(system.protocol, one, system.raw_log)[0]
         figures: dict[str, Any] = {

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from bench.peers import protocols
-from bench.peers.harness import METRICS, best_peers
+from bench.peers.harness import METRICS, System, agreement, best_peers
+from bench.server import ServerError
 
 FEATURES = ["area", "rooms", "zone", "year"]
 ROWS = [
@@ -134,3 +135,27 @@ def test_without_ours_there_is_a_best_peer_but_no_ratio() -> None:
         "value": 30.0,
         "ours_better_by": None,
     }
+
+
+def _mlflow() -> System:
+    return System("mlflow", "MLflow", lambda port: ([], {}), protocol="mlflow", raw_log=True)
+
+
+def test_agreement_is_the_largest_relative_price_difference() -> None:
+    answer = json.dumps({"predictions": [math.log(100.0), math.log(202.0)]}).encode()
+    assert agreement(_mlflow(), 200, answer, [100.0, 200.0]) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "match"),
+    [
+        (500, b'{"error": "boom"}', "answered 500 to a valid request"),
+        (200, b"<html>", "holds no prices"),
+        (200, b'{"predictions": [1.0]}', "answered 1 prices for 2 rows"),
+    ],
+)
+def test_agreement_refuses_answers_that_are_not_the_prices(
+    status: int, answer: bytes, match: str
+) -> None:
+    with pytest.raises(ServerError, match=match):
+        agreement(_mlflow(), status, answer, [100.0, 200.0])
