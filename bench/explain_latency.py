@@ -34,8 +34,8 @@ from bench.onnx_latency import (
 )
 from bench.report import write_report
 from estate.export.exporter import export_bundle
-from estate.serving.explainer import explain_instances
-from estate.serving.model import ServingModel
+from estate.runtime.explanations import explain_instances
+from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 from estate.training import candidates as cands
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
         manifest = export_bundle(
             LocalStore(tmp),
-            encoder=data.encoder,
+            layout=data.encoder.layout,
             estimator=est,
             classifier=False,
             log_target=config.target_transform == "log",

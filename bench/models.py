@@ -76,7 +76,7 @@ def fit_pair(config: DatasetConfig, source: str, cache: Path, fallback: str) -> 
     store = LocalStore(cache / "artifacts")
     manifest = export_bundle(
         store,
-        encoder=data.encoder,
+        layout=data.encoder.layout,
         estimator=est,
         classifier=config.classifier,
         log_target=log_target,

@@ -31,7 +31,7 @@ from bench.report import write_report
 from estate.contract.bundle import InputSchema, Lineage, OutputSpec, new_version, normalize_category
 from estate.contract.errors import NotFoundError
 from estate.export.exporter import export_bundle
-from estate.serving.model import ServingModel
+from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore, open_store
 from estate.training import candidates as cands
@@ -130,7 +130,7 @@ def fit_and_export(
         store, ref = LocalStore(tmp), pipe.predict(*hold)
         manifest = export_bundle(
             store,
-            encoder=data.encoder,
+            layout=data.encoder.layout,
             estimator=est,
             classifier=config.classifier,
             log_target=log_target,

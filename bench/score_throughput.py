@@ -32,7 +32,7 @@ AMES = REPO / "data" / "ames.csv.gz"
 
 CHILD = """
 import json, resource, sys, time
-from estate.serving.model import ServingModel
+from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import open_store
 from estate.batch.score import score_file

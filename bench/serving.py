@@ -33,7 +33,7 @@ from bench.onnx_latency import machine
 from bench.report import ratios, render, write_report
 from bench.server import free_port, function_command, request, run_server
 from bench.targets import TARGETS
-from estate.serving.model import ServingModel
+from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 

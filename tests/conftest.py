@@ -102,7 +102,7 @@ def ames_manifest(ames_store: Path) -> Manifest:
 @pytest.fixture
 def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Fresh settings and model holder for each test that serves in-process."""
-    import estate.serving.model as model_module
+    import estate.serving.versions as model_module
     from estate.serving.settings import get_settings
 
     for name in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", "ESTATE_MODEL_VERSION"):

@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any, cast
 
 import numpy as np
@@ -41,7 +40,8 @@ from estate.contract import cells
 from estate.contract.bundle import MISSING_CATEGORY, Manifest, normalize_category
 from estate.contract.cells import FLOAT32_MAX
 from estate.contract.errors import ConfigError, NotFoundError, StoreUnavailableError
-from estate.serving.model import ServingModel
+from estate.runtime.serving_model import ServingModel
+from estate.storage.uris import local_path, split_gs
 
 DEFAULT_CHUNK_ROWS = 16_384
 #: Bytes per resumable-upload request to Cloud Storage (a multiple of 256 KiB).
@@ -63,26 +63,15 @@ def _is_parquet(uri: str) -> bool:
     return uri.lower().endswith((".parquet", ".pq"))
 
 
-def _split_gs(uri: str) -> tuple[str, str]:
-    bucket, _, name = uri[len("gs://") :].partition("/")
-    if not bucket or not name:
-        raise ConfigError(f"{uri!r} names no object: use gs://BUCKET/PATH.")
-    return bucket, name
-
-
-def _local_path(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
-
-
 def same_file(input_uri: str, output_uri: str) -> bool:
     """Whether two URIs name one file: local paths resolved (links, ``..``, ``file://``),
     gs:// objects by bucket and exact object name."""
     if input_uri.startswith("gs://") or output_uri.startswith("gs://"):
         if not (input_uri.startswith("gs://") and output_uri.startswith("gs://")):
             return False
-        (b1, n1), (b2, n2) = _split_gs(input_uri), _split_gs(output_uri)
+        (b1, n1), (b2, n2) = split_gs(input_uri), split_gs(output_uri)
         return b1.lower() == b2.lower() and n1 == n2
-    a, b = _local_path(input_uri), _local_path(output_uri)
+    a, b = local_path(input_uri), local_path(output_uri)
     if a.exists() and b.exists():
         return os.path.samefile(a, b)  # also catches hard links
     return a.resolve() == b.resolve()
@@ -90,7 +79,7 @@ def same_file(input_uri: str, output_uri: str) -> bool:
 
 def _gcs_blob(uri: str) -> Any:
     storage: Any = importlib.import_module("google.cloud.storage")  # lazy: gs:// only
-    bucket, name = _split_gs(uri)
+    bucket, name = split_gs(uri)
     return storage.Client().bucket(bucket).blob(name)
 
 
@@ -109,7 +98,7 @@ def open_binary(uri: str, mode: str, stack: ExitStack) -> tuple[IO[bytes], int |
             return stack.enter_context(blob.open("rb", chunk_size=8 << 20)), blob.size
         except gexc.GoogleAPIError as exc:
             raise StoreUnavailableError(f"Cannot read {uri}: {cells.one_line(exc)}") from exc
-    path = _local_path(uri)
+    path = local_path(uri)
     if not path.is_file():
         raise NotFoundError(f"Input file {path} not found.")
     return stack.enter_context(path.open("rb")), path.stat().st_size
@@ -144,7 +133,7 @@ def open_output(uri: str) -> Iterator[IO[bytes]]:
             _delete_if_corrupt(uri, exc)
             raise StoreUnavailableError(f"Cannot write {uri}: {cells.one_line(exc)}") from exc
         return
-    path = _local_path(uri)
+    path = local_path(uri)
     if path.is_dir():
         raise ConfigError(f"--output {path} is a folder: give a file name ending .csv or .parquet.")
     if not path.parent.is_dir():

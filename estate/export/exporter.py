@@ -1,6 +1,6 @@
 """Export a fitted pipeline as a bundle: build the graph, prove parity, write, checksum.
 
-Training calls `export_bundle` with the fitted encoder and estimator, a few held-out rows
+Training calls `export_bundle` with the fitted encoded layout and estimator, a few held-out rows
 and the pipeline's own predictions on them. Nothing is written unless the ONNX graph
 reproduces those predictions within the tolerance (see `measure_parity` for the rule of
 each task).
@@ -19,10 +19,7 @@ from typing import Any
 import numpy as np
 
 from estate.contract.bundle import (
-    CATEGORICAL_INPUT,
     FORMAT_VERSION,
-    NUMERIC_INPUT,
-    PREDICTION_OUTPUT,
     Manifest,
     ModelFile,
     Parity,
@@ -30,9 +27,10 @@ from estate.contract.bundle import (
 )
 from estate.contract.errors import ExportError
 from estate.export.onnx_graph import build_graph
+from estate.runtime.layout import EncodedLayout
+from estate.runtime.session import run_graph
 from estate.storage.registry import write_bundle
 from estate.storage.store import ArtifactStore
-from estate.training.encoder import TabularEncoder
 
 _LIBRARIES = (
     "numpy",
@@ -68,21 +66,6 @@ def git_commit(cwd: str | Path = ".") -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
-
-
-def run_graph(model_bytes: bytes, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """Predictions of the serialized graph, through onnxruntime as serving runs it."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    feeds: dict[str, np.ndarray] = {}
-    names = {i.name for i in session.get_inputs()}
-    if NUMERIC_INPUT in names:
-        feeds[NUMERIC_INPUT] = numeric.astype(np.float64)
-    if CATEGORICAL_INPUT in names:
-        feeds[CATEGORICAL_INPUT] = categorical.astype(object)
-    (prediction,) = session.run([PREDICTION_OUTPUT], feeds)
-    return np.asarray(prediction, dtype=np.float64)
 
 
 #: Default absolute tolerance on a probability. The graph computes in float32, and
@@ -165,7 +148,7 @@ def measure_parity(
 def export_bundle(
     store: ArtifactStore,
     *,
-    encoder: TabularEncoder,
+    layout: EncodedLayout,
     estimator: Any,
     classifier: bool,
     log_target: bool,
@@ -188,7 +171,7 @@ def export_bundle(
     With `explain_rows` (packed training rows) it also writes the SHAP explainer file.
     """
     graph = build_graph(
-        encoder,
+        layout,
         estimator,
         classifier=classifier,
         log_target=log_target,
@@ -208,7 +191,7 @@ def export_bundle(
         from estate.export.shap_tables import export_explainer
 
         explained = export_explainer(
-            encoder,
+            layout,
             estimator,
             classifier=classifier,
             model_bytes=model_bytes,

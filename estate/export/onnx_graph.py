@@ -1,6 +1,7 @@
 """Build the bundle's single ONNX graph: preprocessing → estimator → output head.
 
-The preprocessing part is written by hand from the fitted `TabularEncoder` so that it
+The preprocessing part is written by hand from the encoded layout
+(`estate.runtime.layout.EncodedLayout`, which training fits) so that it
 takes two packed inputs (see `estate.contract.bundle`) and costs a fixed handful of nodes
 whatever the column count: impute (IsNaN/Where), log1p (Max/Add/Log/Where), one-hot
 (StringConcat → one LabelEncoder → ScatterElements). The estimator is converted by
@@ -18,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from estate.contract.bundle import CATEGORICAL_INPUT, NUMERIC_INPUT, PREDICTION_OUTPUT, RAW_OUTPUT
 from estate.contract.errors import ExportError
-from estate.training.encoder import TabularEncoder
+from estate.runtime.layout import EncodedLayout
 
 #: Opsets of every bundle graph. StringConcat needs ai.onnx 20.
 OPSET: dict[str, int] = {"": 21, "ai.onnx.ml": 3}
@@ -30,24 +31,24 @@ def _const(name: str, array: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(array, name)
 
 
-def encoder_graph(encoder: TabularEncoder) -> tuple[list[Any], list[Any], list[Any]]:
+def encoder_graph(layout: EncodedLayout) -> tuple[list[Any], list[Any], list[Any]]:
     """Nodes, initializers and graph inputs computing `FEATURES` (float32 [N, F])."""
     nodes: list[Any] = []
     inits: list[Any] = []
     inputs: list[Any] = []
     blocks: list[str] = []
-    k = len(encoder.numeric_features)
-    m = len(encoder.categorical_features)
+    k = len(layout.numeric)
+    m = len(layout.categorical)
     if k:
         inputs.append(helper.make_tensor_value_info(NUMERIC_INPUT, TensorProto.DOUBLE, [None, k]))
-        impute = np.array([[f.impute for f in encoder.numeric_features]], dtype=np.float64)
+        impute = layout.impute.reshape(1, k)
         inits.append(_const("enc_impute", impute))
         nodes += [
             helper.make_node("IsNaN", [NUMERIC_INPUT], ["enc_isnan"]),
             helper.make_node("Where", ["enc_isnan", "enc_impute", NUMERIC_INPUT], ["enc_filled"]),
         ]
         numeric_out = "enc_filled"
-        mask = np.array([[f.log1p for f in encoder.numeric_features]])
+        mask = layout.log1p.reshape(1, k)
         if mask.any():
             inits += [
                 _const("enc_zero", np.array(0.0, dtype=np.float64)),
@@ -67,7 +68,7 @@ def encoder_graph(encoder: TabularEncoder) -> tuple[list[Any], list[Any], list[A
         inputs.append(
             helper.make_tensor_value_info(CATEGORICAL_INPUT, TensorProto.STRING, [None, m])
         )
-        index = encoder.category_index()
+        index = layout.category_index
         width = len(index)
         prefix = np.array([[f"{j}{_SEP}" for j in range(m)]], dtype=object)
         inits += [
@@ -166,7 +167,7 @@ def convert_estimator(estimator: Any, n_features: int, classifier: bool) -> onnx
 
 
 def build_graph(
-    encoder: TabularEncoder,
+    layout: EncodedLayout,
     estimator: Any,
     *,
     classifier: bool,
@@ -174,13 +175,13 @@ def build_graph(
     doc: str,
 ) -> onnx.ModelProto:
     """One graph from raw packed inputs to `prediction` and `raw` outputs."""
-    n_features = len(encoder.encoded_names)
+    n_features = layout.width
     est = convert_estimator(estimator, n_features, classifier)
     est_opsets = {o.domain: o.version for o in est.opset_import}
     for domain, version in est_opsets.items():
         if domain in OPSET and version > OPSET[domain]:
             raise ExportError(f"skl2onnx produced opset {domain or 'ai.onnx'}={version} > {OPSET}")
-    enc_nodes, enc_inits, enc_inputs = encoder_graph(encoder)
+    enc_nodes, enc_inits, enc_inputs = encoder_graph(layout)
 
     head: list[Any] = []
     head_inits: list[Any] = []

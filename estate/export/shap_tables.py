@@ -18,8 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from estate.contract.bundle import EXPLAINER_FILE, ExplainerSpec, sha256_hex
-from estate.training.encoder import TabularEncoder
+from estate.contract.bundle import EXPLAINER_FILE, RAW_OUTPUT, ExplainerSpec, sha256_hex
+from estate.contract.errors import ExportError
+from estate.runtime.explainer import ShapTables
+from estate.runtime.layout import EncodedLayout
+from estate.runtime.session import run_graph
+from estate.runtime.treeshap import paths_from_nodes
 
 #: Largest |offset spread| tolerated when recovering XGBoost's base margin.
 _OFFSET_TOLERANCE = 1e-3
@@ -188,16 +192,14 @@ class Built:
 
 
 def build_tables(
-    encoder: TabularEncoder, estimator: Any, *, classifier: bool, Z_sample: np.ndarray
+    layout: EncodedLayout, estimator: Any, *, classifier: bool, Z_sample: np.ndarray
 ) -> Built:
     """Every array serving needs to explain `estimator` exactly; `UnsupportedModelError` otherwise.
 
     `Z_sample` (encoded training rows) recovers XGBoost's base margin and checks that the
     tree tables reproduce each tree model's own output.
     """
-    from estate.runtime.treeshap import paths_from_nodes
-
-    n_cols = len(encoder.encoded_names)
+    n_cols = layout.width
     coef_sum = np.zeros(n_cols)
     mean = np.zeros(n_cols)
     base = 0.0
@@ -242,7 +244,7 @@ def build_tables(
     base += paths.expected_value() if paths.value.size else 0.0
     arrays.update(
         {
-            "encoded_names": np.array(encoder.encoded_names, dtype=str),
+            "encoded_names": np.array(layout.names, dtype=str),
             "linear_coef": coef_sum,
             "linear_mean": mean,
             "base_value": np.array(base),
@@ -302,37 +304,13 @@ def explainer_spec(
     )
 
 
-def _raw_output(model_bytes: bytes, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """The graph's ``raw`` output, through onnxruntime as serving runs it."""
-    import onnxruntime as ort
-
-    from estate.contract.bundle import CATEGORICAL_INPUT, NUMERIC_INPUT, RAW_OUTPUT
-
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    feeds: dict[str, np.ndarray] = {}
-    if NUMERIC_INPUT in names:
-        feeds[NUMERIC_INPUT] = numeric.astype(np.float64)
-    if CATEGORICAL_INPUT in names:
-        feeds[CATEGORICAL_INPUT] = categorical.astype(object)
-    (raw,) = session.run([RAW_OUTPUT], feeds)
-    return np.asarray(raw, dtype=np.float64)
-
-
 def shap_values(built: Built, Z: np.ndarray) -> np.ndarray:
     """SHAP per encoded column with the serving algorithm, from the built arrays."""
-    from estate.runtime.treeshap import TreePaths, tree_shap
-
-    a = built.arrays
-    phi = a["linear_coef"] * (Z - a["linear_mean"])
-    if a["path_value"].size:
-        keys = ("feature", "lower", "upper", "zero", "missing", "leq", "value", "length")
-        phi = phi + tree_shap(TreePaths(**{k: a[f"path_{k}"] for k in keys}), Z)
-    return np.asarray(phi)
+    return ShapTables.of(built.arrays).shap_encoded(Z)
 
 
 def export_explainer(
-    encoder: TabularEncoder,
+    layout: EncodedLayout,
     estimator: Any,
     *,
     classifier: bool,
@@ -347,29 +325,16 @@ def export_explainer(
     additivity is measured against the ONNX graph on `parity_rows` and must stay within
     `tolerance`, or the export fails: an explanation that does not add up is not served.
     """
-    from estate.contract.errors import ExportError
-
-    Z_sample = encoder.transform_packed(*sample_rows).astype(np.float64)
+    Z_sample = layout.encode(*sample_rows).astype(np.float64)
     try:
-        built = build_tables(encoder, estimator, classifier=classifier, Z_sample=Z_sample)
+        built = build_tables(layout, estimator, classifier=classifier, Z_sample=Z_sample)
     except UnsupportedModelError:
         return None
-    raw_of = np.zeros((len(encoder.encoded_names), len(encoder.feature_names)))
-    col = 0
-    for j, _ in enumerate(encoder.numeric_features):
-        raw_of[col, j] = 1.0
-        col += 1
-    for j, cat in enumerate(encoder.categorical_features):
-        for _ in cat.categories:
-            raw_of[col, len(encoder.numeric_features) + j] = 1.0
-            col += 1
-    importance = np.abs(shap_values(built, Z_sample) @ raw_of).mean(axis=0)
-    ranked = sorted(
-        zip(encoder.feature_names, importance.tolist(), strict=True), key=lambda t: -t[1]
-    )
-    Z_parity = encoder.transform_packed(*parity_rows).astype(np.float64)
+    importance = np.abs(shap_values(built, Z_sample) @ layout.to_raw()).mean(axis=0)
+    ranked = sorted(zip(layout.raw_names, importance.tolist(), strict=True), key=lambda t: -t[1])
+    Z_parity = layout.encode(*parity_rows).astype(np.float64)
     total = float(built.arrays["base_value"]) + shap_values(built, Z_parity).sum(axis=1)
-    raw = _raw_output(model_bytes, *parity_rows)
+    raw = run_graph(model_bytes, *parity_rows, output=RAW_OUTPUT)
     if built.scale == "log_odds":
         error = np.abs(1 / (1 + np.exp(-total)) - raw)
     else:

@@ -19,7 +19,7 @@ from estate.contract.bundle import Manifest
 from estate.contract.errors import ConfigError
 from estate.runtime import drift
 from estate.storage.store import GCSStore
-from estate.training.data import read_bytes
+from estate.storage.uris import read_bytes
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import flask
 
-from estate.serving.errors import PROBLEM_CONTENT_TYPE, HttpError, too_large
+from estate.serving.problems import PROBLEM_CONTENT_TYPE, HttpError, too_large
 from estate.serving.settings import Settings, get_settings
 
 

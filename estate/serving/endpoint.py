@@ -11,8 +11,8 @@ from typing import Any
 
 import flask
 
+from estate.runtime.serving_model import ServingModel
 from estate.serving.http import handle, read_json_body
-from estate.serving.model import ServingModel
 from estate.serving.versions import answered_by, model_for
 
 OPENAPI_PATH = "/openapi.json"
@@ -50,7 +50,7 @@ def serve(
 
 def openapi_for(model: ServingModel) -> dict[str, Any]:
     """The API document with this model's output name and its exact instance schema."""
+    from estate.contract.instances import instance_json_schema
     from estate.serving.openapi import openapi_document
-    from estate.serving.schema import instance_json_schema
 
     return openapi_document(model.manifest.output.name, instance_json_schema(model.adapter))

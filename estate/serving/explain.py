@@ -1,7 +1,7 @@
 """The ``explain`` function: why the model values a house the way it does.
 
 ``POST {"instances": [...], "top_k": k}`` → per instance the prediction, the base value
-and exact SHAP contributions per raw feature (see `estate.serving.explainer`); ``GET`` →
+and exact SHAP contributions per raw feature (see `estate.runtime.explanations`); ``GET`` →
 health, the explainer's description and the global importance of every feature.
 """
 
@@ -11,10 +11,11 @@ from typing import Any
 
 import flask
 
+from estate.contract.instances import instance_json_schema
+from estate.runtime.explanations import explain_instances
+from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving.endpoint import serve
-from estate.serving.explainer import explain_instances, parse_explain_envelope
-from estate.serving.model import ServingModel, model_info
-from estate.serving.schema import check_instance_count, instance_json_schema
+from estate.serving.requests import check_instance_count, parse_explain_envelope
 from estate.serving.settings import get_settings
 
 METHOD = (
@@ -55,10 +56,14 @@ def explain_body(model: ServingModel, body: Any) -> dict[str, Any]:
     Explain has its own instance limit (``ESTATE_EXPLAIN_MAX_INSTANCES``, well below
     predict's): each row costs TreeSHAP work and ~18 kB of answer.
     """
-    check_instance_count(body, get_settings().explain_max_instances, "explain")
+    settings = get_settings()
+    check_instance_count(body, settings.explain_max_instances, "explain")
     request = parse_explain_envelope(body)
+    explanations = explain_instances(
+        model, request.instances, request.top_k, max_field_errors=settings.max_field_errors
+    )
     return {
-        "explanations": explain_instances(model, request.instances, request.top_k),
+        "explanations": explanations,
         "model": model_info(model),
     }
 

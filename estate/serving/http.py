@@ -1,7 +1,8 @@
 """Shared HTTP plumbing: body limits, JSON parsing, responses and error mapping.
 
 Entry points stay thin: they call `handle` with a function from the parsed body to a
-response dict; every `HttpError` becomes its problem+json answer, and anything else
+response dict; every domain error (`estate.contract.errors.RequestError`) and every
+`HttpError` becomes its problem+json answer (`estate.serving.problems`), and anything else
 becomes a 500 that is logged, never a crashed instance. The WSGI-level bounds on
 request bodies (size, read deadline, large requests taking turns) live in
 `estate.serving.bodies`.
@@ -18,18 +19,20 @@ from typing import Any
 
 import flask
 
+from estate.contract.errors import CannotEstimateError, RequestError
+from estate.contract.instances import shown
 from estate.serving.bodies import BoundedInput, large_bodies
-from estate.serving.errors import (
+from estate.serving.problems import (
     PROBLEM_CONTENT_TYPE,
     HttpError,
     bad_request,
     method_not_allowed,
+    problem_for,
     request_timeout,
     too_large,
-    unprocessable,
     unsupported_media,
 )
-from estate.serving.schema import parse_json, shown
+from estate.serving.requests import parse_json
 from estate.serving.settings import get_settings
 
 log = logging.getLogger("estate_advisor.functions")
@@ -66,7 +69,7 @@ def json_response(
         if "Out of range float" not in str(exc):
             raise
         # A backstop: predict and explain name the inputs first (errors.require_finite).
-        raise unprocessable(
+        raise CannotEstimateError(
             "The answer would hold a number that is not finite (NaN or infinity); bring "
             "the inputs closer to their training range (GET this URL for the ranges)."
         ) from None
@@ -184,7 +187,8 @@ def _dispatch(
         if request.method == "OPTIONS":
             return flask.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
         raise method_not_allowed("GET, POST, OPTIONS")
-    except HttpError as error:
+    except (HttpError, RequestError) as raised:
+        error = problem_for(raised)  # the domain error's status, in one table
         if error.status >= 500:
             log.warning("%s", error)
         return problem_response(error)

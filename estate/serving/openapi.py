@@ -16,9 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from estate.serving import responses as contract
-from estate.serving.chat.advisor.request import ChatRequest
-from estate.serving.explainer import ExplainRequest
-from estate.serving.schema import PredictRequest
+from estate.serving.requests import ChatRequest, ExplainRequest, PredictRequest
 
 API_VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"

@@ -7,16 +7,13 @@ from typing import Any
 
 import flask
 
+from estate.contract.errors import FieldError
+from estate.contract.instances import instance_json_schema, require_values, validate_instances
+from estate.runtime.finite import out_of_range, require_finite
+from estate.runtime.serving_model import Packed, ServingModel, model_info
 from estate.serving import predlog
 from estate.serving.endpoint import serve
-from estate.serving.errors import FieldError, bad_request, out_of_range, require_finite
-from estate.serving.model import Packed, ServingModel, model_info
-from estate.serving.schema import (
-    check_instance_count,
-    instance_json_schema,
-    parse_envelope,
-    validate_instances,
-)
+from estate.serving.requests import check_instance_count, parse_envelope
 from estate.serving.settings import get_settings
 
 
@@ -47,13 +44,8 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
     settings = get_settings()
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body)
-    instances = validate_instances(model.adapter, request.instances)
-    for i, row in enumerate(instances):
-        if all(v is None for v in row.values()):
-            raise bad_request(
-                f"instances[{i}] has no feature values; send at least one "
-                "(GET this URL for the list).",
-            )
+    instances = validate_instances(model.adapter, request.instances, settings.max_field_errors)
+    require_values(instances)
     packed = model.pack_flags(instances)
     prediction, raw = model.run(packed.numeric, packed.categorical)
     per_row = len(instances) <= settings.row_warnings_max_instances

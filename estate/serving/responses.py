@@ -1,11 +1,10 @@
 """The HTTP API's response shapes as pydantic models: the source of the OpenAPI document.
 
-Request models live next to the code that validates them (`estate.serving.schema`,
-`estate.serving.explainer`, `estate.serving.chat.advisor.request`); the answers are plain
-dicts built by each function, described here and checked against these models by the
-contract tests (and by schemathesis over real HTTP), so the published document cannot drift.
-The output's field name comes from the model (``price`` for Ames), so the models that
-carry it are built per output name.
+Request models live next to the code that parses them (`estate.serving.requests`); the
+answers are plain dicts built by each function, described here and checked against these
+models by the contract tests (and by schemathesis over real HTTP), so the published
+document cannot drift. The output's field name comes from the model (``price`` for
+Ames), so the models that carry it are built per output name.
 """
 
 from __future__ import annotations

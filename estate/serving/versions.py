@@ -20,10 +20,15 @@ from dataclasses import dataclass
 import flask
 import numpy as np
 
-from estate.contract.errors import BundleError, NotFoundError, StoreError
-from estate.serving.errors import HttpError, unavailable
-from estate.serving.model import ServingModel, holder
-from estate.serving.settings import Settings
+from estate.contract.errors import (
+    BundleError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    NotFoundError,
+    StoreError,
+)
+from estate.runtime.serving_model import ServingModel
+from estate.serving.settings import Settings, get_settings
 from estate.storage.pointer import ServingPointer
 from estate.storage.registry import read_bundle, serving_pointer
 from estate.storage.store import ArtifactStore, open_store
@@ -93,7 +98,7 @@ class ModelHolder:
         self._routing: Routing | None = None
         self._lock = threading.Lock()
         self._checked_at = 0.0
-        self._last_failure: tuple[float, Exception] | None = None
+        self._last_failure: tuple[float, ModelNotReadyError] | None = None
         self.load_seconds: float | None = None
 
     def get(self) -> ServingModel:
@@ -120,12 +125,9 @@ class ModelHolder:
                 if model.manifest.version == pinned:
                     return model
             served = ", ".join(m.manifest.version for m in routing.models())
-            raise HttpError(
-                404,
-                "Version not served",
+            raise ModelNotFoundError(
                 f"{PIN_HEADER}: {pinned[:80]!r} is not served by this function (it serves "
-                f"{served}). Pin one of those, or drop the header.",
-                "version-not-served",
+                f"{served}). Pin one of those, or drop the header."
             )
         if routing.canary is not None and in_canary(
             request_id or uuid.uuid4().hex, routing.percent
@@ -220,7 +222,7 @@ class ModelHolder:
             else:
                 routing = self._routing_for(store, serving_pointer(store, s.model_name), None)
         except NotFoundError as exc:
-            error = unavailable(
+            error = ModelNotReadyError(
                 f"No servable model {s.model_name!r} in {s.artifacts} ({exc}). Train one: "
                 "estate train --config configs/ames.toml "
                 f"--output {s.artifacts}",
@@ -229,13 +231,15 @@ class ModelHolder:
             self._last_failure = (now, error)
             raise error from None
         except BundleError as exc:
-            error = unavailable(
+            error = ModelNotReadyError(
                 f"The bundle for {s.model_name!r} was refused: {exc}", s.retry_after_seconds
             )
             self._last_failure = (now, error)
             raise error from None
         except StoreError as exc:
-            error = unavailable(f"The artifact store is unreachable: {exc}", s.retry_after_seconds)
+            error = ModelNotReadyError(
+                f"The artifact store is unreachable: {exc}", s.retry_after_seconds
+            )
             self._last_failure = (now, error)
             raise error from None
         self.load_seconds = time.perf_counter() - start
@@ -248,6 +252,21 @@ def _versions(routing: Routing) -> str:
     if routing.canary is not None:
         text += f" + canary {routing.canary.manifest.version} at {routing.percent:g}%"
     return text
+
+
+_holder: ModelHolder | None = None
+
+
+def holder() -> ModelHolder:
+    """This instance's model holder, shared by every function in the process (lazy global).
+
+    It follows the serving pointer (champion + canary); functions pick a model per
+    request with `model_for`.
+    """
+    global _holder
+    if _holder is None:
+        _holder = ModelHolder(get_settings())
+    return _holder
 
 
 def model_for(request: flask.Request) -> ServingModel:

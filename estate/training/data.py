@@ -16,7 +16,6 @@ import re
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,8 +23,8 @@ import pandas as pd
 from estate.contract import cells
 from estate.contract.bundle import sha256_hex
 from estate.contract.cells import FLOAT32_MAX
-from estate.contract.errors import ConfigError, NotFoundError
-from estate.storage.store import GCSStore
+from estate.contract.errors import ConfigError
+from estate.storage.uris import read_bytes
 
 
 @dataclass(frozen=True)
@@ -37,19 +36,6 @@ class Table:
     sha256: str
     size: int
     raw: bytes = field(default=b"", repr=False)  # the exact bytes, for the lineage snapshot
-
-
-def read_bytes(uri: str) -> bytes:
-    """The raw bytes at a local path or ``gs://bucket/object``."""
-    if uri.startswith("gs://"):
-        bucket, _, name = uri[len("gs://") :].partition("/")
-        if not name:
-            raise ConfigError(f"{uri!r} names a bucket but no object: use gs://BUCKET/PATH.")
-        return GCSStore(f"gs://{bucket}").read_bytes(name)
-    path = Path(uri.removeprefix("file://"))
-    if not path.is_file():
-        raise NotFoundError(f"Data file {path} not found; pass --data PATH or gs://BUCKET/PATH.")
-    return path.read_bytes()
 
 
 def parse_table(data: bytes, uri: str) -> pd.DataFrame:

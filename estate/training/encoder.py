@@ -1,12 +1,10 @@
 """Preprocessing that every candidate shares, with an exact ONNX twin.
 
-`TabularEncoder` imputes numeric columns with the training median, optionally applies
-log(1 + max(x, 0)) to skewed non-negative columns, and one-hot encodes categorical
-columns (an unseen category encodes as all zeros). It is written so that
-`estate.export.onnx_graph` can rebuild the same computation as a handful of ONNX nodes
-fed by two packed inputs, which is far cheaper per call than one input per column.
-Transforms run in float64 and cast to float32 last, exactly like the graph, so tree
-splits see bit-identical values on both sides.
+`TabularEncoder` fits the features: the training median of each numeric column and
+whether to apply log(1 + max(x, 0)) to it (skewed non-negative columns), and the
+categories of each categorical column. Encoding them is `estate.runtime.layout`'s rule
+(`EncodedLayout`), the same one `estate.export.onnx_graph` writes as a handful of ONNX
+nodes fed by two packed inputs.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from estate.contract.bundle import (
     normalize_category,
 )
 from estate.contract.errors import ConfigError
+from estate.runtime.layout import EncodedLayout
 
 _QUANTILES = {
     "p01": 0.01,
@@ -102,12 +101,14 @@ class TabularEncoder:
         return [f.name for f in self.numeric_features] + [f.name for f in self.categorical_features]
 
     @property
+    def layout(self) -> EncodedLayout:
+        """The encoded columns of the fitted features (`estate.runtime.layout`)."""
+        return EncodedLayout(self.numeric_features, self.categorical_features)
+
+    @property
     def encoded_names(self) -> list[str]:
         """Design-matrix column names: numeric names, then ``feature=category``."""
-        names = [f.name for f in self.numeric_features]
-        for feat in self.categorical_features:
-            names.extend(f"{feat.name}={c}" for c in feat.categories)
-        return names
+        return self.layout.names
 
     def pack(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The two ONNX inputs: float64 numeric block (NaN = missing), string block."""
@@ -123,46 +124,11 @@ class TabularEncoder:
         return numeric, categorical
 
     def transform_packed(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        """Reference implementation of the ONNX preprocessing graph."""
-        out = [self._numeric_block(numeric)] if self.numeric_features else []
-        if self.categorical_features:
-            out.append(self._onehot_block(categorical))
-        return np.hstack(out).astype(np.float32)
+        """The design matrix of packed inputs (the ONNX preprocessing's numpy reference)."""
+        return self.layout.encode(numeric, categorical)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.transform_packed(*self.pack(frame))
-
-    def _numeric_block(self, numeric: np.ndarray) -> np.ndarray:
-        impute = np.array([f.impute for f in self.numeric_features], dtype=np.float64)
-        filled = np.where(np.isnan(numeric), impute, numeric)
-        mask = np.array([f.log1p for f in self.numeric_features])
-        if mask.any():
-            # log(1 + x), not log1p: the same operations the ONNX graph runs.
-            logged = np.log(np.maximum(filled, 0.0) + 1.0)
-            filled = np.where(mask, logged, filled)
-        return filled.astype(np.float32)
-
-    def category_index(self) -> dict[tuple[int, str], int]:
-        """(categorical column, category) → design-matrix column of its one-hot bit."""
-        index: dict[tuple[int, str], int] = {}
-        offset = len(self.numeric_features)
-        for j, feat in enumerate(self.categorical_features):
-            for c in feat.categories:
-                index[(j, c)] = offset
-                offset += 1
-        return index
-
-    def _onehot_block(self, categorical: np.ndarray) -> np.ndarray:
-        offset = len(self.numeric_features)
-        index = self.category_index()
-        width = len(index)
-        block = np.zeros((categorical.shape[0], width), dtype=np.float32)
-        for j in range(categorical.shape[1]):
-            for i, value in enumerate(categorical[:, j]):
-                col = index.get((j, value))
-                if col is not None:
-                    block[i, col - offset] = 1.0
-        return block
 
 
 def _skew(values: np.ndarray) -> float:

@@ -28,7 +28,7 @@ import numpy as np
 
 from estate.contract.bundle import MISSING_CATEGORY, GateResult, InputSchema, Manifest, Promotion
 from estate.contract.errors import BundleError, NotFoundError
-from estate.export.exporter import run_graph
+from estate.runtime.session import run_graph
 from estate.storage.pointer import ServingPointer
 from estate.storage.registry import Bundle, read_bundle, serving_version
 from estate.storage.store import ArtifactStore

@@ -367,7 +367,7 @@ def train(
     say("exporting ONNX graph and checking parity on holdout rows")
     manifest = export_bundle(
         store,
-        encoder=enc,
+        layout=enc.layout,
         estimator=fitted,
         classifier=config.classifier,
         log_target=log_target,

@@ -197,8 +197,8 @@ def test_explain_over_http_adds_up_to_the_served_probability(
 
 def test_the_xgboost_candidate_exports_too(tmp_path: Path) -> None:
     """The other candidate the old relative rule refused (5e-4 apart on 3e-4)."""
-    from estate.serving.explainer import explain_instances
-    from estate.serving.model import ServingModel
+    from estate.runtime.explanations import explain_instances
+    from estate.runtime.serving_model import ServingModel
     from estate.training.config import load_config
     from estate.training.train import train
 

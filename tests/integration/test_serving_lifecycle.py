@@ -124,7 +124,7 @@ def test_pointer_changes_are_picked_up_without_restart_at_the_refresh_interval(
     assert answer_version(api) == "v-next"
 
     # A holder that re-reads the pointer only hourly keeps answering with what it loaded.
-    import estate.serving.model as model_module
+    import estate.serving.versions as model_module
     from estate.serving.settings import get_settings
 
     serving_env.setenv("ESTATE_POINTER_REFRESH_SECONDS", "3600")

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.input or not args.output:
         raise ConfigError("Give --input and --output (or --bqml for SQL).")
     from estate.batch.score import score_file
-    from estate.serving.model import ServingModel
+    from estate.runtime.serving_model import ServingModel
 
     model = ServingModel(bundle.manifest, bundle.model_bytes, args.threads)
     result = score_file(

@@ -12,22 +12,18 @@ from typing import Any
 
 import flask
 
+from estate.contract.errors import FieldError, TooLargeError
+from estate.runtime.finite import require_finite
+from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving.chat.advisor import engine, llm_engine
-from estate.serving.chat.advisor.request import ChatRequest, parse_chat_request
+from estate.serving.chat.advisor.request import parse_chat_request
 from estate.serving.endpoint import serve
-from estate.serving.errors import FieldError, HttpError, require_finite
-from estate.serving.model import ServingModel, model_info
+from estate.serving.requests import ChatRequest
 from estate.serving.settings import Settings, get_settings
 
 
-def _too_large(detail: str, field: str) -> HttpError:
-    return HttpError(
-        413,
-        "Request too large",
-        detail,
-        "request-too-large",
-        [FieldError(field, detail, "too_large")],
-    )
+def _too_large(detail: str, field: str) -> TooLargeError:
+    return TooLargeError(detail, [FieldError(field, detail, "too_large")])
 
 
 def check_limits(body: Any, settings: Settings) -> None:

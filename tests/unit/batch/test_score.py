@@ -38,7 +38,7 @@ def ames() -> pa.Table:
 
 def served(ames_store: Path, rows: list[dict[str, Any]], manifest: Manifest) -> np.ndarray:
     """What the predict function answers for these rows (the reference for batch scoring)."""
-    from estate.serving.model import ServingModel
+    from estate.runtime.serving_model import ServingModel
     from estate.storage.registry import read_bundle
     from estate.storage.store import LocalStore
 
@@ -155,7 +155,7 @@ def test_bad_arguments_are_usage_errors(
 
 PEAK = """
 import json, resource, sys
-from estate.serving.model import ServingModel
+from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 from estate.batch.score import score_file

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from estate.contract.errors import ExportError
-from estate.export.exporter import measure_parity, run_graph
+from estate.export.exporter import measure_parity
 from estate.export.onnx_graph import build_graph, encoder_graph
+from estate.runtime.session import run_graph
 from estate.training import candidates
 from estate.training.encoder import TabularEncoder
 
@@ -45,7 +46,7 @@ def test_encoder_graph_matches_numpy_reference_including_unseen_and_missing() ->
     enc = TabularEncoder(categorical=["code"]).fit(frame)
     assert [f.name for f in enc.categorical_features] == ["hood", "code", "pool"]
     assert {f.name for f in enc.numeric_features if f.log1p} == {"area"}
-    nodes, inits, inputs = encoder_graph(enc)
+    nodes, inits, inputs = encoder_graph(enc.layout)
     out = helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, [None, None])
     graph = helper.make_graph(nodes, "enc", inputs, [out], inits)
     model = helper.make_model(
@@ -83,7 +84,7 @@ def test_regressor_parity(estimator: str, params: dict[str, object], log_target:
     enc = TabularEncoder(categorical=["code"]).fit(frame)
     model = candidates.build(estimator, dict(params), classifier=False, seed=0)
     model.fit(enc.transform(frame), y)
-    graph = build_graph(enc, model, classifier=False, log_target=log_target, doc="test")
+    graph = build_graph(enc.layout, model, classifier=False, log_target=log_target, doc="test")
     test, _ = synthetic(200, seed=1)
     raw = model.predict(enc.transform(test))
     reference = np.exp(raw) if log_target else raw
@@ -103,7 +104,7 @@ def test_blend_parity() -> None:
         seed=0,
         members=members,
     ).fit(enc.transform(frame), y)
-    graph = build_graph(enc, model, classifier=False, log_target=True, doc="test")
+    graph = build_graph(enc.layout, model, classifier=False, log_target=True, doc="test")
     reference = np.exp(model.predict(enc.transform(frame)))
     assert (
         measure_parity(graph.SerializeToString(), *enc.pack(frame), reference, 1e-4).max_rel_diff
@@ -125,7 +126,7 @@ def test_classifier_parity(estimator: str, params: dict[str, object]) -> None:
     enc = TabularEncoder(categorical=["code"]).fit(frame)
     model = candidates.build(estimator, dict(params), classifier=True, seed=0)
     model.fit(enc.transform(frame), labels)
-    graph = build_graph(enc, model, classifier=True, log_target=False, doc="test")
+    graph = build_graph(enc.layout, model, classifier=True, log_target=False, doc="test")
     reference = model.predict_proba(enc.transform(frame))[:, 1]
     got = run_graph(graph.SerializeToString(), *enc.pack(frame))
     np.testing.assert_allclose(got, reference, atol=1e-5)
@@ -137,7 +138,7 @@ def test_parity_failure_refuses_export() -> None:
     model = candidates.build("ridge", {"alpha": 1.0}, classifier=False, seed=0).fit(
         enc.transform(frame), y
     )
-    graph = build_graph(enc, model, classifier=False, log_target=True, doc="test")
+    graph = build_graph(enc.layout, model, classifier=False, log_target=True, doc="test")
     wrong = np.exp(model.predict(enc.transform(frame))) * 1.01
     with pytest.raises(ExportError, match="parity failed"):
         measure_parity(graph.SerializeToString(), *enc.pack(frame), wrong, 1e-4)
@@ -152,7 +153,7 @@ def rare_events() -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     enc = TabularEncoder(categorical=["code"]).fit(frame)
     model = candidates.build("logistic", {"C": 10.0}, classifier=True, seed=0)
     model.fit(enc.transform(frame), labels)
-    graph = build_graph(enc, model, classifier=True, log_target=False, doc="test")
+    graph = build_graph(enc.layout, model, classifier=True, log_target=False, doc="test")
     numeric, categorical = enc.pack(frame)
     model_bytes = graph.SerializeToString()
     got = run_graph(model_bytes, numeric, categorical)
@@ -214,7 +215,7 @@ def test_mid_range_probabilities_are_judged_on_their_odds(shift: float, passes: 
     model = candidates.build("logistic", {"C": 1.0}, classifier=True, seed=0)
     model.fit(enc.transform(frame), labels)
     model_bytes = build_graph(
-        enc, model, classifier=True, log_target=False, doc="test"
+        enc.layout, model, classifier=True, log_target=False, doc="test"
     ).SerializeToString()
     got = run_graph(model_bytes, *enc.pack(frame))
     row = int(np.argmin(np.abs(got - 0.5)))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from estate.contract.bundle import normalize_category
-from estate.serving.model import ServingModel, _note, _preview
+from estate.runtime.serving_model import ServingModel, _note, _preview
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 

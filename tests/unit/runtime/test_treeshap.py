@@ -143,7 +143,9 @@ def test_agrees_with_shap_tree_explainer_on_ames(kind: str, ames: Any) -> None:
     import shap
 
     model = _fit(kind, ames)
-    built = build_tables(ames.encoder, model, classifier=False, Z_sample=ames.Z[ames.train[:300]])
+    built = build_tables(
+        ames.encoder.layout, model, classifier=False, Z_sample=ames.Z[ames.train[:300]]
+    )
     Z = ames.Z[ames.holdout].astype(np.float64)
     ours = shap_values(built, Z)
     explainer = shap.TreeExplainer(model)
@@ -166,7 +168,7 @@ def test_tables_are_the_served_onnx_trees(kind: str, ames: Any) -> None:
 
     model = _fit(kind, ames)
     trees = _tables(model, kind == "xgboost")
-    graph = build_graph(ames.encoder, model, classifier=False, log_target=True, doc="test")
+    graph = build_graph(ames.encoder.layout, model, classifier=False, log_target=True, doc="test")
     (node,) = [n for n in graph.graph.node if n.op_type == "TreeEnsembleRegressor"]
     a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
     onnx_nodes = {
@@ -224,7 +226,9 @@ def test_weighted_blend_of_ridge_and_xgboost_adds_up_to_its_prediction(ames: Any
     )
     blend.estimators[1][1].set_params(n_jobs=1)
     blend.fit(ames.Z[ames.train], ames.y[ames.train])
-    built = build_tables(ames.encoder, blend, classifier=False, Z_sample=ames.Z[ames.train[:200]])
+    built = build_tables(
+        ames.encoder.layout, blend, classifier=False, Z_sample=ames.Z[ames.train[:200]]
+    )
     assert built.kinds == {"ridge": "linear", "xgboost": "xgboost"}
     Z = ames.Z[ames.holdout]
     phi = shap_values(built, Z.astype(np.float64))
@@ -258,7 +262,7 @@ def test_classifiers_explain_the_scale_the_graph_computes(kind: str) -> None:
             n_estimators=5, min_samples_leaf=5, random_state=0, n_jobs=1
         ).fit(Z, y)
         want = model.predict_proba(data.Z[data.holdout])[:, 1]
-    built = build_tables(data.encoder, model, classifier=True, Z_sample=Z[:200])
+    built = build_tables(data.encoder.layout, model, classifier=True, Z_sample=Z[:200])
     assert built.scale == ("log_odds" if kind == "xgboost" else "raw")
     phi = shap_values(built, data.Z[data.holdout].astype(np.float64))
     total = float(built.arrays["base_value"]) + phi.sum(axis=1)

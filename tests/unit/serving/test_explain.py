@@ -26,7 +26,7 @@ def example(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def served(ames_store: Path) -> Any:
     """The served Ames model, loaded as serving loads it (checksums verified)."""
-    from estate.serving.model import ServingModel
+    from estate.runtime.serving_model import ServingModel
     from estate.storage.registry import read_bundle
     from estate.storage.store import LocalStore
 
@@ -69,7 +69,7 @@ def test_manifest_describes_the_explainer(ames_manifest: Manifest) -> None:
 
 def test_additivity_on_every_ames_holdout_row(served: Any, tiny_ames_config: Path) -> None:
     """base + Σ contributions = the served ONNX output (log price), for all 585 rows."""
-    from estate.serving.explainer import explain_instances
+    from estate.runtime.explanations import explain_instances
 
     instances = holdout_instances(tiny_ames_config)
     assert len(instances) == served.manifest.training["rows_holdout"]
@@ -85,7 +85,7 @@ def test_additivity_on_every_ames_holdout_row(served: Any, tiny_ames_config: Pat
 
 
 def test_real_house_reads_as_dollars_and_factors(served: Any) -> None:
-    from estate.serving.explainer import explain_instances
+    from estate.runtime.explanations import explain_instances
 
     (answer,) = explain_instances(served, example("predict_ames.json")["instances"], top_k=5)
     contributions = answer["contributions"]
@@ -112,7 +112,7 @@ def test_real_house_reads_as_dollars_and_factors(served: Any) -> None:
 
 
 def test_missing_features_are_imputed_flagged_and_still_add_up(served: Any) -> None:
-    from estate.serving.explainer import explain_instances
+    from estate.runtime.explanations import explain_instances
 
     (answer,) = explain_instances(served, example("predict_partial.json")["instances"])
     flagged = {c["feature"] for c in answer["contributions"] if c.get("imputed")}
@@ -129,28 +129,30 @@ def test_missing_features_are_imputed_flagged_and_still_add_up(served: Any) -> N
 
 
 def test_bad_fields_get_the_same_400_as_predict(served: Any) -> None:
-    from estate.serving.errors import HttpError
-    from estate.serving.explainer import explain_instances
+    from estate.contract.errors import InvalidInputError
+    from estate.runtime.explanations import explain_instances
+    from estate.serving.problems import problem_for
 
-    with pytest.raises(HttpError) as caught:
+    with pytest.raises(InvalidInputError) as caught:
         explain_instances(served, example("predict_bad.json")["instances"])
-    assert caught.value.status == 400
+    assert problem_for(caught.value).status == 400
     fields = {e.field for e in caught.value.errors}
     assert {"instances[0].area", "instances[0].Neighborhood", "instances[0].Pool"} <= fields
 
 
 def test_bundle_without_explainer_answers_501(ames_store: Path) -> None:
-    from estate.serving.errors import HttpError
-    from estate.serving.explainer import explain_instances
-    from estate.serving.model import ServingModel
+    from estate.contract.errors import NotExplainableError
+    from estate.runtime.explanations import explain_instances
+    from estate.runtime.serving_model import ServingModel
+    from estate.serving.problems import problem_for
     from estate.storage.registry import read_bundle
     from estate.storage.store import LocalStore
 
     bundle = read_bundle(LocalStore(ames_store), "ames")
     plain = ServingModel(bundle.manifest.model_copy(update={"explainer": None}), bundle.model_bytes)
-    with pytest.raises(HttpError) as caught:
+    with pytest.raises(NotExplainableError) as caught:
         explain_instances(plain, example("predict_ames.json")["instances"])
-    assert caught.value.status == 501
+    assert problem_for(caught.value).status == 501
     assert "without an explainer" in caught.value.detail
 
 

@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from estate.contract.bundle import Manifest
-from estate.serving.errors import require_finite
+from estate.runtime.finite import require_finite
 from estate.serving.http import handle, read_json_body
 from estate.serving.settings import get_settings
 
@@ -193,7 +193,9 @@ def test_5000_sparse_rows_answer_a_small_body(env: pytest.MonkeyPatch) -> None:
 
 
 def test_require_finite_names_where_and_the_inputs_and_calls_lazy_inputs() -> None:
-    from estate.serving.errors import FieldError, HttpError, out_of_range
+    from estate.contract.errors import CannotEstimateError, FieldError
+    from estate.runtime.finite import out_of_range
+    from estate.serving.problems import problem_for
 
     calls: list[int] = []
 
@@ -207,9 +209,9 @@ def test_require_finite_names_where_and_the_inputs_and_calls_lazy_inputs() -> No
 
     require_finite({"price": 1.0, "interval": {"upper": 2.5}}, "predictions[3]", inputs)
     assert calls == []  # finite: the inputs are never computed
-    with pytest.raises(HttpError) as caught:
+    with pytest.raises(CannotEstimateError) as caught:
         require_finite({"price": 1.0, "interval": {"upper": math.inf}}, "predictions[3]", inputs)
-    assert caught.value.status == 422
+    assert problem_for(caught.value).status == 422
     assert caught.value.detail.startswith("predictions[3].interval.upper is not a finite number")
     assert [e.field for e in caught.value.errors] == ["instances[3].area"]
 

@@ -67,7 +67,7 @@ def test_batch_predictions_match_the_training_pipeline(
     import numpy as np
     import pandas as pd
 
-    from estate.export.exporter import run_graph
+    from estate.runtime.session import run_graph
     from estate.storage.registry import read_bundle
     from estate.storage.store import LocalStore
     from estate.training.encoder import TabularEncoder

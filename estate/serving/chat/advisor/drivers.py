@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from estate.serving.model import ServingModel
+from estate.runtime.explanations import explain_instances
+from estate.runtime.serving_model import ServingModel
 
 SHAP_METHOD = (
     "exact SHAP contributions from the model (the explain function): dollar effects "
@@ -46,14 +47,14 @@ def baselines(model: ServingModel) -> dict[str, float | str]:
 
 
 def top_drivers(
-    model: ServingModel, instance: dict[str, Any], k: int = 5
+    model: ServingModel, instance: dict[str, Any], k: int, max_field_errors: int
 ) -> tuple[str, list[Driver], float | None]:
     """(method, the `k` features that move the estimate most, the average house's price).
 
     The average price is None for the what-if method, which has no such base.
     """
     if _explains_dollars(model):
-        return SHAP_METHOD, *_shap_drivers(model, instance, k)
+        return SHAP_METHOD, *_shap_drivers(model, instance, k, max_field_errors)
     return WHAT_IF_METHOD, _what_if_drivers(model, instance, k), None
 
 
@@ -69,11 +70,9 @@ def _explains_dollars(model: ServingModel) -> bool:
 
 
 def _shap_drivers(
-    model: ServingModel, instance: dict[str, Any], k: int
+    model: ServingModel, instance: dict[str, Any], k: int, max_field_errors: int
 ) -> tuple[list[Driver], float]:
-    from estate.serving.explainer import explain_instances
-
-    (answer,) = explain_instances(model, [instance], top_k=k)
+    (answer,) = explain_instances(model, [instance], top_k=k, max_field_errors=max_field_errors)
     base = baselines(model)
     out = model.manifest.output.name
     drivers = [

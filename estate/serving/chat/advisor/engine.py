@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from estate.runtime.serving_model import ServingModel
 from estate.serving.chat.advisor import tools
 from estate.serving.chat.advisor.guard import REFUSAL, is_injection
 from estate.serving.chat.advisor.parse import Parsed, parse_message
-from estate.serving.chat.advisor.request import ChatRequest, usable_terms
+from estate.serving.chat.advisor.request import usable_terms
 from estate.serving.chat.advisor.vocab import Change
-from estate.serving.model import ServingModel
+from estate.serving.requests import ChatRequest
 from estate.serving.settings import Settings
 
 INTENTS: dict[str, str] = {
@@ -123,20 +124,21 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
         asked.remove("what_if")
     if not known.features:
         return _needs_property(asked, last)
-    instance = tools.validate_property(model, known.features, "property")
+    limit = settings.max_field_errors
+    instance = tools.validate_property(model, known.features, "property", max_field_errors=limit)
     facts: dict[str, Any] = {"property": instance, "understood": known.understood}
     value = tools.estimate(model, instance)
     facts["estimate"] = value
     parts = [_value_text(value)]
     missing = [label for col, label in KEY_FEATURES.items() if col not in instance]
-    facts["drivers"] = tools.drivers(model, instance)  # cheap: one SHAP pass
+    facts["drivers"] = tools.drivers(model, instance, max_field_errors=limit)  # one SHAP pass
     if "drivers" in asked:
         parts.append(_drivers_text(facts["drivers"]))
     if {"deal", "rent"} & set(asked) or last.deal or request.deal:
         facts["deal"] = tools.deal(settings, value, known.deal, known.down_fraction)
         parts.append(_deal_text(facts["deal"], "deal" in asked))
     if "what_if" in asked:
-        facts["what_if"] = tools.what_if(model, instance, last.changes)
+        facts["what_if"] = tools.what_if(model, instance, last.changes, max_field_errors=limit)
         parts.append(_what_if_text(facts["what_if"], last.change_labels))
     if missing and ("value" in asked or not asked):
         parts.append("For a sharper estimate, tell me the " + ", ".join(missing) + ".")

@@ -15,6 +15,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from estate.contract.errors import RequestError
+from estate.contract.instances import MAX_STRING
+from estate.runtime.serving_model import ServingModel
 from estate.serving.chat.advisor import engine, tools
 from estate.serving.chat.advisor.engine import Answer
 from estate.serving.chat.advisor.guard import (
@@ -25,13 +28,10 @@ from estate.serving.chat.advisor.guard import (
     numbers_in,
     screened,
 )
-from estate.serving.chat.advisor.request import ChatRequest, DealInput
 from estate.serving.chat.advisor.vocab import Change
 from estate.serving.chat.llm import ChatClient, LLMError
 from estate.serving.chat.secrets import SecretError, api_key
-from estate.serving.errors import HttpError
-from estate.serving.model import ServingModel
-from estate.serving.schema import MAX_STRING, field_path
+from estate.serving.requests import ChatRequest, DealInput, field_path
 from estate.serving.settings import Settings
 
 log = logging.getLogger("estate_advisor.chat")
@@ -141,7 +141,11 @@ class _Session:
         known, _ = engine.gather(model, request, what_if=False)
         # Checked before it reaches the LLM's context, as the local engine would check it.
         self.features = (
-            tools.validate_property(model, known.features, "property") if known.features else {}
+            tools.validate_property(
+                model, known.features, "property", max_field_errors=settings.max_field_errors
+            )
+            if known.features
+            else {}
         )
         self.deal = known.deal
         self.down_fraction = known.down_fraction
@@ -162,7 +166,7 @@ class _Session:
         try:
             args = spec[0].model_validate(_arguments(arguments))
             result = self._dispatch(name, args)
-        except HttpError as exc:
+        except RequestError as exc:
             result = {"error": exc.detail, "fields": [e.to_json() for e in exc.errors]}
         except ValidationError as exc:
             result = {
@@ -184,18 +188,19 @@ class _Session:
         features = {**self.features, **(args.features or {})}
         if not features:
             return {"error": "no house features known yet: ask the user about the house"}
-        instance = tools.validate_property(self.model, features, "features")
+        limit = self.settings.max_field_errors
+        instance = tools.validate_property(self.model, features, "features", max_field_errors=limit)
         if name == "estimate_value":
             return tools.estimate(self.model, instance, "features")
         if name == "value_drivers":
-            return tools.drivers(self.model, instance)
+            return tools.drivers(self.model, instance, max_field_errors=limit)
         if isinstance(args, WhatIfArgs):
-            tools.validate_property(self.model, args.changes, "changes")
+            tools.validate_property(self.model, args.changes, "changes", max_field_errors=limit)
             edits: list[tuple[Change, float | str]] = [
                 (Change(col, col, value=v), float(v) if isinstance(v, int) else v)
                 for col, v in args.changes.items()
             ]
-            return tools.what_if(self.model, instance, edits, "changes")
+            return tools.what_if(self.model, instance, edits, "changes", max_field_errors=limit)
         if isinstance(args, DealArgs):
             given = {**self.deal, **(args.deal.given() if args.deal else {})}
             value = tools.estimate(self.model, instance, "features")

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from estate.contract.errors import CannotEstimateError, FieldError, InvalidInputError, RequestError
+from estate.contract.instances import validate_instances
+from estate.runtime.finite import out_of_range, require_finite
+from estate.runtime.serving_model import ServingModel
 from estate.serving.chat import analytics
 from estate.serving.chat.advisor.drivers import baselines, top_drivers
 from estate.serving.chat.advisor.vocab import Change
-from estate.serving.errors import (
-    FieldError,
-    HttpError,
-    bad_request,
-    out_of_range,
-    require_finite,
-    unprocessable,
-)
-from estate.serving.model import ServingModel
-from estate.serving.schema import validate_instances
 from estate.serving.settings import Settings
 
 
@@ -31,20 +25,23 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def validate_property(model: ServingModel, features: dict[str, Any], where: str) -> dict[str, Any]:
-    """Features checked against the model's schema; a 400 names each bad one as `where`.X.
+def validate_property(
+    model: ServingModel, features: dict[str, Any], where: str, *, max_field_errors: int
+) -> dict[str, Any]:
+    """Features checked against the model's schema; `InvalidInputError` names each bad one (up
+    to `max_field_errors`) as `where`.X.
 
     The same instance adapter as the predict function: every row chat predicts (the
     house, a what-if's changed house, the LLM's features) goes through it.
     """
     try:
-        (row,) = validate_instances(model.adapter, [features])
-    except HttpError as exc:
+        (row,) = validate_instances(model.adapter, [features], max_field_errors)
+    except InvalidInputError as exc:
         fixed = [
             FieldError(e.field.replace("instances[0]", where, 1), e.message, e.type)
             for e in exc.errors
         ]
-        raise bad_request(exc.detail, fixed) from None
+        raise InvalidInputError(exc.detail, fixed) from None
     return {k: v for k, v in row.items() if v is not None}
 
 
@@ -78,12 +75,15 @@ def _given(instance: dict[str, Any], where: str) -> list[FieldError]:
     ]
 
 
-def drivers(model: ServingModel, instance: dict[str, Any], k: int = 5) -> dict[str, Any]:
+def drivers(
+    model: ServingModel, instance: dict[str, Any], k: int = 5, *, max_field_errors: int
+) -> dict[str, Any]:
     """The features that move this estimate most, and how that was measured."""
     try:
-        method, items, base_price = top_drivers(model, instance, k)
-    except HttpError as exc:
-        raise renamed(exc, "property") from None
+        method, items, base_price = top_drivers(model, instance, k, max_field_errors)
+    except RequestError as exc:
+        exc.renamed("instances[0]", "property")
+        raise
     out: dict[str, Any] = {"method": method, "items": [d.to_json() for d in items]}
     if base_price is not None:
         out["base_price"] = base_price
@@ -96,6 +96,8 @@ def what_if(
     instance: dict[str, Any],
     changes: list[tuple[Change, float | str]],
     where: str = "what_if",
+    *,
+    max_field_errors: int,
 ) -> dict[str, Any]:
     """Re-predict with the changes applied; before and after in one ONNX call.
 
@@ -125,7 +127,7 @@ def what_if(
             new = amount
         rows.append({"feature": change.column, "from": current, "to": new})
         changed[change.column] = new
-    changed = validate_property(model, changed, where)
+    changed = validate_property(model, changed, where, max_field_errors=max_field_errors)
     before, after = model.predict([instance, changed])
     outside = {w["field"]: w["message"] for w in after.warnings if w["code"] == "out_of_range"}
     named = [
@@ -170,7 +172,7 @@ def deal(
     assumed: list[str] = []
     if asking is None:
         if not estimate_price >= analytics.MIN_PRICE:
-            raise unprocessable(
+            raise CannotEstimateError(
                 f"The model's estimate ({estimate_price:g}) is not a price the deal can be "
                 "worked out on; send the asking price.",
                 [FieldError("deal.asking_price", "needed: the estimate is not a price", "missing")],
@@ -277,16 +279,6 @@ def _analyze(terms: analytics.DealTerms) -> dict[str, Any]:
             FieldError(f"deal.{_REQUEST_NAMES.get(term, term)}", problem, "deal_term")
             for term, problem in exc.problems.items()
         ]
-        raise unprocessable(
+        raise CannotEstimateError(
             "The deal cannot be worked out on these terms; fix the fields below.", errors
         ) from None
-
-
-def renamed(exc: HttpError, where: str) -> HttpError:
-    """`exc` with its ``instances[0]`` field paths rewritten as `where` (``property``): the
-    tools validate their rows as predict does, and name them as chat's caller wrote them."""
-    exc.errors = [
-        FieldError(e.field.replace("instances[0]", where, 1), e.message, e.type) for e in exc.errors
-    ]
-    exc.detail = exc.detail.replace("instances[0]", where)
-    return exc

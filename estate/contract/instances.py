@@ -1,26 +1,25 @@
-"""Request validation with pydantic: the envelope, then each instance against the manifest.
+"""What an instance is: the validator built from the manifest's input schema, and its errors.
 
 The instance type is built at load time from the manifest's input schema, so the JSON
-Schema served on ``GET`` and the checks made on ``POST`` can never drift apart.
+Schema served on ``GET`` and the checks made on ``POST`` can never drift apart. Serving
+(predict, explain, chat) and anything else that takes raw rows validate them here.
 
-Error reports are bounded whatever the body holds: unknown keys are counted in C before
+Error reports are bounded whatever the rows hold: unknown keys are counted in C before
 pydantic sees them (one object of 500,000 unknown keys would otherwise become 500,000
 errors), instances are validated in chunks of a few thousand cells, and only the first
-``ESTATE_MAX_FIELD_ERRORS`` errors are turned into `FieldError` objects; the rest are
-counted (``errors_omitted`` in the answer).
+`max_field_errors` errors are turned into `FieldError` objects; the rest are counted
+(``errors_omitted`` in the answer).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from itertools import islice
-from typing import Annotated, Any, NotRequired, TypeVar
+from typing import Annotated, Any, NotRequired
 
 from pydantic import (
     AllowInfNan,
-    BaseModel,
     ConfigDict,
     Field,
     Strict,
@@ -33,29 +32,17 @@ from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
 
 from estate.contract.bundle import InputSchema
-from estate.serving.errors import FieldError, HttpError, bad_request, too_large
-from estate.serving.settings import get_settings
+from estate.contract.errors import FieldError, InvalidInputError
 
+#: Field errors built per call unless the caller says otherwise (``ESTATE_MAX_FIELD_ERRORS``).
+MAX_FIELD_ERRORS = 50
 MAX_STRING = 200
 #: Longest key (or header value) quoted in an error: a 1 MB key must not make a 1 MB message.
 MAX_KEY_SHOWN = 80
 #: Cells (rows x features) pydantic validates per call, which bounds one call's errors.
 CHUNK_CELLS = 4096
-M = TypeVar("M", bound=BaseModel)
-
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Category = Annotated[str, StringConstraints(max_length=MAX_STRING)]
-
-
-class PredictRequest(BaseModel):
-    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …]}``.
-
-    Each instance is checked by the model's instance validator (`validate_instances`),
-    which names a non-object instance too; the envelope does not copy them first.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    instances: list[Any] = Field(min_length=1)
 
 
 def _describe(parts: list[str]) -> str:
@@ -107,7 +94,7 @@ def shown(text: str) -> str:
     return text if len(text) <= MAX_KEY_SHOWN else text[:MAX_KEY_SHOWN] + "…"
 
 
-_FIX = "fix them and retry. GET this URL for the schema."
+FIX = "fix them and retry. GET this URL for the schema."
 _MESSAGES = {
     "extra_forbidden": "unknown field: remove it or check the spelling (GET lists the fields)",
     "finite_number": "must be a finite number (NaN and infinity are not accepted)",
@@ -118,17 +105,6 @@ _MESSAGES = {
 def known_fields(adapter: TypeAdapter[list[dict[str, Any]]]) -> frozenset[str]:
     """The field names an instance may have (from the validator's own schema)."""
     return frozenset(instance_json_schema(adapter).get("properties", {}))
-
-
-def check_instance_count(body: Any, limit: int, function: str) -> None:
-    """413 before any validation when a body carries more instances than `limit`."""
-    if isinstance(body, dict) and isinstance(body.get("instances"), list):
-        count = len(body["instances"])
-        if count > limit:
-            raise too_large(
-                f"{count} instances in one {function} request; the limit is {limit}. "
-                "Split the batch."
-            )
 
 
 class ErrorList:
@@ -159,8 +135,8 @@ class ErrorList:
         else:
             self.total += found
 
-    def problem(self, detail: str) -> HttpError:
-        return bad_request(detail, self.kept, omitted=self.total - len(self.kept))
+    def problem(self, detail: str) -> InvalidInputError:
+        return InvalidInputError(detail, self.kept, errors_omitted=self.total - len(self.kept))
 
 
 def _unknown_keys(row: dict[str, Any], known: frozenset[str]) -> Iterator[str]:
@@ -181,16 +157,17 @@ def _instance_error(offset: int) -> Callable[[ErrorDetails], FieldError]:
 
 
 def validate_instances(
-    adapter: TypeAdapter[list[dict[str, Any]]], instances: Sequence[Any]
+    adapter: TypeAdapter[list[dict[str, Any]]], instances: Sequence[Any], max_field_errors: int
 ) -> list[dict[str, Any]]:
-    """Validated instances, or a 400 naming the first bad fields and counting all of them.
+    """Validated instances, or `InvalidInputError` naming the first `max_field_errors` bad fields
+    and counting all of them.
 
     Unknown keys are found with C-level lookups (``dict.keys() <= known``) and dropped
     before pydantic runs, so their number costs no memory; pydantic then sees at most
     `CHUNK_CELLS` cells per call. A valid batch takes the same path at the same cost.
     """
     known = known_fields(adapter)
-    errors = ErrorList(get_settings().max_field_errors)
+    errors = ErrorList(max_field_errors)
     rows: list[Any] = list(instances)
     for i, row in enumerate(rows):
         if isinstance(row, dict) and not row.keys() <= known:
@@ -211,102 +188,16 @@ def validate_instances(
         except ValidationError as exc:
             errors.add_validation(exc, _instance_error(start))
     if errors.total:
-        raise errors.problem(f"{errors.total} invalid field(s); {_FIX}")
+        raise errors.problem(f"{errors.total} invalid field(s); {FIX}")
     return validated
 
 
-def parse_envelope(body: Any) -> PredictRequest:
-    """The request envelope, or a 400 that names what is wrong with it."""
-    return parse_body(
-        PredictRequest,
-        body,
-        "unknown field: the body takes only 'instances'",
-        'The body must be {"instances": [{feature: value, ...}, ...]}.',
-    )
-
-
-def parse_body(model: type[M], body: Any, unknown: str, detail: str | None = None) -> M:
-    """`body` validated as `model`, or a 400 naming the bad fields (`unknown` for extras).
-
-    Unknown top-level keys are counted and dropped before pydantic (their number costs
-    nothing), and at most ``ESTATE_MAX_FIELD_ERRORS`` errors are built.
-    """
-    errors = ErrorList(get_settings().max_field_errors)
-    names = {f.alias or name for name, f in model.model_fields.items()}
-    if isinstance(body, dict) and model.model_config.get("extra") == "forbid":
-        extra = list(islice((k for k in body if k not in names), errors.limit))
-        if extra:
-            count = sum(1 for k in body if k not in names)
-            errors.add(count, (FieldError(shown(k), unknown, "extra_forbidden") for k in extra))
-            body = {k: v for k, v in body.items() if k in names}
-    try:
-        parsed = model.model_validate(body)
-    except ValidationError as exc:
-        errors.add_validation(
-            exc,
-            lambda e: FieldError(
-                field_path(e["loc"]),
-                unknown if e["type"] == "extra_forbidden" else e["msg"],
-                e["type"],
-            ),
-        )
-    else:
-        if not errors.total:
-            return parsed
-    raise errors.problem(detail or f"{errors.total} invalid field(s); {_FIX}")
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """pydantic's error location as callers write it: messages[1].content."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{shown(part)}" if text else shown(str(part))
-    return text or "(body)"
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen = dict(pairs)
-    if len(seen) == len(pairs):
-        return seen
-    found: set[str] = set()
-    for key, _ in pairs:
-        if key in found:
-            raise ValueError(f"duplicate key {shown(key)!r}")
-        found.add(key)
-    raise AssertionError("unreachable: fewer keys than pairs means a duplicate")
-
-
-def count_json_values(raw: bytes) -> int:
-    """An upper bound on the values a JSON text holds, counted in C without parsing.
-
-    Every value after the first in an array or object follows a comma, and every array
-    or object opens with a bracket, so ``commas + brackets + 1`` bounds the Python
-    objects the parser would build (commas inside strings only make it larger).
-    """
-    return raw.count(b",") + raw.count(b"{") + raw.count(b"[") + 1
-
-
-def parse_json(raw: bytes, max_values: int | None = None) -> Any:
-    """Decode a JSON body strictly: UTF-8, no duplicate keys, bounded nesting and, with
-    `max_values`, a bounded number of values (413 before any parsing work)."""
-    if max_values is not None:
-        values = count_json_values(raw)
-        if values > max_values:
-            raise too_large(
-                f"The body holds up to {values} JSON values (commas and brackets counted "
-                f"before parsing); the limit is {max_values}. Split the batch, or send "
-                "only the fields the model reads."
+def require_values(rows: list[dict[str, Any]]) -> None:
+    """`InvalidInputError` for the first validated instance with no feature value at all: an
+    all-imputed row is an answer about nothing (predict and explain refuse it alike)."""
+    for i, row in enumerate(rows):
+        if all(v is None for v in row.values()):
+            raise InvalidInputError(
+                f"instances[{i}] has no feature values; send at least one "
+                "(GET this URL for the list)."
             )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad_request(f"The body is not valid UTF-8 (byte {exc.start}).") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except RecursionError:
-        raise bad_request("The JSON body is nested too deeply.") from None
-    except ValueError as exc:
-        raise bad_request(f"The body is not valid JSON: {exc}.") from None

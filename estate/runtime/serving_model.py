@@ -1,8 +1,8 @@
 """The served model: a verified bundle, its ONNX session and the packing of instances.
 
-Imports numpy, onnxruntime and pydantic only. The bundle is loaded once per instance
-(lazy global, on the first request) and its checksum is verified before a session is
-created, so a truncated or tampered ``model.onnx`` is never served.
+Imports numpy, onnxruntime and pydantic only; no settings, no HTTP. Online serving
+(`estate.serving.versions` loads it once per instance, after the bundle's checksum is
+verified) and batch scoring (`estate.batch.score`) run the same object.
 """
 
 from __future__ import annotations
@@ -10,27 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from pydantic import TypeAdapter
 
-from estate.contract.bundle import (
-    CATEGORICAL_INPUT,
-    MISSING_CATEGORY,
-    NUMERIC_INPUT,
-    PREDICTION_OUTPUT,
-    RAW_OUTPUT,
-    Manifest,
-    normalize_category,
-)
-from estate.serving.explainer import Explainer
-from estate.serving.schema import instance_adapter
-from estate.serving.settings import get_settings
-
-if TYPE_CHECKING:
-    from estate.serving.versions import ModelHolder
+from estate.contract.bundle import MISSING_CATEGORY, Manifest, normalize_category
+from estate.contract.instances import instance_adapter
+from estate.runtime.explainer import Explainer
+from estate.runtime.session import open_session
 
 
 @dataclass(frozen=True)
@@ -66,15 +54,7 @@ class ServingModel:
     ) -> None:
         self.manifest = manifest
         self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            model_bytes, options, providers=["CPUExecutionProvider"]
-        )
+        self.session = open_session(model_bytes, threads)
         schema = manifest.input
         self.numeric = schema.numeric
         self.categorical = schema.categorical
@@ -93,7 +73,6 @@ class ServingModel:
             for c in self.categorical
         ]
         self.adapter: TypeAdapter[list[dict[str, Any]]] = instance_adapter(schema)
-        self._inputs = {i.name for i in self.session.get_inputs()}
 
     @property
     def feature_names(self) -> list[str]:
@@ -253,13 +232,8 @@ class ServingModel:
 
     def run(self, numeric: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One onnxruntime call for the whole batch: (prediction, raw)."""
-        feeds: dict[str, np.ndarray] = {}
-        if NUMERIC_INPUT in self._inputs:
-            feeds[NUMERIC_INPUT] = numeric
-        if CATEGORICAL_INPUT in self._inputs:
-            feeds[CATEGORICAL_INPUT] = categorical
-        prediction, raw = self.session.run([PREDICTION_OUTPUT, RAW_OUTPUT], feeds)
-        return np.asarray(prediction, dtype=np.float64), np.asarray(raw, dtype=np.float64)
+        prediction, raw = self.session.run(numeric, categorical)
+        return prediction, raw
 
     def predict(self, instances: list[dict[str, Any]]) -> list[Prediction]:
         numeric, categorical, warnings = self.pack(instances)
@@ -297,23 +271,6 @@ def _preview(values: list[str], limit: int = 8) -> str:
 
 def _note(field_name: str, code: str, message: str) -> dict[str, str]:
     return {"field": field_name, "code": code, "message": message}
-
-
-_holder: ModelHolder | None = None
-
-
-def holder() -> ModelHolder:
-    """This instance's model holder, shared by every function in the process (lazy global).
-
-    `estate.serving.versions.ModelHolder` follows the serving pointer (champion + canary);
-    functions pick a model per request with `estate.serving.versions.model_for`.
-    """
-    from estate.serving.versions import ModelHolder
-
-    global _holder
-    if _holder is None:
-        _holder = ModelHolder(get_settings())
-    return _holder
 
 
 def model_info(model: ServingModel) -> dict[str, Any]:

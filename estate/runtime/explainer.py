@@ -1,0 +1,100 @@
+"""Exact SHAP values of a bundle's model, on packed arrays (no request, no HTTP).
+
+`Explainer` loads the bundle's ``explainer.npz`` (numpy arrays, no pickle), re-encodes
+packed instances exactly as the ONNX graph does (`estate.runtime.layout`), adds exact
+linear SHAP and TreeSHAP (`estate.runtime.treeshap`) on the encoded columns and sums
+one-hot columns back to the raw feature they came from. `ShapTables` is the arithmetic
+on the file's arrays, shared with the export side's additivity check. Turning the values
+into per-instance answers is `estate.runtime.explanations`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from estate.contract.bundle import Manifest
+from estate.contract.errors import BundleError
+from estate.runtime.layout import EncodedLayout
+from estate.runtime.treeshap import TreePaths, tree_shap
+
+_PATH_KEYS = ("feature", "lower", "upper", "zero", "missing", "leq", "value", "length")
+
+
+@dataclass(frozen=True)
+class ShapTables:
+    """The explainer file's arithmetic: linear SHAP plus TreeSHAP per encoded column."""
+
+    coef: np.ndarray
+    mean: np.ndarray
+    base: float
+    paths: TreePaths | None
+
+    @staticmethod
+    def of(arrays: Mapping[str, np.ndarray]) -> ShapTables:
+        paths = None
+        if arrays["path_value"].size:
+            paths = TreePaths(**{k: arrays[f"path_{k}"] for k in _PATH_KEYS})
+        return ShapTables(
+            arrays["linear_coef"], arrays["linear_mean"], float(arrays["base_value"]), paths
+        )
+
+    def shap_encoded(self, Z: np.ndarray) -> np.ndarray:
+        """SHAP values per encoded column [rows, columns]."""
+        phi = self.coef * (Z - self.mean)
+        if self.paths is not None:
+            phi = phi + tree_shap(self.paths, Z)
+        return np.asarray(phi)
+
+
+class Explainer:
+    """Exact SHAP values of one bundle's model, from its explainer file."""
+
+    def __init__(self, manifest: Manifest, data: bytes) -> None:
+        spec = manifest.explainer
+        if spec is None:
+            raise BundleError(f"{manifest.name}/{manifest.version} has no explainer.")
+        self.spec = spec
+        self.log_target = manifest.output.target_transform == "log"
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"{spec.file} is not a readable numpy archive: {exc}") from exc
+        self.layout = EncodedLayout.of(manifest.input)
+        if list(arrays.get("encoded_names", [])) != self.layout.names:
+            raise BundleError(
+                f"{spec.file} was built for other encoded columns than the manifest's input "
+                "schema; re-export the bundle."
+            )
+        self.raw_names = self.layout.raw_names
+        self.n_columns = self.layout.width
+        self._to_raw = self.layout.to_raw()
+        self.tables = ShapTables.of(arrays)
+        self.base = self.tables.base
+
+    @property
+    def paths(self) -> TreePaths | None:
+        return self.tables.paths
+
+    def encode(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """The ONNX graph's encoded features (float32 values held as float64)."""
+        return np.asarray(self.layout.encode(numeric, categorical), dtype=np.float64)
+
+    def shap_encoded(self, Z: np.ndarray) -> np.ndarray:
+        """SHAP values per encoded column [rows, columns]."""
+        return self.tables.shap_encoded(Z)
+
+    def shap(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """SHAP values per raw feature [rows, features]; rows sum to output - base."""
+        return np.asarray(self.shap_encoded(self.encode(numeric, categorical)) @ self._to_raw)
+
+    def explained(self, raw: np.ndarray) -> np.ndarray:
+        """The ONNX raw output in the explained scale."""
+        if self.spec.scale == "log_odds":
+            p = np.clip(raw, 1e-12, 1 - 1e-12)
+            return np.asarray(np.log(p) - np.log1p(-p))
+        return raw

@@ -1,0 +1,209 @@
+"""Request bodies: strict JSON parsing, the envelopes of the three functions, the pre-checks.
+
+Each envelope is a pydantic model (the source of the OpenAPI document, with the answers
+in `estate.serving.responses`); the instances inside are validated against the model by
+`estate.contract.instances`. Errors are domain errors (`InvalidInputError`,
+`TooLargeError`), which `estate.serving.problems` turns into problem+json. At most
+``ESTATE_MAX_FIELD_ERRORS`` field errors are built per request; the rest are counted.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
+
+from estate.contract.errors import FieldError, InvalidInputError, TooLargeError
+from estate.contract.instances import FIX, ErrorList, shown
+from estate.serving.settings import get_settings
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class PredictRequest(BaseModel):
+    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …]}``.
+
+    Each instance is checked by the model's instance validator (`validate_instances`),
+    which names a non-object instance too; the envelope does not copy them first.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    instances: list[Any] = Field(min_length=1)
+
+
+class ExplainRequest(BaseModel):
+    """``{"instances": [...], "top_k": optional}``: predict's envelope plus a cut-off."""
+
+    model_config = ConfigDict(extra="forbid")
+    instances: list[Any] = Field(min_length=1)
+    top_k: int | None = Field(None, ge=1, strict=True, description="Keep the k largest.")
+
+
+# -- chat ----------------------------------------------------------------------------------
+
+Money = Annotated[float, AllowInfNan(False), Field(ge=0, le=1e9)]
+#: A price under a dollar is not a price: yields over it explode (12 * rent / 5e-324).
+Price = Annotated[float, AllowInfNan(False), Field(ge=1, le=1e9)]
+Percent = Annotated[float, AllowInfNan(False), Field(ge=0, le=100)]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(_Closed):
+    """One turn of the conversation; the client keeps the history and sends it all."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class DealInput(_Closed):
+    """What the client knows about the deal; anything left out is assumed and said so."""
+
+    asking_price: Price | None = Field(None, description="Asking price, dollars (at least 1).")
+    monthly_rent: Money | None = Field(None, description="Expected rent, dollars per month.")
+    down_payment: Money | None = Field(None, description="Down payment, dollars.")
+    rate: Percent | None = Field(None, description="Mortgage rate, percent per year (6.5).")
+    term_years: Annotated[int, Field(ge=1, le=50)] | None = Field(
+        None, description="Mortgage term, years."
+    )
+    taxes: Money | None = Field(None, description="Property tax, dollars per year.")
+    insurance: Money | None = Field(None, description="Insurance, dollars per year.")
+    hoa: Money | None = Field(None, description="HOA / condo fees, dollars per month.")
+    vacancy: Percent | None = Field(None, description="Vacancy, percent of the rent.")
+    maintenance: Percent | None = Field(None, description="Maintenance, percent of the rent.")
+    closing_costs: Money | None = Field(None, description="Closing costs, dollars.")
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ChatRequest(_Closed):
+    """``{"messages": [...], "property": {...}, "deal": {...}}``; the last message is the user's."""
+
+    messages: list[Message] = Field(min_length=1)
+    property: dict[str, Any] | None = Field(
+        None, description="Raw model features you know (GET the predict function for the list)."
+    )
+    deal: DealInput | None = None
+
+
+def check_instance_count(body: Any, limit: int, function: str) -> None:
+    """413 before any validation when a body carries more instances than `limit`."""
+    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+        count = len(body["instances"])
+        if count > limit:
+            raise TooLargeError(
+                f"{count} instances in one {function} request; the limit is {limit}. "
+                "Split the batch."
+            )
+
+
+def parse_envelope(body: Any) -> PredictRequest:
+    """The request envelope, or a 400 that names what is wrong with it."""
+    return parse_body(
+        PredictRequest,
+        body,
+        "unknown field: the body takes only 'instances'",
+        'The body must be {"instances": [{feature: value, ...}, ...]}.',
+    )
+
+
+def parse_explain_envelope(body: Any) -> ExplainRequest:
+    """The request envelope, or a 400 naming every bad field."""
+    return parse_body(
+        ExplainRequest,
+        body,
+        "unknown field: the body takes 'instances' and 'top_k'",
+        'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k}.',
+    )
+
+
+def parse_body(model: type[M], body: Any, unknown: str, detail: str | None = None) -> M:
+    """`body` validated as `model`, or a 400 naming the bad fields (`unknown` for extras).
+
+    Unknown top-level keys are counted and dropped before pydantic (their number costs
+    nothing), and at most ``ESTATE_MAX_FIELD_ERRORS`` errors are built.
+    """
+    errors = ErrorList(get_settings().max_field_errors)
+    names = {f.alias or name for name, f in model.model_fields.items()}
+    if isinstance(body, dict) and model.model_config.get("extra") == "forbid":
+        extra = list(islice((k for k in body if k not in names), errors.limit))
+        if extra:
+            count = sum(1 for k in body if k not in names)
+            errors.add(count, (FieldError(shown(k), unknown, "extra_forbidden") for k in extra))
+            body = {k: v for k, v in body.items() if k in names}
+    try:
+        parsed = model.model_validate(body)
+    except ValidationError as exc:
+        errors.add_validation(
+            exc,
+            lambda e: FieldError(
+                field_path(e["loc"]),
+                unknown if e["type"] == "extra_forbidden" else e["msg"],
+                e["type"],
+            ),
+        )
+    else:
+        if not errors.total:
+            return parsed
+    raise errors.problem(detail or f"{errors.total} invalid field(s); {FIX}")
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as callers write it: messages[1].content."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{shown(part)}" if text else shown(str(part))
+    return text or "(body)"
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen = dict(pairs)
+    if len(seen) == len(pairs):
+        return seen
+    found: set[str] = set()
+    for key, _ in pairs:
+        if key in found:
+            raise ValueError(f"duplicate key {shown(key)!r}")
+        found.add(key)
+    raise AssertionError("unreachable: fewer keys than pairs means a duplicate")
+
+
+def count_json_values(raw: bytes) -> int:
+    """An upper bound on the values a JSON text holds, counted in C without parsing.
+
+    Every value after the first in an array or object follows a comma, and every array
+    or object opens with a bracket, so ``commas + brackets + 1`` bounds the Python
+    objects the parser would build (commas inside strings only make it larger).
+    """
+    return raw.count(b",") + raw.count(b"{") + raw.count(b"[") + 1
+
+
+def parse_json(raw: bytes, max_values: int | None = None) -> Any:
+    """Decode a JSON body strictly: UTF-8, no duplicate keys, bounded nesting and, with
+    `max_values`, a bounded number of values (413 before any parsing work)."""
+    if max_values is not None:
+        values = count_json_values(raw)
+        if values > max_values:
+            raise TooLargeError(
+                f"The body holds up to {values} JSON values (commas and brackets counted "
+                f"before parsing); the limit is {max_values}. Split the batch, or send "
+                "only the fields the model reads."
+            )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"The body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise InvalidInputError("The JSON body is nested too deeply.") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"The body is not valid JSON: {exc}.") from None
