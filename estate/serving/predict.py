@@ -10,7 +10,7 @@ import flask
 
 from estate.contract.bundle import Manifest
 from estate.contract.errors import FieldError
-from estate.contract.instances import instance_json_schema, require_values, validate_instances
+from estate.contract.instances import instance_json_schema
 from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.outputs import intervals, labels
 from estate.runtime.packing import Packed
@@ -47,12 +47,10 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     """
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body)
-    instances = validate_instances(model.adapter, request.instances, settings.max_field_errors)
-    require_values(instances)
-    packed = model.pack_flags(instances)
+    packed = model.pack_checked(request.instances, settings.max_field_errors)
     prediction, raw = model.run(packed.numeric, packed.categorical)
     bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
-    per_row = len(instances) <= settings.row_warnings_max_instances
+    per_row = len(prediction) <= settings.row_warnings_max_instances
     predictions = []
     for i, value in enumerate(prediction.tolist()):
         item = _prediction(
