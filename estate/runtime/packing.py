@@ -224,7 +224,7 @@ class DictPacker:
             numeric = np.array(numeric_rows, dtype=np.float64)
         except OverflowError:  # an integer beyond float64
             return None
-        if not np.isfinite(numeric).sum() + sum(nulls) == numeric.size:
+        if np.isfinite(numeric).sum() + sum(nulls) != numeric.size:
             return None  # NaN or an infinite value (a literal, or 1e400 read as inf)
         return self._pack(rows, numeric_rows, category_rows, partial, numeric)
 

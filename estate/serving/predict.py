@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 import flask
+import numpy as np
 
 from estate.contract.bundle import Manifest
 from estate.contract.errors import FieldError
@@ -51,18 +52,23 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     prediction, raw = model.run(packed.numeric, packed.categorical)
     bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
     per_row = len(prediction) <= settings.row_warnings_max_instances
+    finite = np.isfinite(prediction)
+    if bounds is not None:
+        finite &= np.isfinite(bounds).all(axis=1)
+    bounds_rows = None if bounds is None else bounds.tolist()
     predictions = []
     for i, value in enumerate(prediction.tolist()):
         item = _prediction(
             model.manifest,
             value,
-            None if bounds is None else bounds[i].tolist(),
+            None if bounds_rows is None else bounds_rows[i],
             None if label is None else label[i],
         )
         if per_row:
             item["warnings"] = model.row_warnings(packed, i)
-        require_finite(item, f"predictions[{i}]", partial(_inputs, model, packed, i))
         predictions.append(item)
+    for i in np.flatnonzero(~finite).tolist():  # one vectorised check; named here if it fails
+        require_finite(predictions[i], f"predictions[{i}]", partial(_inputs, model, packed, i))
     answer: dict[str, Any] = {"predictions": predictions}
     if not per_row:
         answer["warning_summary"] = model.warning_summary(packed, settings.warning_rows_listed)
