@@ -17,7 +17,6 @@ from estate.contract.bundle import MISSING_CATEGORY, Manifest
 from estate.contract.instances import (
     MAX_STRING,
     instance_adapter,
-    known_fields,
     require_values,
     validate_instances,
 )
@@ -69,6 +68,8 @@ class ServingModel:
             )
         ]
         self.adapter: TypeAdapter[list[dict[str, Any]]] = instance_adapter(schema)
+        #: The adapter's field names, without building its JSON Schema on the first request.
+        self._known = frozenset(schema.names())
 
     @property
     def feature_names(self) -> list[str]:
@@ -103,7 +104,7 @@ class ServingModel:
         A clean batch is packed straight from the parsed rows (`DictPacker.pack_if_clean`:
         the same arrays, one read); any other goes through the contract's validator first.
         """
-        packed = self._packer.pack_if_clean(rows, known_fields(self.adapter), MAX_STRING)
+        packed = self._packer.pack_if_clean(rows, self._known, MAX_STRING)
         if packed is None:
             instances = validate_instances(self.adapter, rows, max_field_errors)
             require_values(instances)

@@ -180,3 +180,9 @@ def test_empty_or_non_object_rows_are_named_by_the_validator(
         model.pack_checked(rows, 50)
     named = [raised.value.detail, *(e.field for e in raised.value.errors)]
     assert any("instances[0]" in text for text in named)
+
+
+def test_the_fast_path_knows_the_validators_fields(model: ServingModel) -> None:
+    from estate.contract.instances import known_fields
+
+    assert model._known == known_fields(model.adapter)
