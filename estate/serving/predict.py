@@ -13,8 +13,10 @@ from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.serving_model import Packed, ServingModel, model_info
 from estate.serving import predlog
 from estate.serving.endpoint import serve
+from estate.serving.remote import is_remote_call, remote_answer
 from estate.serving.requests import check_instance_count, parse_envelope
 from estate.serving.settings import get_settings
+from estate.serving.versions import holder
 
 
 def describe(model: ServingModel) -> dict[str, Any]:
@@ -92,6 +94,13 @@ def predict(request: flask.Request) -> flask.Response:
     return serve(
         request,
         describe,
-        lambda model, r, body: predlog.observe(r, body, lambda b: predict_body(model, b)),
+        _answer,
         get_settings().max_request_bytes,
     )
+
+
+def _answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
+    """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""
+    if is_remote_call(body):
+        return remote_answer(body, holder().route, _prediction, get_settings())
+    return predlog.observe(request, body, lambda b: predict_body(model, b))
