@@ -88,3 +88,20 @@ def test_the_sql_creates_a_one_json_argument_remote_function() -> None:
     assert "endpoint = 'https://" in options
     assert VERSION_KEY in options  # how to pin a version, shown next to the options
     assert "TO_JSON(t)" in text
+
+
+def test_dataflow_workers_read_bundles_and_use_only_the_data_bucket(tf: Terraform) -> None:
+    assert "dataflow" in tf.locals["service_accounts"]
+    grants = tf.resource("google_storage_bucket_iam_member.dataflow")
+    assert grants["member"] == '${local.sa["dataflow"]}'
+    by_bucket = {g["bucket"]: g["role"] for g in grants["for_each"].values()}
+    assert by_bucket == {
+        "${google_storage_bucket.artifacts.name}": "roles/storage.objectViewer",
+        "${google_storage_bucket.data.name}": "roles/storage.objectUser",
+    }
+    worker = tf.resource("google_project_iam_member.dataflow_worker")
+    assert worker["role"] == "roles/dataflow.worker"
+    options = tf.outputs["dataflow_options"]["value"]
+    for flag in ("--temp_location", "--staging_location", "--service_account_email"):
+        assert flag in options
+    assert "dataflow.googleapis.com" in tf.locals["apis"]
