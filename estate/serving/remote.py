@@ -141,8 +141,10 @@ def _check_envelope(body: dict[str, Any], settings: Settings) -> tuple[list[Any]
 def _row(argument: Any, i: int, known: frozenset[str]) -> dict[str, Any]:
     """Call `i`'s argument as an instance of the features the model reads."""
     if isinstance(argument, str):
-        try:
+        try:  # the body's value budget counted this string's commas and brackets too
             argument = json.loads(argument)
+        except RecursionError:
+            raise InvalidInputError(f"calls[{i}][0] is JSON nested too deeply.") from None
         except ValueError as exc:
             raise InvalidInputError(
                 f"calls[{i}][0] is a string that is not JSON ({exc}); pass TO_JSON_STRING(t) "

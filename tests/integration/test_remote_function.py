@@ -96,6 +96,7 @@ def test_each_invalid_row_gets_its_error_in_its_own_reply(
         {**good, "area": 1e308},  # finite, far outside the data: may overflow
         "not json",
         good,
+        "[" * 100_000,  # a STRING argument nested past the parser's depth
     ]
     answer = post(server, bigquery_body(rows))
     assert answer.status_code == 200, answer.text[:500]
@@ -104,7 +105,7 @@ def test_each_invalid_row_gets_its_error_in_its_own_reply(
     assert replies[0]["price"] > 0
     assert "error" not in replies[0]
     assert replies[2]["price"] == replies[0]["price"] == replies[8]["price"]
-    for i in (1, 3, 4, 5, 7):
+    for i in (1, 3, 4, 5, 7, 9):
         assert "price" not in replies[i], (i, replies[i])
         assert replies[i]["error"]["detail"], (i, replies[i])
     assert "NULL" in replies[1]["error"]["detail"]
@@ -113,6 +114,7 @@ def test_each_invalid_row_gets_its_error_in_its_own_reply(
     assert fields == {"calls[4][0].area"}
     assert "no feature values" in replies[5]["error"]["detail"]
     assert "not JSON" in replies[7]["error"]["detail"]
+    assert "nested too deeply" in replies[9]["error"]["detail"]
     # An extreme row is either extrapolated with a warning or refused by name.
     extreme = replies[6]
     if "error" in extreme:
