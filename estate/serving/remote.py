@@ -16,7 +16,8 @@ The one argument is the row: a JSON object of raw features (``TO_JSON(t)`` of a 
 row, or ``JSON_OBJECT(...)``), or a STRING holding one (``TO_JSON_STRING(t)``). Keys the
 model does not read (an id, the label, other columns) are ignored, like ``estate score``
 ignores columns it does not read; a missing feature is imputed and named in the row's
-``warnings``.
+``warnings`` (``{"field", "code": "imputed"}``: predict's note without its message, which
+is the same for every row; out-of-range and unknown-category notes keep theirs).
 
 **Invalid rows get their error in their own reply** ``{"error": {"detail", "errors"}}``
 and no price, instead of failing the query: BigQuery has no per-row error channel, a
@@ -245,7 +246,7 @@ def _predict(
     for k, (value, raw_value) in enumerate(zip(prediction.tolist(), raw.tolist(), strict=True)):
         i = where[k]
         item = answer(model, value, raw_value)
-        item["warnings"] = model.row_warnings(packed, k)
+        item["warnings"] = _compact(model.row_warnings(packed, k))
         try:
             require_finite(
                 item,
@@ -257,6 +258,14 @@ def _predict(
             continue
         item["version"] = version
         replies[i] = item
+
+
+def _compact(warnings: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A row's warnings, imputed ones without their message (one constant per feature,
+    shown by ``GET``): 1,000 rows with every feature missing then answer 3.6 MB, not 8."""
+    return [
+        {"field": w["field"], "code": w["code"]} if w["code"] == "imputed" else w for w in warnings
+    ]
 
 
 def _inputs(model: ServingModel, packed: Packed, row: int, where: str) -> list[FieldError]:

@@ -70,16 +70,35 @@ def test_a_batch_of_1000_table_rows_gets_predicts_answers_in_order(
     assert len(replies) == len(table_rows)
     # The same rows through predict's own envelope: identical prices, intervals, warnings.
     instances = [features(r, ames_manifest) for r in table_rows]
-    predicted = post(server, {"instances": instances}).json()["predictions"]
+    predicted = []  # in requests of 100: larger ones answer a warning summary instead
+    for start in range(0, len(instances), 100):
+        chunk = {"instances": instances[start : start + 100]}
+        predicted += post(server, chunk).json()["predictions"]
     for i, (reply, pred) in enumerate(zip(replies, predicted, strict=True)):
         assert reply["price"] == pred["price"], i
         assert reply["interval"] == pred["interval"], i
         assert reply["version"] == ames_manifest.version
+        # predict's warnings; imputed ones without their (per-feature constant) message
+        assert [(w["field"], w["code"]) for w in reply["warnings"]] == [
+            (w["field"], w["code"]) for w in pred["warnings"]
+        ], i
     # Rows with NULL cells are imputed and say so, as in predict's answer.
     sparse = [i for i, r in enumerate(table_rows) if any(v is None for v in r.values())]
     assert sparse, "the slice should hold rows with NULL cells"
     for i in sparse[:20]:
         assert {w["code"] for w in replies[i]["warnings"]} >= {"imputed"}
+
+
+def test_1000_rows_with_one_feature_each_fit_in_one_answer(
+    server: str, ames_manifest: Manifest
+) -> None:
+    """The largest warnings a batch can hold: every other feature imputed, in every row."""
+    answer = post(server, bigquery_body([{"area": 1000 + i} for i in range(1000)]))
+    assert answer.status_code == 200, answer.text[:300]
+    replies = answer.json()["replies"]
+    missing = len(ames_manifest.input.names()) - 1
+    assert all(len(r["warnings"]) == missing for r in replies)
+    assert all(r["price"] > 0 for r in replies)
 
 
 def test_each_invalid_row_gets_its_error_in_its_own_reply(
