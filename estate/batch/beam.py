@@ -147,17 +147,25 @@ def output_schema(model: ServingModel, id_type: pa.DataType) -> pa.Schema:
     return schema
 
 
+def first_file(input_pattern: str) -> str:
+    """The first file `input_pattern` matches (checked before the pipeline starts)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        (result,) = FileSystems.match([input_pattern])
+    except Exception as exc:  # BeamIOError: the folder or bucket is not there
+        raise ConfigError(f"--input {input_pattern} matches no file ({exc}).") from None
+    if not result.metadata_list:
+        raise ConfigError(f"--input {input_pattern} matches no file: check the path or glob.")
+    return str(sorted(m.path for m in result.metadata_list)[0])
+
+
 def id_type(input_pattern: str, id_column: str | None) -> pa.DataType:
     """The id column's type as ``estate score`` writes it: row numbers are int64, a CSV
     column is text, a Parquet column keeps its type (read from the first matched file)."""
+    first = first_file(input_pattern)
     if not id_column:
         return pa.int64()
-    from apache_beam.io.filesystems import FileSystems
-
-    (result,) = FileSystems.match([input_pattern])
-    if not result.metadata_list:
-        raise ConfigError(f"--input {input_pattern} matches no file.")
-    first = sorted(m.path for m in result.metadata_list)[0]
     if not first.lower().endswith((".parquet", ".pq")):
         return pa.string()
     with ExitStack() as stack:

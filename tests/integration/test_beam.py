@@ -137,3 +137,29 @@ def test_predict_over_http_gives_the_same_prices_and_intervals(
             pred["interval"]["lower"],
             pred["interval"]["upper"],
         ), row["PID"]
+
+
+@pytest.mark.parametrize(
+    ("source", "output", "says"),
+    [
+        ("missing/*.csv", "out.parquet", "matches no file"),
+        ("houses.csv", "out.csv", "writes Parquet"),
+    ],
+)
+def test_a_bad_input_or_output_stops_before_the_pipeline_starts(
+    beam_python: Path,
+    ames_store: Path,
+    ames_slice: dict[str, Path],
+    tmp_path: Path,
+    source: str,
+    output: str,
+    says: str,
+) -> None:
+    folder = ames_slice["csv"].parent
+    command = [str(beam_python), "-m", "estate.cli.main", "beam-score"]
+    command += ["--input", str(folder / source), "--output", str(tmp_path / output)]
+    command += ["--store", str(ames_store)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert says in done.stderr
+    assert not (tmp_path / output).exists()

@@ -8,18 +8,19 @@ from typing import Any
 from estate.cli.commands.score import positive
 
 EPILOG = """\
-Runner options after the known ones go to Beam unchanged. On Dataflow, for example:
+Beam options go after `--`, unchanged. On Dataflow (infra/ prints the options:
+terraform -chdir=infra output -raw dataflow_options), with the project as a wheel:
 
-  estate beam-score --input 'gs://B/houses/*.parquet' --output gs://B/scored/houses \\
+  .venv-beam/bin/pip wheel --no-deps -w dist .
+  estate beam-score --input 'gs://B/houses/*.parquet' --output gs://B/scores/houses \\
     --store gs://B/artifacts --id-column PID -- \\
     --runner DataflowRunner --project P --region us-central1 \\
     --temp_location gs://B/dataflow/tmp --staging_location gs://B/dataflow/staging \\
     --service_account_email estate-dataflow@P.iam.gserviceaccount.com \\
-    --sdk_container_image REGION-docker.pkg.dev/P/estate-training/trainer:latest
+    --extra_package dist/estate_advisor-0.1.0-py3-none-any.whl
 
-(or --setup_file ./setup.py instead of the image: the workers then pip-install the
-project with its train and beam extras). Locally: --runner DirectRunner (default) or
---runner PrismRunner.
+or --sdk_container_image with an image built FROM apache/beam_python3.11_sdk that has the
+wheel installed. Locally: --runner DirectRunner (default) or --runner PrismRunner.
 """
 
 
