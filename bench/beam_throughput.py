@@ -27,19 +27,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from bench.score_throughput import generate
 
 REPO = Path(__file__).resolve().parent.parent
 BEAM_PYTHON = REPO / ".venv-beam" / "bin" / "python"
 
 
-def timed(command: list[str]) -> dict[str, Any]:
+def timed(command: list[str], out: Path) -> dict[str, Any]:
+    """Run one scorer; its seconds, and the rows its Parquet output holds (all of them?)."""
+    out.unlink(missing_ok=True)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         return {"seconds": seconds, "error": done.stderr.strip().splitlines()[-1:]}
-    return {"seconds": seconds}
+    return {"seconds": seconds, "rows_written": pq.read_metadata(out).num_rows}
 
 
 def runner_args(runner: str) -> list[str]:
@@ -73,19 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="estate-beam-bench-") as tmp:
         source = Path(tmp) / f"houses-{args.rows}.csv"
         generate(args.rows, source)
-        out = str(Path(tmp) / "scores.parquet")
+        out = Path(tmp) / "scores.parquet"
         score = [sys.executable, "-m", "estate.cli.main", "score", "--input", str(source)]
-        score += ["--output", out, "--quiet", *common]
-        runs.append({"path": "estate score", **timed(score)})
+        score += ["--output", str(out), "--quiet", *common]
+        runs.append({"path": "estate score", **timed(score, out)})
         for runner in args.runners:
             beam = [str(BEAM_PYTHON), "-m", "estate.cli.main", "beam-score"]
-            beam += ["--input", str(source), "--output", out, *common, "--", *runner_args(runner)]
-            runs.append({"path": f"estate beam-score ({runner})", **timed(beam)})
+            beam += ["--input", str(source), "--output", str(out), *common]
+            beam += ["--", *runner_args(runner)]
+            runs.append({"path": f"estate beam-score ({runner})", **timed(beam, out)})
     print(f"{args.rows:,} Ames-like rows (CSV), chunks of {args.chunk_rows:,}, 1 ORT thread")
-    print(f"{'path':<52} {'seconds':>8} {'rows/s':>9}")
+    print(f"{'path':<52} {'seconds':>8} {'rows/s':>9} {'rows out':>10}")
     for run in runs:
-        rate = f"{args.rows / run['seconds']:>9,.0f}" if "error" not in run else "   failed"
-        print(f"{run['path']:<52} {run['seconds']:>8.1f} {rate}  {run.get('error', '')}")
+        if "error" in run:
+            print(f"{run['path']:<52} {run['seconds']:>8.1f}    failed  {run['error']}")
+            continue
+        rate = args.rows / run["seconds"]
+        print(f"{run['path']:<52} {run['seconds']:>8.1f} {rate:>9,.0f} {run['rows_written']:>10,}")
     machine = {
         "python": platform.python_version(),
         "machine": platform.machine(),
