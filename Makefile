@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= configs/ames.toml
 ARTIFACTS ?= ./artifacts
 
-.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-explain bench-score bench-memory clean infra-check imports beam-venv bench-beam
+.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-peers bench-explain bench-score bench-memory clean infra-check imports beam-venv bench-beam
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,14 +21,14 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 install: $(VENV)/.installed  ## create .venv and install the project with its dev tools
 
 train: install  ## train on Ames (or CONFIG=...) and export a bundle to ARTIFACTS
-	$(BIN)/estate train --config $(CONFIG) --output $(ARTIFACTS)
+	$(BIN)/estate train --config $(CONFIG) --store $(ARTIFACTS)
 
 MODEL  ?= ames
 
 demo: install  ## train if no bundle exists, then serve predict :8080, explain :8081, chat :8082, web page :8090
 	@if [ ! -f "$(ARTIFACTS)/models/$(MODEL)/serving.json" ]; then \
 		echo "No $(MODEL) model in $(ARTIFACTS) yet: training one (about a minute)…"; \
-		$(BIN)/estate train --config $(CONFIG) --output $(ARTIFACTS); \
+		$(BIN)/estate train --config $(CONFIG) --store $(ARTIFACTS); \
 	fi
 	@echo ""
 	@echo "Serving (Ctrl-C stops all):"
@@ -75,6 +75,9 @@ bench: $(VENV)/.bench-installed  ## ONNX functions vs FastAPI+joblib baseline si
 	$(BIN)/python -m bench.serving --source $(ARTIFACTS)
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/e2e/test_hostile.py
 	$(BIN)/python -m bench.memory --artifacts $(ARTIFACTS)
+
+bench-peers: $(VENV)/.bench-installed  ## predict vs KServe, MLServer, BentoML, MLflow (own venvs in bench/.cache/peers, built on first run); writes bench/peers_results.json
+	$(BIN)/python -m bench.peers --source $(ARTIFACTS)
 
 clean:  ## remove the venv, artifacts and caches
 	rm -rf $(VENV) $(TOOLS) $(BEAM) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache

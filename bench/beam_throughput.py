@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("No .venv-beam: run `make beam-venv` first.")
     if not (Path(args.artifacts) / "models" / args.model / "serving.json").is_file():
         raise SystemExit(f"No {args.model} model in {args.artifacts}: run `make train` first.")
-    common = ["--artifacts", args.artifacts, "--model", args.model, "--id-column", "PID"]
+    common = ["--store", args.artifacts, "--model", args.model, "--id-column", "PID"]
     common += ["--chunk-rows", str(args.chunk_rows)]
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="estate-beam-bench-") as tmp:

@@ -25,9 +25,9 @@ from bench.onnx_latency import (
     BATCH,
     Call,
     Record,
+    bench_assembler,
     choose,
     machine,
-    manifest_fields,
     summarize,
     time_calls,
     to_instances,
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     hold = data.encoder.pack(data.features.iloc[data.holdout])
     raw = predict_raw(est, data.encoder.transform_packed(*hold), False)
     sample = data.encoder.pack(data.features.iloc[data.train[:500]])
+    doc, assemble = bench_assembler(config, table_, data, choice)
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
         manifest = export_bundle(
             LocalStore(tmp),
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             parity_rows=hold,
             reference=np.exp(raw) if config.target_transform == "log" else raw,
             tolerance=config.parity_tolerance,
-            fields=manifest_fields(config, table_, data, choice),
+            doc=doc,
+            assemble=assemble,
             explain_rows=sample,
         )
         bundle = read_bundle(LocalStore(tmp), manifest.name, manifest.version)

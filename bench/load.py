@@ -52,8 +52,9 @@ def hammer(
     total: int | None = None,
     seconds: float | None = None,
     timeout: float = 60.0,
+    path: str = "/",
 ) -> LoadResult:
-    """POST `bodies` (cycled) with `concurrency` threads until `total` or `seconds`."""
+    """POST `bodies` (cycled) to `path` with `concurrency` threads until `total` or `seconds`."""
     if (total is None) == (seconds is None):
         raise ValueError("give exactly one of total= or seconds=")
     ticket = itertools.count()  # next() on a count is atomic under the GIL
@@ -77,7 +78,7 @@ def hammer(
             body = bodies[i % len(bodies)]
             t0 = clock()
             try:
-                conn.request("POST", "/", body=body, headers=HEADERS)
+                conn.request("POST", path, body=body, headers=HEADERS)
                 answer = conn.getresponse()
                 answer.read()
             except (OSError, http.client.HTTPException):

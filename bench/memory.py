@@ -35,7 +35,7 @@ from bench.report import write_report
 from bench.server import Server, process_tree, request, run_function
 from bench.targets import REPO
 from estate.contract.bundle import Manifest
-from estate.serving.settings import Settings
+from estate.serving.settings import ServingSettings
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 
@@ -53,7 +53,7 @@ class Limits:
     max_values: int  # JSON values (commas + brackets), see estate.serving.requests.parse_json
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: ServingSettings) -> Limits:
         # getattr: the same script measured the code before these limits existed
         explain = getattr(settings, "explain_max_instances", settings.max_instances)
         values = getattr(settings, "max_json_values", settings.max_request_bytes)
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # as deployed: prediction logging on, 2 malloc arenas (infra/functions.tf)
     env = {"WORKERS": "1", "THREADS": "4", "TMPDIR": "/dev/shm", "MALLOC_ARENA_MAX": "2"}
-    limits = Limits.from_settings(Settings())
+    limits = Limits.from_settings(ServingSettings())
     manifest = read_bundle(LocalStore(args.artifacts), args.model).manifest
     cases = [c for c in CASES if not args.only or args.only in f"{c.function} {c.name}"]
     rows = []

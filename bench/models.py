@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline as SkPipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from bench.onnx_latency import Pipeline, choose, manifest_fields, to_instances
+from bench.onnx_latency import Pipeline, bench_assembler, choose, to_instances
 from estate.export.exporter import export_bundle
 from estate.storage.registry import promote
 from estate.storage.store import LocalStore
@@ -74,6 +74,7 @@ def fit_pair(config: DatasetConfig, source: str, cache: Path, fallback: str) -> 
     pipe = Pipeline(data.encoder, est, config.classifier, log_target)
     hold = data.encoder.pack(data.features.iloc[data.holdout])
     store = LocalStore(cache / "artifacts")
+    doc, assemble = bench_assembler(config, table, data, choice)
     manifest = export_bundle(
         store,
         layout=data.encoder.layout,
@@ -83,7 +84,8 @@ def fit_pair(config: DatasetConfig, source: str, cache: Path, fallback: str) -> 
         parity_rows=hold,
         reference=pipe.predict(*hold),
         tolerance=config.parity_tolerance,
-        fields=manifest_fields(config, table, data, choice),
+        doc=doc,
+        assemble=assemble,
         explain_rows=data.encoder.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
     )
     promote(store, manifest.name, manifest.version)

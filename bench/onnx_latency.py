@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from bench.report import write_report
-from estate.contract.bundle import InputSchema, Lineage, OutputSpec, new_version, normalize_category
+from estate.contract.bundle import InputSchema, Lineage, Manifest, new_version, normalize_category
 from estate.contract.errors import NotFoundError
-from estate.export.exporter import export_bundle
+from estate.export.exporter import ExportFacts, export_bundle
 from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore, open_store
@@ -39,6 +39,7 @@ from estate.training.config import DatasetConfig, load_config
 from estate.training.data import Table, load_table
 from estate.training.encoder import TabularEncoder
 from estate.training.evaluate import predict_raw, selection_metric
+from estate.training.manifest import assemble_manifest
 from estate.training.train import Prepared, prepare
 
 BATCH = 1000
@@ -90,29 +91,40 @@ def choose(config: DatasetConfig, artifacts: str, fallback: str) -> Choice:
     return Choice(manifest.chosen, estimator, dict(manifest.chosen_params), members, source)
 
 
-def manifest_fields(config: DatasetConfig, table: Table, data: Prepared, choice: Choice) -> Record:
-    """The manifest fields training would pass; scores are irrelevant to latency."""
+def bench_assembler(
+    config: DatasetConfig, table: Table, data: Prepared, choice: Choice
+) -> tuple[str, Callable[[ExportFacts], Manifest]]:
+    """(graph doc, assemble): the manifest training would write; scores are irrelevant to
+    latency, so there are no candidates, interval or drift reference."""
     enc, log_target = data.encoder, config.target_transform == "log"
-    spec = {"target", "description", "units", "target_transform", "positive_label"}
-    sizes: dict[str, Any] = {
-        "rows": len(table.frame),
-        "rows_used": len(data.y),
-        "columns": table.frame.shape[1],
-    }
-    return {
-        "name": config.name,
-        "version": new_version(salt=b"bench"),
-        "task": config.task,
-        "input": InputSchema(numeric=enc.numeric_features, categorical=enc.categorical_features),
-        "output": OutputSpec(name=config.output_name, **config.model_dump(include=spec)),
-        "candidates": [],
-        "chosen": choice.name,
-        "chosen_params": choice.params,
-        "selection_metric": selection_metric(config.classifier, log_target)[0],
-        "training": {"bench": True},
-        "lineage": Lineage(source_uri=table.uri, sha256=table.sha256, bytes=table.size, **sizes),
-        "config": config.model_dump(mode="json"),
-    }
+    version = new_version(salt=b"bench")
+    lineage = Lineage(
+        source_uri=table.uri,
+        sha256=table.sha256,
+        bytes=table.size,
+        rows=len(table.frame),
+        rows_used=len(data.y),
+        columns=table.frame.shape[1],
+    )
+
+    def assemble(export: ExportFacts) -> Manifest:
+        return assemble_manifest(
+            config,
+            version=version,
+            schema=InputSchema(numeric=enc.numeric_features, categorical=enc.categorical_features),
+            candidates=[],
+            chosen=choice.name,
+            chosen_params=choice.params,
+            selection_metric=selection_metric(config.classifier, log_target)[0],
+            interval=None,
+            threshold=None,
+            drift=None,
+            training={"bench": True},
+            lineage=lineage,
+            export=export,
+        )
+
+    return f"estate-advisor {config.name} {version}", assemble
 
 
 def fit_and_export(
@@ -125,7 +137,7 @@ def fit_and_export(
     log_target = config.target_transform == "log"
     pipe = Pipeline(data.encoder, est, config.classifier, log_target)
     hold = data.encoder.pack(data.features.iloc[data.holdout])
-    fields = manifest_fields(config, table, data, choice)
+    doc, assemble = bench_assembler(config, table, data, choice)
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
         store, ref = LocalStore(tmp), pipe.predict(*hold)
         manifest = export_bundle(
@@ -137,7 +149,8 @@ def fit_and_export(
             parity_rows=hold,
             reference=ref,
             tolerance=config.parity_tolerance,
-            fields=fields,
+            doc=doc,
+            assemble=assemble,
         )
         bundle = read_bundle(store, manifest.name, manifest.version)
     return pipe, ServingModel(bundle.manifest, bundle.model_bytes, threads)

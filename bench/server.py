@@ -64,6 +64,7 @@ class Server:
     started: float  # time.perf_counter() just before Popen
     first_answer: float = float("nan")  # seconds from Popen to the first good answer
     first_headers: dict[str, str] = field(default_factory=dict)
+    path: str = "/"  # where requests go (model servers answer on /v1/models/..., not /)
 
     @property
     def url(self) -> str:
@@ -122,11 +123,12 @@ def request(
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float = 30.0,
+    path: str = "/",
 ) -> tuple[int, dict[str, str], bytes]:
     """One request on a fresh connection: (status, headers, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, "/", body=body, headers=dict(headers or {}))
+        conn.request(method, path, body=body, headers=dict(headers or {}))
         answer = conn.getresponse()
         return answer.status, dict(answer.getheaders()), answer.read()
     finally:
@@ -144,7 +146,9 @@ def wait_for_answer(
         if not server.alive():
             raise ServerError(f"server exited with {server.proc.returncode}:\n{server.log_tail()}")
         try:
-            status, hdrs, data = request(server.port, method, body, headers, timeout=30)
+            status, hdrs, data = request(
+                server.port, method, body, headers, timeout=30, path=server.path
+            )
         except OSError:
             time.sleep(0.005)
             continue
@@ -164,11 +168,13 @@ def run_server(
     *,
     ready_body: Any = None,
     want_ok: bool = True,
+    path: str = "/",
+    deadline_s: float = 60.0,
 ) -> Iterator[Server]:
     """Start `command`, wait for its first answer, yield it; always stop it after.
 
-    The first answer is a POST of `ready_body` (JSON) or a GET when it is None; with
-    `want_ok` only a 200 counts. `Server.first_answer` is the cold start.
+    The first answer is a POST of `ready_body` (JSON) to `path`, or a GET when it is
+    None; with `want_ok` only a 200 counts. `Server.first_answer` is the cold start.
     """
     with tempfile.TemporaryFile(prefix="server-log-") as log:
         started = time.perf_counter()
@@ -180,10 +186,10 @@ def run_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: a stop reaches gunicorn's workers
         )
-        server = Server(proc, port, log, started)
+        server = Server(proc, port, log, started, path=path)
         try:
             payload = None if ready_body is None else json.dumps(ready_body).encode()
-            _, headers, _ = wait_for_answer(server, payload, want_ok)
+            _, headers, _ = wait_for_answer(server, payload, want_ok, deadline_s)
             server.first_answer = time.perf_counter() - started
             server.first_headers = headers
             yield server

@@ -4,7 +4,8 @@
 locals {
   http_function_names = toset(["predict", "explain", "chat"])
 
-  # Serving settings (estate/serving/settings.py reads ESTATE_*), the same for every function;
+  # Variables every function gets (each function reads its own settings class from the
+  # ESTATE_* environment, estate/serving/settings.py; these are predict's and explain's);
   # var.functions[*].env adds or overrides per function.
   serving_env = {
     ESTATE_ARTIFACTS   = local.artifacts_uri

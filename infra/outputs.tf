@@ -4,7 +4,7 @@ output "function_urls" {
 }
 
 output "artifacts_uri" {
-  description = "ESTATE_ARTIFACTS of the functions and --output of training: where bundles live."
+  description = "ESTATE_ARTIFACTS of the functions and --store of the estate commands: where bundles live."
   value       = local.artifacts_uri
 }
 
@@ -61,14 +61,14 @@ output "scheduled_job_commands" {
     retrain = join(" ", [
       "estate submit --job train --project ${var.project_id} --region ${var.region}",
       "--config ${var.retrain_config} --data gs://${google_storage_bucket.data.name}/ames.csv.gz",
-      "--output ${local.artifacts_uri} --staging ${local.artifacts_uri} --image ${local.training_image}",
+      "--store ${local.artifacts_uri} --staging ${local.artifacts_uri} --image ${local.training_image}",
       "--service-account ${google_service_account.sa["trainer"].email} --label trigger=schedule",
       "--run-id scheduled-retrain --write-json infra/jobs/retrain.json",
     ])
     monitor = join(" ", [
       "estate submit --job monitor --project ${var.project_id} --region ${var.region}",
       "--logs gs://${google_storage_bucket.logs.name}/run.googleapis.com/stdout/ --model ${var.model_name}",
-      "--output ${local.artifacts_uri} --staging ${local.artifacts_uri} --image ${local.training_image}",
+      "--store ${local.artifacts_uri} --staging ${local.artifacts_uri} --image ${local.training_image}",
       "--service-account ${google_service_account.sa["trainer"].email} --label trigger=schedule",
       "--run-id scheduled-monitor --write-json infra/jobs/monitor.json",
     ])

@@ -6,10 +6,10 @@
 # names filled in:
 #
 #   estate submit --job train --project P --region R --config configs/ames.toml \
-#     --data gs://<data bucket>/ames.csv.gz --output <artifacts_uri> --staging <artifacts_uri> \
+#     --data gs://<data bucket>/ames.csv.gz --store <artifacts_uri> --staging <artifacts_uri> \
 #     --service-account <trainer email> --run-id scheduled-retrain --write-json infra/jobs/retrain.json
 #   estate submit --job monitor --project P --region R \
-#     --logs gs://<logs bucket>/run.googleapis.com/stdout/ --model ames --output <artifacts_uri> \
+#     --logs gs://<logs bucket>/run.googleapis.com/stdout/ --model ames --store <artifacts_uri> \
 #     --staging <artifacts_uri> --service-account <trainer email> --run-id scheduled-monitor \
 #     --write-json infra/jobs/monitor.json
 

@@ -122,14 +122,14 @@ resource "google_storage_bucket" "logs" {
   depends_on = [google_project_service.apis]
 }
 
-# One source archive of the repository root for every function: main.py, the estate
-# packages, and what `pip install -r requirements.txt` (".[gcs]") needs to build them.
+# One source archive of the repository root for every function: main.py, the four
+# layers the functions import (contract, storage, runtime, serving; the same allowlist
+# as .gcloudignore) and requirements.txt, which Cloud Functions installs.
 locals {
   repo_root = "${path.module}/.."
   source_files = setunion(
-    fileset(local.repo_root, "estate/**/*.py"),
-    fileset(local.repo_root, "configs/*.toml"),
-    toset(["main.py", "pyproject.toml", "README.md", "requirements.txt"]),
+    fileset(local.repo_root, "estate/{contract,storage,runtime,serving}/**/*.py"),
+    toset(["main.py", "estate/__init__.py", "pyproject.toml", "README.md", "requirements.txt"]),
   )
 }
 

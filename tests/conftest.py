@@ -101,7 +101,12 @@ def ames_manifest(ames_store: Path) -> Manifest:
 
 @pytest.fixture
 def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Fresh settings and model holder for each test that serves in-process."""
+    """A fresh model holder for each test that serves in-process.
+
+    Each function reads its settings once, when it is built (``create_app``): set the
+    environment first, then build the client. PENDING core: the holder and the field
+    error limit still read `get_settings()`, hence its cache is cleared here.
+    """
     import estate.serving.versions as model_module
     from estate.serving.settings import get_settings
 

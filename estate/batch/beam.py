@@ -133,7 +133,7 @@ def score_chunk(model: ServingModel, chunk: Chunk, id_column: str | None) -> pa.
         ids = chunk.batch.column(id_column)  # estate score's reader: text (CSV) or as stored
     else:
         ids = pa.array(np.arange(chunk.first_row - 1, chunk.first_row - 1 + rows))
-    return output_table(model, ids, prediction, raw)
+    return output_table(manifest, ids, prediction, raw)
 
 
 def output_schema(model: ServingModel, id_type: pa.DataType) -> pa.Schema:
@@ -143,7 +143,7 @@ def output_schema(model: ServingModel, id_type: pa.DataType) -> pa.Schema:
     categorical[0, :] = [c.impute for c in model.categorical]
     prediction, raw = model.run(numeric, categorical)
     ids = pa.array([None], type=id_type)
-    schema: pa.Schema = output_table(model, ids, prediction, raw).schema
+    schema: pa.Schema = output_table(model.manifest, ids, prediction, raw).schema
     return schema
 
 

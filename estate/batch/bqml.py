@@ -3,8 +3,10 @@
 The graph takes two tensors, ``numeric`` (double ``[N, k]``) and ``categorical`` (string
 ``[N, m]``); BigQuery ML feeds a tensor from the query column of the same name, a 2-D
 tensor from an ARRAY column. BigQuery arrays cannot hold NULL, so a missing number is
-sent as NaN (the graph imputes the training median) and a missing category as ``'NA'``
-(what training saw for an empty cell). Not verified against a live BigQuery: see README.
+sent as NaN (the graph imputes the training median) and a null, blank or untrained
+``'NA'`` category as packing does (`estate.runtime.packing`): ``'NA'`` when training saw
+it, else the training mode. (Integral numbers in a text column, ``'60.0'``, are not
+rewritten in SQL.) Not verified against a live BigQuery: see README.
 """
 
 from __future__ import annotations
@@ -22,16 +24,22 @@ from estate.contract.bundle import (
     version_prefix,
 )
 from estate.contract.errors import ConfigError
+from estate.runtime.packing import PackingRule
 
 
 def model_uri(artifacts: str, manifest: Manifest) -> str:
     """gs:// URI of the bundle's ONNX file (BigQuery ML reads models from Cloud Storage)."""
     if not artifacts.startswith("gs://"):
         raise ConfigError(
-            f"BigQuery ML imports models from Cloud Storage; --artifacts {artifacts!r} is "
+            f"BigQuery ML imports models from Cloud Storage; --store {artifacts!r} is "
             "local. Pass the gs:// store the bundle was copied to (or --model-uri)."
         )
     return f"{artifacts.rstrip('/')}/{version_prefix(manifest.name, manifest.version)}/{MODEL_FILE}"
+
+
+def _text(value: str) -> str:
+    """A BigQuery string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _ident(name: str) -> str:
@@ -53,10 +61,11 @@ def bqml_sql(manifest: Manifest, uri: str, bq_model: str, table: str, id_column:
         f"IFNULL(SAFE_CAST({_ident(column_name(f.name))} AS FLOAT64), CAST('NaN' AS FLOAT64))"
         for f in manifest.input.numeric
     )
+    fills = PackingRule(manifest.input).null_fill.tolist()
     categorical = indent.join(
-        f"IFNULL(NULLIF(TRIM(CAST({_ident(column_name(c.name))} AS STRING)), ''), "
-        f"'{MISSING_CATEGORY}')"
-        for c in manifest.input.categorical
+        f"IFNULL(NULLIF(NULLIF(TRIM(CAST({_ident(column_name(c.name))} AS STRING)), ''), "
+        f"'{MISSING_CATEGORY}'), {_text(fill)})"
+        for c, fill in zip(manifest.input.categorical, fills, strict=True)
     )
     inputs = []
     if manifest.input.numeric:

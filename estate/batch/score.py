@@ -37,9 +37,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from estate.contract import cells
-from estate.contract.bundle import MISSING_CATEGORY, Manifest, normalize_category
+from estate.contract.bundle import Manifest
 from estate.contract.cells import FLOAT32_MAX
 from estate.contract.errors import ConfigError, NotFoundError, StoreUnavailableError
+from estate.runtime.outputs import intervals, labels
+from estate.runtime.packing import CategoryColumn, PackingRule, pack_table
 from estate.runtime.serving_model import ServingModel
 from estate.storage.uris import local_path, split_gs
 
@@ -209,7 +211,8 @@ def _cancel_upload(writer: Any) -> None:
 def read_batches(
     source: IO[bytes], uri: str, columns: dict[str, pa.DataType], chunk_rows: int
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of only the needed columns; absent ones come back as nulls.
+    """Record batches of only the needed columns the file has (CSV: absent numeric
+    columns come back as nulls, absent string columns are left out, as in Parquet).
 
     A file pyarrow cannot read (empty, corrupt gzip or Parquet, a cell that does not
     convert, bytes that are not UTF-8) raises one `ConfigError` naming the file, and the
@@ -241,7 +244,16 @@ def _batches(
             strings_can_be_null=False,
         ),
     )
+    absent: list[str] | None = None
     for batch in reader:
+        if absent is None and batch.num_rows:
+            absent = [  # a string cell is never null, so an all-null one is not in the file
+                f.name
+                for f, column in zip(batch.schema, batch.columns, strict=True)
+                if pa.types.is_string(f.type) and column.null_count == batch.num_rows
+            ]
+        if absent:
+            batch = batch.drop_columns(absent)
         for start in range(0, batch.num_rows, chunk_rows):
             yield batch.slice(start, chunk_rows)
 
@@ -336,31 +348,26 @@ def check_numbers(numeric: np.ndarray, manifest: Manifest, uri: str, first_row: 
         raise ConfigError(cells.out_of_range(uri, first_row + i, name, numeric[i, j]))
 
 
-def _category_block(column: pa.Array | None, rows: int, impute: str) -> np.ndarray:
-    """Normalised category strings, as training saw them (object array, shared strings)."""
-    if column is None:
-        return np.full(rows, impute, dtype=object)
+def _category_column(column: pa.Array | pa.ChunkedArray) -> CategoryColumn:
+    """A column dictionary-encoded (string, dictionary, number or all-null; a null is a
+    null value), so the packing rule runs once per distinct value."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = pc.utf8_trim_whitespace(column)
-        text = pc.if_else(pc.equal(text, ""), MISSING_CATEGORY, text)
-        text = text.fill_null(MISSING_CATEGORY)
-        encoded = pc.dictionary_encode(text)
-        labels = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-        block: np.ndarray = labels[encoded.indices.to_numpy(zero_copy_only=False)]
-        return block
-    return np.asarray([normalize_category(v) for v in column.to_pylist()], dtype=object)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    values = [*column.dictionary.to_pylist(), None]
+    codes = column.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+    return CategoryColumn(values, codes)
 
 
 def pack_batch(
     manifest: Manifest, batch: pa.RecordBatch, uri: str = "input", first_row: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The graph's two inputs for a record batch (vectorised `ServingModel.pack`).
-
-    A missing number stays NaN (the graph imputes the training median); an absent
-    categorical column gets the training mode, as the predict function does. A value
-    that is not a number is a `ConfigError` naming `uri`, the column and the row.
+    """The graph's two inputs for a record batch, by the one packing rule serving and
+    training use (`estate.runtime.packing`): a missing number stays NaN (the graph
+    imputes the training median), a null or blank category is "NA" or the mode, a column
+    the file lacks is the mode. A value that is not a number is a `ConfigError` naming
+    `uri`, the column and the row.
     """
     rows = batch.num_rows
     names = set(batch.schema.names)
@@ -370,13 +377,11 @@ def pack_batch(
         if feat.name in names:
             column = _as_float(batch.column(feat.name), feat.name, uri, first_row)
             numeric[:, j] = column.to_numpy(zero_copy_only=False)
-    categorical = np.empty((rows, len(schema.categorical)), dtype=object)
-    for j, cat in enumerate(schema.categorical):
-        column = batch.column(cat.name) if cat.name in names else None
-        if column is not None and column.null_count == rows:
-            column = None  # CSV: a column absent from the file reads as all nulls
-        categorical[:, j] = _category_block(column, rows, cat.impute)
-    return numeric, categorical
+    columns = [
+        _category_column(batch.column(c.name)) if c.name in names else None
+        for c in schema.categorical
+    ]
+    return pack_table(PackingRule(schema), numeric, columns)
 
 
 def _as_float(column: pa.Array, name: str, uri: str, first_row: int) -> pa.Array:
@@ -398,26 +403,22 @@ def _as_float(column: pa.Array, name: str, uri: str, first_row: int) -> pa.Array
 
 
 def absent_columns(batch: pa.RecordBatch, wanted: list[str]) -> list[str]:
-    """Wanted columns the file lacks (all nulls: strings are never null when present)."""
+    """Wanted columns the file lacks, or that are all null in its first batch."""
     names = set(batch.schema.names)
     return [n for n in wanted if n not in names or batch.column(n).null_count == batch.num_rows]
 
 
 def output_table(
-    model: ServingModel, ids: pa.Array, prediction: np.ndarray, raw: np.ndarray
+    manifest: Manifest, ids: pa.Array, prediction: np.ndarray, raw: np.ndarray
 ) -> pa.Table:
     """id + prediction, and the interval (regression) or the label (classification)."""
-    m = model.manifest
+    m = manifest
     columns: dict[str, Any] = {"id": ids, m.output.name: prediction}
-    if m.threshold is not None:
-        positive = m.output.positive_label or "1"
-        negative = m.output.negative_label or f"not {positive}"
-        columns["label"] = np.where(prediction >= m.threshold.value, positive, negative)
-    elif m.interval is not None:
-        lo, hi = raw - m.interval.quantile, raw + m.interval.quantile
-        if m.output.target_transform == "log":
-            lo, hi = np.exp(lo), np.exp(hi)
-        columns["lower"], columns["upper"] = lo, hi
+    label, bounds = labels(prediction, m), intervals(raw, m)  # as predict answers
+    if label is not None:
+        columns["label"] = pa.array(label.tolist(), type=pa.string())
+    elif bounds is not None:
+        columns["lower"], columns["upper"] = bounds[:, 0], bounds[:, 1]
     return pa.table(columns)
 
 
@@ -510,7 +511,7 @@ def score_file(
                 if id_column
                 else pa.array(np.arange(rows, rows + batch.num_rows))
             )
-            table = output_table(model, ids, prediction, raw)
+            table = output_table(model.manifest, ids, prediction, raw)
             if writer is None:
                 writer = _writer(sink, output_uri, table.schema, stack)
             writer.write_table(table)

@@ -14,32 +14,67 @@ The ONNX graph always has the same interface, so serving needs nothing but this 
 * outputs ``prediction`` (float ``[N]``: the target in its own units, or the positive
   class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price).
 
-Bump `FORMAT_VERSION` on any change a reader of the previous version would misread.
+Compatibility rule (manifest and serving pointer alike):
+
+1. `FORMAT_VERSION` is a major version. Within it a writer may only **add an optional
+   field whose absence means the old behaviour** (a default of None, or the old value),
+   and every reader **ignores fields it does not know**. So a bundle written by a newer
+   training run still loads in an older deployment of the same major version, and serves
+   exactly as it did before the field existed. (An older writer that rewrites a file, e.g.
+   ``estate promote`` from an older release, drops the fields it does not know; by the same
+   rule that falls back to the old behaviour.)
+2. Anything an older reader would misread **bumps the version**: renaming, removing or
+   retyping a field, a new required field, a new meaning for an existing one, or a new
+   field serving must act on to answer correctly (e.g. a new output transform). Readers
+   refuse a version they do not know; the reader of version N keeps reading N-1 for one
+   major (an entry in `READERS` that upgrades it to today's `Manifest`).
+3. Typos stay out on the write side: writers build these models from named, typed
+   arguments, which mypy checks (pydantic plugin, ``init_forbid_extra`` and ``init_typed``
+   in pyproject.toml), and the registry reads every manifest back before writing it.
+
+tests/unit/contract/test_compat.py holds a bundle written by the v1 code
+(tests/support/bundles/v1/) to keep rule 1 honest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from estate.contract.errors import BundleError
 
-FORMAT_VERSION = 1
-MODEL_FILE = "model.onnx"
-MANIFEST_FILE = "manifest.json"
-EXPLAINER_FILE = "explainer.npz"
-POINTER_FILE = "serving.json"
+FORMAT_VERSION: Final = 1
+MODEL_FILE: Final = "model.onnx"
+MANIFEST_FILE: Final = "manifest.json"
+EXPLAINER_FILE: Final = "explainer.npz"
+POINTER_FILE: Final = "serving.json"
 
 NUMERIC_INPUT = "numeric"
 CATEGORICAL_INPUT = "categorical"
 PREDICTION_OUTPUT = "prediction"
 RAW_OUTPUT = "raw"
 
-#: Category used in training for a missing categorical value (the Ames data uses NA too).
+# How raw values become the graph's inputs: one rule, which `estate.runtime.packing`
+# implements for JSON rows, DataFrames and Arrow tables alike (predict, explain, chat,
+# `estate score`, BigQuery's SQL and the training encoder):
+# * a number that is null or absent → NaN (the graph imputes the training median);
+# * a category's text is stripped, and an integral number is written without a fraction
+#   (``60``, ``60.0``, and ``"60.0"`` when that is not a training category → ``"60"``);
+# * a missing category -- null, NaN, blank, or ``"NA"`` when ``"NA"`` is not a training
+#   category -- becomes `MISSING_CATEGORY` when ``"NA"`` is a training category
+#   (training reads an empty cell as ``"NA"``), else the training mode (``impute``);
+# * an absent feature (a key a row does not send, a column a file does not have) becomes
+#   the training mode;
+# * every filled value is reported to callers as "imputed", naming the value used.
+# The rule is the reader's, not the format's: bundles are unchanged by it.
+
+#: Category training gives a missing categorical value (the Ames data uses NA too).
 MISSING_CATEGORY = "NA"
 
 Task = Literal["regression", "binary_classification"]
@@ -72,25 +107,34 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def normalize_category(value: object) -> str:
-    """Canonical string of a categorical value, identical in training and serving.
+def category_text(value: object) -> str | None:
+    """The text of a categorical value, None when it is null or NaN ("" when blank).
 
-    Strips whitespace (the Ames file has ``"WD "``), maps missing to `MISSING_CATEGORY`
-    and writes integral numbers without a decimal point (``60.0`` and ``60`` → ``"60"``).
+    Strips whitespace (the Ames file has ``"WD "``) and writes integral numbers without a
+    decimal point (``60.0`` and ``60`` → ``"60"``).
     """
     if value is None:
-        return MISSING_CATEGORY
+        return None
     if isinstance(value, float):
         if math.isnan(value):
-            return MISSING_CATEGORY
+            return None
         if value.is_integer():
             return str(int(value))
-    text = str(value).strip()
-    return text if text else MISSING_CATEGORY
+    return str(value).strip()
+
+
+def normalize_category(value: object) -> str:
+    """Canonical string of a categorical value as training fits it: `category_text`, with
+    a null or blank value as `MISSING_CATEGORY`. (Packing a value for the graph also
+    knows the training categories: see the module docstring.)
+    """
+    return category_text(value) or MISSING_CATEGORY
 
 
 class ContractModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every bundle-format model: unknown fields are ignored when reading (rule 1)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class NumericFeature(ContractModel):
@@ -322,10 +366,32 @@ class Manifest(ContractModel):
         return self.model_dump_json(indent=2).encode()
 
 
+#: Format version → how a manifest of that version becomes today's `Manifest`. A version
+#: bump adds the new reader and keeps the previous one, upgrading, for one major (rule 2).
+READERS: dict[int, Callable[[dict[str, Any]], Manifest]] = {
+    FORMAT_VERSION: Manifest.model_validate,
+}
+
+
+def check_format_version(found: object, what: str) -> int:
+    """The format version of `what` if this code reads it; else a `BundleError` saying why."""
+    readable = ", ".join(str(v) for v in sorted(READERS))
+    if isinstance(found, int) and not isinstance(found, bool) and found in READERS:
+        return found
+    if isinstance(found, int) and not isinstance(found, bool) and found > max(READERS):
+        raise BundleError(
+            f"{what}: format version {found} is not supported: it was written by a newer "
+            f"estate-advisor, and this code reads version {readable}. Deploy the release "
+            "that wrote it (or a newer one), or re-export the model with this one."
+        )
+    raise BundleError(
+        f"{what}: format version {found!r} is not supported: this code reads version "
+        f"{readable}. Deploy a matching estate-advisor release or re-export the model."
+    )
+
+
 def parse_manifest(data: bytes) -> Manifest:
     """Parse and check a manifest, refusing format versions this code does not know."""
-    import json
-
     try:
         raw = json.loads(data)
     except ValueError as exc:
@@ -334,16 +400,11 @@ def parse_manifest(data: bytes) -> Manifest:
         ) from exc
     if not isinstance(raw, dict):
         raise BundleError(f"{MANIFEST_FILE} must hold a JSON object; re-export the model.")
-    found = raw.get("format_version")
-    if found != FORMAT_VERSION:
-        raise BundleError(
-            f"Bundle format version {found!r} is not supported: this code reads version "
-            f"{FORMAT_VERSION}. Deploy a matching estate-advisor release or re-export the model."
-        )
+    found = check_format_version(raw.get("format_version"), MANIFEST_FILE)
     try:
-        return Manifest.model_validate(raw)
+        return READERS[found](raw)
     except ValidationError as exc:
-        raise BundleError(f"{MANIFEST_FILE} does not match format {FORMAT_VERSION}: {exc}") from exc
+        raise BundleError(f"{MANIFEST_FILE} does not match format {found}: {exc}") from exc
 
 
 def verify_explainer_bytes(manifest: Manifest, data: bytes) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from estate.contract.bundle import (
-    FORMAT_VERSION,
+    ExplainerSpec,
     Manifest,
     ModelFile,
     Parity,
@@ -145,6 +146,19 @@ def measure_parity(
     )
 
 
+@dataclass(frozen=True)
+class ExportFacts:
+    """The manifest fields only the export knows: the graph's checksum and opsets, the
+    measured parity, the explainer file, and the code that wrote the bundle."""
+
+    created_at: datetime
+    model_file: ModelFile
+    parity: Parity
+    libraries: dict[str, str]
+    git_commit: str | None
+    explainer: ExplainerSpec | None
+
+
 def export_bundle(
     store: ArtifactStore,
     *,
@@ -155,15 +169,16 @@ def export_bundle(
     parity_rows: tuple[np.ndarray, np.ndarray],
     reference: np.ndarray,
     tolerance: float,
-    fields: dict[str, Any],
+    doc: str,
+    assemble: Callable[[ExportFacts], Manifest],
     abs_tolerance: float = PROBABILITY_ABS_TOLERANCE,
     decide: Callable[[Manifest, bytes], Manifest] | None = None,
     explain_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Manifest:
     """Build, verify and write one immutable bundle; returns its manifest.
 
-    `fields` carries every manifest field training knows (name, version, metrics, …);
-    this function adds the format version, model checksum, parity and provenance.
+    `assemble` turns the export's facts into the whole manifest (training's typed
+    ``assemble_manifest``: name, version, metrics, …); `doc` labels the ONNX graph.
     Parity is judged by `measure_parity`'s rule for the task (`tolerance` relative;
     `abs_tolerance` absolute, on probabilities only).
     `decide`, if given, sees the finished manifest and model before the write and returns
@@ -175,7 +190,7 @@ def export_bundle(
         estimator,
         classifier=classifier,
         log_target=log_target,
-        doc=f"estate-advisor {fields['name']} {fields['version']}",
+        doc=doc,
     )
     model_bytes = graph.SerializeToString()
     parity = measure_parity(
@@ -198,19 +213,19 @@ def export_bundle(
             parity_rows=parity_rows,
             sample_rows=explain_rows,
         )
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        created_at=datetime.now(UTC),
-        model_file=ModelFile(
-            sha256=sha256_hex(model_bytes),
-            bytes=len(model_bytes),
-            opset={o.domain or "ai.onnx": o.version for o in graph.opset_import},
-        ),
-        parity=parity,
-        libraries=library_versions(),
-        git_commit=git_commit(),
-        explainer=explained[1] if explained else None,
-        **fields,
+    manifest = assemble(
+        ExportFacts(
+            created_at=datetime.now(UTC),
+            model_file=ModelFile(
+                sha256=sha256_hex(model_bytes),
+                bytes=len(model_bytes),
+                opset={o.domain or "ai.onnx": o.version for o in graph.opset_import},
+            ),
+            parity=parity,
+            libraries=library_versions(),
+            git_commit=git_commit(),
+            explainer=explained[1] if explained else None,
+        )
     )
     if decide is not None:
         manifest = decide(manifest, model_bytes)

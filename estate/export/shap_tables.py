@@ -291,7 +291,7 @@ def explainer_spec(
     """The manifest's description of the explainer file."""
     kinds = set(built.kinds.values())
     return ExplainerSpec(
-        kind="blend" if len(built.kinds) > 1 else kinds.pop(),
+        kind="blend" if len(built.kinds) > 1 else kinds.pop(),  # type: ignore[arg-type]
         members=built.kinds,
         file=EXPLAINER_FILE,
         sha256=sha256_hex(data),

@@ -1,13 +1,13 @@
 """Drift report: served predictions (JSON log lines) against a bundle's reference histograms.
 
-Reads the lines ``estate/serving/predlog.py`` writes — from a local ``.jsonl`` file or folder,
-or ``gs://`` (one object, or every object under a ``gs://bucket/prefix/``, as a Cloud
-Logging sink exports them; a sink's ``jsonPayload`` wrapper is unwrapped).
+Reads the lines ``estate/serving/predlog.py`` writes (`PredictionLogLine`) — from a local
+``.jsonl`` file or folder, or ``gs://`` (one object, or every object under a
+``gs://bucket/prefix/``, as a Cloud Logging sink exports them; a sink's ``jsonPayload``
+wrapper is unwrapped).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ import numpy as np
 
 from estate.contract.bundle import Manifest
 from estate.contract.errors import ConfigError
+from estate.contract.predlog import PredictionLogLine, parse_log_line
 from estate.runtime import drift
 from estate.storage.store import GCSStore
 from estate.storage.uris import read_bytes
@@ -70,24 +71,18 @@ def _texts(uri: str) -> Iterator[str]:
     yield read_bytes(uri).decode()
 
 
-def read_predictions(uri: str) -> Iterator[dict[str, Any]]:
-    """Every prediction entry in the logs (other lines — server logs, errors — are skipped)."""
+def read_predictions(uri: str) -> Iterator[PredictionLogLine]:
+    """Every prediction line in the logs; any other line (server logs, errors, other
+    events, lines that do not parse as a `PredictionLogLine`) is skipped."""
     for text in _texts(uri):
         for line in text.splitlines():
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            entry = entry.get("jsonPayload", entry)
-            if isinstance(entry, dict) and entry.get("event") == "prediction":
-                yield entry
+            parsed = parse_log_line(line)
+            if parsed is not None:
+                yield parsed
 
 
 def drift_report(
-    manifest: Manifest, entries: list[dict[str, Any]], threshold: float = drift.DRIFT_PSI
+    manifest: Manifest, entries: list[PredictionLogLine], threshold: float = drift.DRIFT_PSI
 ) -> Report:
     """PSI per raw feature and for the prediction, worst first."""
     ref = manifest.drift
@@ -97,25 +92,16 @@ def drift_report(
             "drift monitoring existed): retrain it, then monitor the new version."
         )
     mine = [
-        e
-        for e in entries
-        if (e.get("model") or {}).get("name") == manifest.name
-        and e["model"].get("version") == manifest.version
+        e for e in entries if (e.model.name, e.model.version) == (manifest.name, manifest.version)
     ]
     if not mine:
-        seen = sorted(
-            {
-                f"{(e.get('model') or {}).get('name')}/{e['model'].get('version')}"
-                for e in entries
-                if e.get("model")
-            }
-        )
+        seen = sorted({f"{e.model.name}/{e.model.version}" for e in entries})
         raise ConfigError(
             f"No logged predictions of {manifest.name}/{manifest.version} "
             f"({len(entries)} of other versions: {', '.join(seen[:5]) or 'none'}); "
             "pass --version to choose one."
         )
-    features = [e.get("features") or {} for e in mine]
+    features = [e.features for e in mine]
     results = []
     for name, hist in ref.numeric.items():
         values = np.asarray([_number(f.get(name)) for f in features], dtype=np.float64)
@@ -125,7 +111,7 @@ def drift_report(
         value, moved = drift.categorical_psi(cat, [f.get(name) for f in features])
         results.append(_row(name, "categorical", value, moved, threshold))
     out = manifest.output.name
-    predicted = np.asarray([_number((e.get("output") or {}).get(out)) for e in mine])
+    predicted = np.asarray([_number(e.output.get(out)) for e in mine])
     value, moved = drift.numeric_psi(ref.prediction, predicted)
     results.append(_row(f"prediction ({out})", "output", value, moved, threshold))
     results.sort(key=lambda r: r.psi, reverse=True)

@@ -61,7 +61,7 @@ def explain_instances(
             item = _one(
                 model,
                 explainer,
-                rows[i],
+                {w["field"] for w in warnings[i] if w["code"] == "imputed"},
                 (numeric[i], categorical[i]),
                 float(prediction[i]),
                 phi[i],
@@ -80,7 +80,7 @@ def explain_instances(
 def _one(
     model: ServingModel,
     explainer: Explainer,
-    row: dict[str, Any],
+    imputed_fields: set[str],
     packed: tuple[np.ndarray, np.ndarray],
     prediction: float,
     phi: np.ndarray,
@@ -99,7 +99,7 @@ def _one(
         for f, v in zip(m.input.numeric, numeric, strict=True)
     ]
     values += [str(c) for c in categorical]
-    imputed = [row.get(name) is None for name in explainer.raw_names]
+    imputed = [name in imputed_fields for name in explainer.raw_names]  # as the warnings say
     order = np.argsort(-np.abs(phi), kind="stable")
     items: list[dict[str, Any]] = []
     level = math.exp(base) if explainer.log_target else base

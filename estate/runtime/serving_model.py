@@ -7,30 +7,18 @@ verified) and batch scoring (`estate.batch.score`) run the same object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
 
-from estate.contract.bundle import MISSING_CATEGORY, Manifest, normalize_category
+from estate.contract.bundle import MISSING_CATEGORY, Manifest
 from estate.contract.instances import instance_adapter
 from estate.runtime.explainer import Explainer
+from estate.runtime.outputs import intervals
+from estate.runtime.packing import DictPacker, Packed
 from estate.runtime.session import open_session
-
-
-@dataclass(frozen=True)
-class Packed:
-    """A packed batch: the two ONNX inputs, and which cells are worth a warning."""
-
-    numeric: np.ndarray  # [rows, numeric features], NaN where missing
-    categorical: np.ndarray  # [rows, categorical features], normalised text
-    missing_numeric: np.ndarray  # bool, same shape as numeric
-    outside: np.ndarray  # bool: outside the training range
-    missing_category: np.ndarray  # bool, same shape as categorical
-    unknown: np.ndarray  # bool: a category not seen in training
 
 
 @dataclass
@@ -58,19 +46,21 @@ class ServingModel:
         schema = manifest.input
         self.numeric = schema.numeric
         self.categorical = schema.categorical
-        self._known = [set(c.categories) for c in self.categorical]
-        self._blank: dict[str, Any] = dict.fromkeys(schema.names())
-        self._num_get = _tuple_getter([f.name for f in self.numeric])
-        self._cat_get = _tuple_getter([c.name for c in self.categorical])
-        self._num_min = np.array([f.min for f in self.numeric], dtype=np.float64)
-        self._num_max = np.array([f.max for f in self.numeric], dtype=np.float64)
-        self._cat_impute = [c.impute for c in self.categorical]
+        self._packer = DictPacker(schema)
         self._imputed = [
             _note(f.name, "imputed", f"missing; used the training median {f.impute:g}")
             for f in self.numeric
         ] + [
             _note(c.name, "imputed", f"missing; used the most common value {c.impute!r}")
             for c in self.categorical
+        ]
+        na_used = f"missing; used {MISSING_CATEGORY!r}, how training saw missing values"
+        self._imputed_na = [_note(c.name, "imputed", na_used) for c in self.categorical]
+        self._imputed_by = [  # value used → its note
+            {MISSING_CATEGORY: na, c.impute: mode}
+            for c, na, mode in zip(
+                self.categorical, self._imputed_na, self._imputed[len(self.numeric) :], strict=True
+            )
         ]
         self.adapter: TypeAdapter[list[dict[str, Any]]] = instance_adapter(schema)
 
@@ -97,43 +87,9 @@ class ServingModel:
         return packed.numeric, packed.categorical, warnings
 
     def pack_flags(self, instances: list[dict[str, Any]]) -> Packed:
-        """Validated instances → the two ONNX inputs, and which cells to warn about.
-
-        Row lookups run in C (`itemgetter` over the row merged onto all-None defaults),
-        numpy finds missing and out-of-range numbers in one pass, and only rows with a
-        missing or unknown category cost a Python step per category, so the cost stays
-        small for 1 row and for 5,000.
-        """
-        n, k, m = len(instances), len(self.numeric), len(self.categorical)
-        numeric_rows, category_rows = self._lookup(instances)
-        numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, k)
-        missing = np.isnan(numeric)  # None became NaN; validated input has no NaN of its own
-        outside = (numeric < self._num_min) | (numeric > self._num_max)  # False for NaN
-        missing_category = np.zeros((n, m), dtype=bool)
-        unknown = np.zeros((n, m), dtype=bool)
-        known, contains = self._known, set.__contains__
-        all_texts = []
-        for i, values in enumerate(category_rows):
-            try:
-                texts = list(map(str.strip, values))  # the common case: all strings
-            except TypeError:  # None (missing) or a non-string
-                texts = [
-                    fill if v is None else normalize_category(v)
-                    for v, fill in zip(values, self._cat_impute, strict=True)
-                ]
-            if "" in texts:
-                texts = [t or MISSING_CATEGORY for t in texts]
-            all_texts.append(texts)
-            if None in values or not all(map(contains, known, texts)):
-                for j, (value, text) in enumerate(zip(values, texts, strict=True)):
-                    if value is None:
-                        missing_category[i, j] = True
-                    elif text not in known[j]:
-                        unknown[i, j] = True
-        categorical = np.empty((n, m), dtype=object)
-        if n and m:
-            categorical[:, :] = all_texts
-        return Packed(numeric, categorical, missing, outside, missing_category, unknown)
+        """Validated instances → the two ONNX inputs, and which cells to warn about
+        (`estate.runtime.packing`: the one packing rule, vectorised)."""
+        return self._packer.pack(instances)
 
     def row_warnings(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """The notes of row `i` (the same as `pack` gives it)."""
@@ -172,7 +128,17 @@ class ServingModel:
             )
         k = len(self.numeric)
         for j, c in enumerate(self.categorical):
-            add(c.name, "imputed", self._imputed[k + j]["message"], packed.missing_category[:, j])
+            used = set(packed.categorical[packed.missing_category[:, j], j].tolist())
+            message = self._imputed[k + j]["message"]
+            if used and c.impute not in used:
+                message = self._imputed_na[j]["message"]
+            elif len(used) > 1:
+                message = (
+                    f"missing; used {MISSING_CATEGORY!r} for a null or blank value (how training "
+                    f"saw missing values) and the most common value {c.impute!r} where it was "
+                    "not sent"
+                )
+            add(c.name, "imputed", message, packed.missing_category[:, j])
             add(
                 c.name,
                 "unknown_category",
@@ -193,31 +159,13 @@ class ServingModel:
             "the estimate is an extrapolation",
         )
 
-    def _lookup(
-        self, instances: list[dict[str, Any]]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Per row: numeric values and categorical values in manifest order, None if absent."""
-        num_get, cat_get, blank = self._num_get, self._cat_get, self._blank
-        numeric, categorical = [], []
-        for row in instances:
-            try:  # complete rows: two C-level lookups
-                numeric.append(num_get(row))
-                categorical.append(cat_get(row))
-            except KeyError:  # some feature absent: look it up as None
-                full = {**blank, **row}
-                if len(numeric) > len(categorical):
-                    numeric.pop()
-                numeric.append(num_get(full))
-                categorical.append(cat_get(full))
-        return numeric, categorical
-
     def _category_notes(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """Imputation and unknown-category notes of row `i`'s categorical values."""
         notes = []
-        offset = len(self.numeric)
+        used, missing = packed.categorical[i].tolist(), packed.missing_category[i].tolist()
         for j in np.flatnonzero(packed.missing_category[i] | packed.unknown[i]).tolist():
-            if packed.missing_category[i, j]:
-                notes.append(dict(self._imputed[offset + j]))
+            if missing[j]:  # filled with the mode or "NA": the note names which
+                notes.append(dict(self._imputed_by[j][used[j]]))
                 continue
             cat, text = self.categorical[j], packed.categorical[i, j]
             notes.append(
@@ -244,24 +192,11 @@ class ServingModel:
         ]
 
     def interval(self, raw: float) -> tuple[float, float] | None:
-        """Conformal interval in target units (regression only)."""
-        spec = self.manifest.interval
-        if spec is None:
+        """Conformal interval in target units (regression only; `estate.runtime.outputs`)."""
+        bounds = intervals(np.array([raw]), self.manifest)
+        if bounds is None:
             return None
-        lo, hi = raw - spec.quantile, raw + spec.quantile
-        if self.manifest.output.target_transform == "log":
-            return float(np.exp(lo)), float(np.exp(hi))
-        return lo, hi
-
-
-def _tuple_getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """``itemgetter(*names)`` that always returns a tuple (also for 0 or 1 name)."""
-    if len(names) > 1:
-        return itemgetter(*names)
-    if len(names) == 1:
-        name = names[0]
-        return lambda row: (row[name],)
-    return lambda row: ()
+        return float(bounds[0, 0]), float(bounds[0, 1])
 
 
 def _preview(values: list[str], limit: int = 8) -> str:

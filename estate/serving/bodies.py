@@ -22,7 +22,11 @@ from typing import Any
 import flask
 
 from estate.serving.problems import PROBLEM_CONTENT_TYPE, HttpError, too_large
-from estate.serving.settings import Settings, get_settings
+from estate.serving.settings import GuardSettings, HttpSettings
+
+#: When this instance's code started: main.py imports this module before anything else
+#: (the clock of ``X-Cold-Start-Ms``, estate.serving.http).
+STARTED_AT = time.perf_counter()
 
 
 class LargeBodies:
@@ -47,7 +51,7 @@ class LargeBodies:
                 self._slots = (slots, threading.BoundedSemaphore(slots))
             return self._slots[1]
 
-    def enter(self, environ: dict[str, Any], settings: Settings) -> None:
+    def enter(self, environ: dict[str, Any], settings: HttpSettings) -> None:
         semaphore = self._semaphore(settings.large_body_slots)
         if not semaphore.acquire(timeout=settings.body_read_seconds):
             raise HttpError(
@@ -162,11 +166,6 @@ class Deadlines:
 _deadlines = Deadlines()
 
 
-def largest_body(settings: Settings) -> int:
-    """The largest body any function of this source accepts (the guard's cap)."""
-    return max(settings.max_request_bytes, settings.chat_max_request_bytes)
-
-
 class BodyGuard:
     """WSGI middleware: refuse a body announced above every limit before anything reads
     it, and bound every read of the others in bytes and in time.
@@ -177,21 +176,23 @@ class BodyGuard:
     pipe, and the connection can be reused.
     """
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], settings: GuardSettings) -> None:
         self.app = app
+        self.settings = settings
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        settings = get_settings()
-        cap = largest_body(settings)
+        cap = self.settings.largest_body
         declared = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if not chunked and declared in ("", "0"):
             return self.app(environ, start_response)
         raw = environ["wsgi.input"]
         body = BoundedInput(raw, cap + 1)
-        key = _deadlines.watch(settings.body_read_seconds, environ.get("gunicorn.socket"), body)
+        key = _deadlines.watch(
+            self.settings.body_read_seconds, environ.get("gunicorn.socket"), body
+        )
         if declared.isdigit() and int(declared) > cap:
             error = too_large(f"The body has {int(declared)} bytes; the limit is {cap}.")
             payload = json.dumps(error.to_problem()).encode()
@@ -199,14 +200,14 @@ class BodyGuard:
                 "413 Request Entity Too Large",
                 [("Content-Type", PROBLEM_CONTENT_TYPE), ("Content-Length", str(len(payload)))],
             )
-            return _ThenDrain([payload], raw, body, key)
+            return _ThenDrain([payload], raw, body, key, DRAIN_BODIES * cap)
         environ["wsgi.input"] = body
         try:
             answer = self.app(environ, start_response)
         except BaseException:
             _deadlines.release(key)
             raise
-        return _ThenDrain(answer, raw, body, key)
+        return _ThenDrain(answer, raw, body, key, DRAIN_BODIES * cap)
 
 
 #: A refused body is read and dropped up to this many times the largest accepted body
@@ -219,14 +220,16 @@ class _ThenDrain:
     is read in 64 kB pieces and dropped, until its end, the body's deadline, or
     `DRAIN_BODIES` times the largest body."""
 
-    def __init__(self, answer: Iterable[bytes], raw: Any, body: BoundedInput, key: int) -> None:
-        self._answer, self._raw, self._body, self._key = answer, raw, body, key
+    def __init__(
+        self, answer: Iterable[bytes], raw: Any, body: BoundedInput, key: int, most: int
+    ) -> None:
+        self._answer, self._raw, self._body, self._key, self._most = answer, raw, body, key, most
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._answer)
 
     def close(self) -> None:
-        left = DRAIN_BODIES * largest_body(get_settings())
+        left = self._most
         try:
             close = getattr(self._answer, "close", None)
             if close is not None:
@@ -239,11 +242,15 @@ class _ThenDrain:
             _deadlines.release(self._key)
 
 
-def install_body_guard() -> None:
+def install_body_guard(settings: GuardSettings | None = None) -> None:
     """Wrap functions-framework's app in `BodyGuard` (main.py calls this on import, which
-    functions-framework runs inside its app's context); elsewhere it does nothing."""
+    functions-framework runs inside its app's context); elsewhere it does nothing.
+
+    The guard's settings are read here, once per app: it bounds the bodies of every
+    function in this source, before functions-framework has picked the target."""
     if not flask.has_app_context():
         return
     app = flask.current_app
     if not isinstance(app.wsgi_app, BodyGuard):
-        app.wsgi_app = BodyGuard(app.wsgi_app)  # type: ignore[method-assign]
+        guard = BodyGuard(app.wsgi_app, settings or GuardSettings())
+        app.wsgi_app = guard  # type: ignore[method-assign]

@@ -1,7 +1,8 @@
 """What every model-backed HTTP function shares: routing to a version, the answer's
 version header, and the API document at ``GET /openapi.json``.
 
-An entry point is then one call: ``serve(request, describe, answer, max_bytes)``.
+An entry point is then one call: ``serve(request, describe, answer, settings, max_bytes)``,
+with the settings its function read once (estate/serving/settings.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import flask
 
 from estate.runtime.serving_model import ServingModel
 from estate.serving.http import handle, read_json_body
+from estate.serving.settings import HttpSettings
 from estate.serving.versions import answered_by, model_for
 
 OPENAPI_PATH = "/openapi.json"
@@ -22,9 +24,11 @@ def serve(
     request: flask.Request,
     describe: Callable[[ServingModel], Any],
     answer: Callable[[ServingModel, flask.Request, Any], Any],
+    settings: HttpSettings,
     max_bytes: int,
 ) -> flask.Response:
-    """GET → `describe` (or the OpenAPI document), POST → `answer` on the parsed body.
+    """GET → `describe` (or the OpenAPI document), POST → `answer` on the parsed body
+    of at most `max_bytes` (the function's own limit).
 
     The model is chosen per request (champion, canary or the version pinned by a header)
     and the response names the version that answered.
@@ -41,10 +45,10 @@ def serve(
         return describe(model())
 
     def on_post(r: flask.Request) -> Any:
-        body = read_json_body(r, max_bytes)  # first: the read deadline runs from arrival
+        body = read_json_body(r, max_bytes, settings)  # first: the read deadline runs from arrival
         return answer(model(), r, body)
 
-    response = handle(request, on_get=on_get, on_post=on_post)
+    response = handle(request, on_get=on_get, on_post=on_post, settings=settings)
     return answered_by(response, chosen[-1] if chosen else None)
 
 

@@ -7,6 +7,7 @@ health, the explainer's description and the global importance of every feature.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -16,7 +17,7 @@ from estate.runtime.explanations import explain_instances
 from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving.endpoint import serve
 from estate.serving.requests import check_instance_count, parse_explain_envelope
-from estate.serving.settings import get_settings
+from estate.serving.settings import ServingSettings
 
 METHOD = (
     "Exact path-dependent TreeSHAP (trees) and linear SHAP (linear models) on the encoded "
@@ -50,13 +51,12 @@ def describe_explainer(model: ServingModel) -> dict[str, Any]:
     }
 
 
-def explain_body(model: ServingModel, body: Any) -> dict[str, Any]:
+def explain_body(model: ServingModel, body: Any, settings: ServingSettings) -> dict[str, Any]:
     """Validate a request body and explain every instance.
 
     Explain has its own instance limit (``ESTATE_EXPLAIN_MAX_INSTANCES``, well below
     predict's): each row costs TreeSHAP work and ~18 kB of answer.
     """
-    settings = get_settings()
     check_instance_count(body, settings.explain_max_instances, "explain")
     request = parse_explain_envelope(body)
     explanations = explain_instances(
@@ -68,11 +68,17 @@ def explain_body(model: ServingModel, body: Any) -> dict[str, Any]:
     }
 
 
-def explain(request: flask.Request) -> flask.Response:
-    """HTTP entry point (functions-framework target ``explain``)."""
-    return serve(
-        request,
-        describe_explainer,
-        lambda model, _, body: explain_body(model, body),
-        get_settings().max_request_bytes,
-    )
+def entry_point(
+    settings: ServingSettings | None = None,
+) -> Callable[[flask.Request], flask.Response]:
+    """The ``explain`` function, its settings read once (main.py resolves it on first use)."""
+    settings = settings or ServingSettings()
+
+    def answer(model: ServingModel, _: flask.Request, body: Any) -> dict[str, Any]:
+        return explain_body(model, body, settings)
+
+    def explain(request: flask.Request) -> flask.Response:
+        """HTTP entry point (functions-framework target ``explain``)."""
+        return serve(request, describe_explainer, answer, settings, settings.max_request_bytes)
+
+    return explain

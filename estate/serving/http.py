@@ -21,7 +21,7 @@ import flask
 
 from estate.contract.errors import CannotEstimateError, RequestError
 from estate.contract.instances import shown
-from estate.serving.bodies import BoundedInput, large_bodies
+from estate.serving.bodies import STARTED_AT, BoundedInput, large_bodies
 from estate.serving.problems import (
     PROBLEM_CONTENT_TYPE,
     HttpError,
@@ -33,13 +33,13 @@ from estate.serving.problems import (
     unsupported_media,
 )
 from estate.serving.requests import parse_json
-from estate.serving.settings import get_settings
+from estate.serving.settings import HttpSettings
 
 log = logging.getLogger("estate_advisor.functions")
 
-# Cold-start timing: from this module's import (the instance's code starting, before
-# the lazy model load) to the end of the first request the instance answers without 5xx.
-_IMPORTED_AT = time.perf_counter()
+# Cold-start timing: from the instance's code starting (main.py imports bodies first,
+# before it builds the entry point and the model loads) to the end of the first request
+# the instance answers without 5xx.
 _first_lock = threading.Lock()
 _first_done = False
 
@@ -54,15 +54,13 @@ def _timing_headers(response: flask.Response, started: float) -> flask.Response:
         with _first_lock:
             if not _first_done:
                 _first_done = True
-                response.headers["X-Cold-Start-Ms"] = f"{(now - _IMPORTED_AT) * 1e3:.1f}"
+                response.headers["X-Cold-Start-Ms"] = f"{(now - STARTED_AT) * 1e3:.1f}"
     return response
 
 
-def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> flask.Response:
+def json_response(body: Any, limit: int, status: int = 200) -> flask.Response:
     """The answer as compact JSON; 422 if a non-finite number slipped past the checks,
-    413 if it is larger than ``ESTATE_MAX_RESPONSE_BYTES``."""
+    413 if it is larger than `limit` (``ESTATE_MAX_RESPONSE_BYTES``)."""
     try:
         text = json.dumps(body, allow_nan=False, separators=(",", ":"))
     except ValueError as exc:
@@ -73,13 +71,12 @@ def json_response(
             "The answer would hold a number that is not finite (NaN or infinity); bring "
             "the inputs closer to their training range (GET this URL for the ranges)."
         ) from None
-    limit = get_settings().max_response_bytes
     if len(text) > limit:
         raise too_large(
             f"The answer would be {len(text)} bytes; the limit is {limit}. Send fewer "
             "instances per request (explain: or a smaller top_k)."
         )
-    return flask.Response(text, status=status, mimetype="application/json", headers=headers)
+    return flask.Response(text, status=status, mimetype="application/json")
 
 
 def problem_response(error: HttpError) -> flask.Response:
@@ -91,9 +88,10 @@ def problem_response(error: HttpError) -> flask.Response:
     )
 
 
-def read_json_body(request: flask.Request, max_bytes: int) -> Any:
-    """The decoded JSON body, enforcing content type and size before reading it, the
-    read deadline while reading (`BodyGuard`), and the JSON value budget before parsing."""
+def read_json_body(request: flask.Request, max_bytes: int, settings: HttpSettings) -> Any:
+    """The decoded JSON body, enforcing content type and size (`max_bytes`: the
+    function's own limit) before reading it, the read deadline while reading
+    (`BodyGuard`), and the JSON value budget before parsing."""
     ctype = (request.mimetype or "").lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise unsupported_media(
@@ -102,7 +100,6 @@ def read_json_body(request: flask.Request, max_bytes: int) -> Any:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise too_large(f"The body has {length} bytes; the limit is {max_bytes}. Split the batch.")
-    settings = get_settings()
     body = request.environ.get("wsgi.input")
     try:
         raw = request.stream.read(max_bytes + 1)
@@ -139,14 +136,16 @@ def handle(
     *,
     on_get: Callable[[], Any],
     on_post: Callable[[flask.Request], Any],
+    settings: HttpSettings,
 ) -> flask.Response:
     """Dispatch by method and turn every outcome into a JSON response (timings, CORS)."""
     started = time.perf_counter()
     try:
-        response = _timing_headers(_dispatch(request, on_get, on_post), started)
+        response = _dispatch(request, on_get, on_post, settings.max_response_bytes)
+        response = _timing_headers(response, started)
     finally:
         large_bodies.leave(request.environ)
-    response.headers.extend(cors_headers(request))
+    response.headers.extend(cors_headers(request, settings.cors_origins))
     return response
 
 
@@ -154,12 +153,12 @@ _ALLOWED_HEADERS = "Content-Type, X-Request-Id, X-Model-Version, X-Api-Key"
 _EXPOSED_HEADERS = "X-Model-Version, Retry-After, Server-Timing, X-Cold-Start-Ms"
 
 
-def cors_headers(request: flask.Request) -> dict[str, str]:
-    """CORS for the web page: allowed origins come from settings; others get no grant."""
+def cors_headers(request: flask.Request, allowed: list[str]) -> dict[str, str]:
+    """CORS for the web page: `allowed` origins (``ESTATE_CORS_ORIGINS``) get a grant,
+    others none."""
     origin = request.headers.get("Origin")
     if not origin:
         return {}
-    allowed = get_settings().cors_origins
     if "*" not in allowed and origin not in allowed:
         return {}
     headers = {
@@ -178,12 +177,13 @@ def _dispatch(
     request: flask.Request,
     on_get: Callable[[], Any],
     on_post: Callable[[flask.Request], Any],
+    response_limit: int,
 ) -> flask.Response:
     try:
         if request.method == "GET":
-            return json_response(on_get())
+            return json_response(on_get(), response_limit)
         if request.method == "POST":
-            return json_response(on_post(request))
+            return json_response(on_post(request), response_limit)
         if request.method == "OPTIONS":
             return flask.Response(status=204, headers={"Allow": "GET, POST, OPTIONS"})
         raise method_not_allowed("GET, POST, OPTIONS")

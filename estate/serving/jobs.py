@@ -67,23 +67,23 @@ def new_run_id(prefix: str = "estate", now: datetime | None = None) -> str:
     return f"{prefix}-{now.strftime('%Y%m%d-%H%M%S')}".lower()
 
 
-def train_command(config: str, data: str, output: str) -> list[str]:
+def train_command(config: str, data: str, store: str) -> list[str]:
     """The container arguments of a training run (``estate train …``)."""
-    return ["train", "--config", config, "--data", data, "--output", output]
+    return ["train", "--config", config, "--data", data, "--store", store]
 
 
 def score_command(
-    input_uri: str, output_uri: str, artifacts: str, model: str, id_column: str | None
+    input_uri: str, output_uri: str, store: str, model: str, id_column: str | None
 ) -> list[str]:
     """The container arguments of one batch-scoring shard (``estate score …``)."""
     command = ["score", "--input", input_uri, "--output", output_uri]
-    command += ["--artifacts", artifacts, "--model", model]
+    command += ["--store", store, "--model", model]
     return command + (["--id-column", id_column] if id_column else [])
 
 
-def monitor_command(logs: str, artifacts: str, model: str) -> list[str]:
+def monitor_command(logs: str, store: str, model: str) -> list[str]:
     """The container arguments of a drift check (``estate monitor …``; exit 1 on drift)."""
-    return ["monitor", "--logs", logs, "--artifacts", artifacts, "--model", model]
+    return ["monitor", "--logs", logs, "--store", store, "--model", model]
 
 
 def shard_output(input_uri: str, output_dir: str) -> str:

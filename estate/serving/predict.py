@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import flask
 
+from estate.contract.bundle import Manifest
 from estate.contract.errors import FieldError
 from estate.contract.instances import instance_json_schema, require_values, validate_instances
 from estate.runtime.finite import out_of_range, require_finite
-from estate.runtime.serving_model import Packed, ServingModel, model_info
+from estate.runtime.outputs import intervals, labels
+from estate.runtime.packing import Packed
+from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving import predlog
 from estate.serving.endpoint import serve
 from estate.serving.remote import is_remote_call, remote_answer
 from estate.serving.requests import check_instance_count, parse_envelope
-from estate.serving.settings import get_settings
+from estate.serving.settings import ServingSettings
 from estate.serving.versions import holder
 
 
@@ -35,7 +39,7 @@ def describe(model: ServingModel) -> dict[str, Any]:
     }
 
 
-def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
+def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> dict[str, Any]:
     """Validate a request body and predict every instance in one ONNX call.
 
     Up to ``ESTATE_ROW_WARNINGS_MAX_INSTANCES`` instances each prediction carries its own
@@ -43,17 +47,22 @@ def predict_body(model: ServingModel, body: Any) -> dict[str, Any]:
     (per field and code: how many rows, the first row indices), so a batch of sparse
     rows does not answer one warning object per missing cell.
     """
-    settings = get_settings()
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body)
     instances = validate_instances(model.adapter, request.instances, settings.max_field_errors)
     require_values(instances)
     packed = model.pack_flags(instances)
     prediction, raw = model.run(packed.numeric, packed.categorical)
+    bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
     per_row = len(instances) <= settings.row_warnings_max_instances
     predictions = []
-    for i, (value, raw_value) in enumerate(zip(prediction.tolist(), raw.tolist(), strict=True)):
-        item = _prediction(model, value, raw_value)
+    for i, value in enumerate(prediction.tolist()):
+        item = _prediction(
+            model.manifest,
+            value,
+            None if bounds is None else bounds[i].tolist(),
+            None if label is None else label[i],
+        )
         if per_row:
             item["warnings"] = model.row_warnings(packed, i)
         require_finite(item, f"predictions[{i}]", partial(_inputs, model, packed, i))
@@ -70,37 +79,34 @@ def _inputs(model: ServingModel, packed: Packed, row: int) -> list[FieldError]:
     return out_of_range(model.row_warnings(packed, row), f"instances[{row}]")
 
 
-def _prediction(model: ServingModel, value: float, raw: float) -> dict[str, Any]:
-    """One instance's answer: the value and its label (classification) or interval."""
-    m = model.manifest
+def _prediction(
+    m: Manifest, value: float, bounds: list[float] | None, label: str | None
+) -> dict[str, Any]:
+    """One instance's answer: the value and its label (classification) or interval
+    (`estate.runtime.outputs` computed them for the batch)."""
     out_name = m.output.name
-    threshold = m.threshold
-    if threshold is not None:
-        label = (
-            m.output.positive_label
-            if value >= threshold.value
-            else (m.output.negative_label or f"not {m.output.positive_label}")
-        )
-        return {out_name: value, "label": label, "threshold": threshold.value}
+    if m.threshold is not None:
+        return {out_name: value, "label": label, "threshold": m.threshold.value}
     item: dict[str, Any] = {out_name: value}
-    bounds = model.interval(raw)
     if bounds is not None and m.interval is not None:
         item["interval"] = {"lower": bounds[0], "upper": bounds[1], "level": m.interval.level}
     return item
 
 
-def predict(request: flask.Request) -> flask.Response:
-    """HTTP entry point (functions-framework target ``predict``)."""
-    return serve(
-        request,
-        describe,
-        _answer,
-        get_settings().max_request_bytes,
-    )
+def entry_point(
+    settings: ServingSettings | None = None,
+) -> Callable[[flask.Request], flask.Response]:
+    """The ``predict`` function, its settings read once (main.py resolves it on first use)."""
+    settings = settings or ServingSettings()
 
+    def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
+        """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""
+        if is_remote_call(body):
+            return remote_answer(body, holder().route, _prediction, settings)
+        return predlog.observe(request, body, lambda b: predict_body(model, b, settings), settings)
 
-def _answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
-    """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""
-    if is_remote_call(body):
-        return remote_answer(body, holder().route, _prediction, get_settings())
-    return predlog.observe(request, body, lambda b: predict_body(model, b))
+    def predict(request: flask.Request) -> flask.Response:
+        """HTTP entry point (functions-framework target ``predict``)."""
+        return serve(request, describe, answer, settings, settings.max_request_bytes)
+
+    return predict

@@ -4,12 +4,12 @@ Cloud Functions forward stdout to Cloud Logging, which reads ``severity``, ``mes
 and ``logging.googleapis.com/trace`` (+ ``spanId``, ``trace_sampled``) from a JSON line
 and keeps the rest as ``jsonPayload``. ``estate monitor`` reads these lines back (from a
 log export or a local file) to measure drift, so each line carries the raw features as
-sent, the output, the model name and version, and the request's latency.
+sent, the output, the model name and version, and the request's latency. The line's
+fields are `estate.contract.predlog.PredictionLogLine`, shared with the reader.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
@@ -21,11 +21,18 @@ from typing import Any
 
 import flask
 
-from estate.serving.settings import Settings, get_settings
+from estate.contract.predlog import (
+    EVENT,
+    SAMPLED_FIELD,
+    SPAN_FIELD,
+    TRACE_FIELD,
+    LoggedModel,
+    PredictionLogLine,
+)
+from estate.serving.settings import ServingSettings
 
 log = logging.getLogger("estate_advisor.functions")
 
-EVENT = "prediction"
 #: Longest trace header read: both formats fit in 80 characters; longer ones are ignored.
 MAX_TRACE_HEADER = 128
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=([01]))?")
@@ -60,40 +67,42 @@ def trace_fields(headers: Any, project: str | None) -> dict[str, Any]:
     if trace is None:
         return {}
     fields: dict[str, Any] = {
-        "logging.googleapis.com/trace": f"projects/{project}/traces/{trace}" if project else trace
+        TRACE_FIELD: f"projects/{project}/traces/{trace}" if project else trace
     }
     if span:
-        fields["logging.googleapis.com/spanId"] = span
+        fields[SPAN_FIELD] = span
     if sampled is not None:
-        fields["logging.googleapis.com/trace_sampled"] = sampled
+        fields[SAMPLED_FIELD] = sampled
     return fields
 
 
 def prediction_lines(
     instances: list[Any], answer: dict[str, Any], latency_ms: float, trace: dict[str, Any]
 ) -> list[str]:
-    """The log lines of one answered request, one per instance."""
-    model = answer.get("model", {})
+    """The log lines of one answered request, one `PredictionLogLine` per instance."""
+    model = LoggedModel(name=answer["model"]["name"], version=answer["model"]["version"])
     request_id = uuid.uuid4().hex[:16]
     lines = []
     for i, (features, pred) in enumerate(zip(instances, answer["predictions"], strict=True)):
         output = {k: v for k, v in pred.items() if k != "warnings"}
         first = next(iter(output.items()), ("output", None))
-        entry = {
-            "severity": "INFO",
-            "message": f"{EVENT} {model.get('name')} {model.get('version')} {first[0]}={first[1]}",
-            **trace,
-            "event": EVENT,
-            "model": model,
-            "features": features,
-            "output": output,
-            "warnings": [w.get("code") for w in pred.get("warnings", [])],
-            "latency_ms": round(latency_ms, 3),
-            "request_id": request_id,
-            "index": i,
-            "batch_size": len(instances),
-        }
-        lines.append(json.dumps(entry, separators=(",", ":"), default=str))
+        line = PredictionLogLine(
+            severity="INFO",
+            message=f"{EVENT} {model.name} {model.version} {first[0]}={first[1]}",
+            trace=trace.get(TRACE_FIELD),
+            span_id=trace.get(SPAN_FIELD),
+            trace_sampled=trace.get(SAMPLED_FIELD),
+            event=EVENT,
+            model=model,
+            features=features,
+            output=output,
+            warnings=[w["code"] for w in pred.get("warnings", [])],
+            latency_ms=round(latency_ms, 3),
+            request_id=request_id,
+            index=i,
+            batch_size=len(instances),
+        )
+        lines.append(line.to_json())
     return lines
 
 
@@ -101,13 +110,12 @@ def observe(
     request: flask.Request,
     body: Any,
     answer_for: Callable[[Any], dict[str, Any]],
-    settings: Settings | None = None,
+    settings: ServingSettings,
 ) -> dict[str, Any]:
     """Answer `body`, then log its predictions (sampled per request by ESTATE_PREDLOG_SAMPLE).
 
     Only successful answers are logged: a rejected request raises before this logs.
     """
-    settings = settings or get_settings()
     start = time.perf_counter()
     answer = answer_for(body)
     latency_ms = (time.perf_counter() - start) * 1000

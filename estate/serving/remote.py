@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from estate.contract.bundle import Manifest
 from estate.contract.errors import (
     FieldError,
     InvalidInputError,
@@ -51,9 +52,11 @@ from estate.contract.errors import (
 )
 from estate.contract.instances import known_fields, require_values, validate_instances
 from estate.runtime.finite import out_of_range, require_finite
-from estate.runtime.serving_model import Packed, ServingModel
+from estate.runtime.outputs import intervals, labels
+from estate.runtime.packing import Packed
+from estate.runtime.serving_model import ServingModel
 from estate.serving.problems import HttpError
-from estate.serving.settings import Settings
+from estate.serving.settings import ServingSettings
 from estate.serving.versions import PIN_HEADER
 
 #: The keys of BigQuery's request body; ``calls`` is the one that must be there.
@@ -63,8 +66,8 @@ VERSION_KEY = "model_version"
 #: Statuses BigQuery retries; any other non-200 fails the query.
 RETRIED = frozenset({408, 429, 500, 503, 504})
 
-#: One row's answer: (model, prediction, raw score) → the JSON ``predict`` answers for it.
-Answer = Callable[[ServingModel, float, float], dict[str, Any]]
+#: One row's answer: (manifest, prediction, interval bounds, label) → predict's JSON for it.
+Answer = Callable[[Manifest, float, list[float] | None, str | None], dict[str, Any]]
 #: The model that answers a batch: (request id, pinned version or None) → model.
 Route = Callable[[str | None, str | None], ServingModel]
 
@@ -99,7 +102,9 @@ def _fail(detail: str, status: int = 400) -> RemoteError:
     return RemoteError(status, "Invalid remote function call", detail, "invalid-remote-call")
 
 
-def _check_envelope(body: dict[str, Any], settings: Settings) -> tuple[list[Any], str | None]:
+def _check_envelope(
+    body: dict[str, Any], settings: ServingSettings
+) -> tuple[list[Any], str | None]:
     """The calls and the pinned version, or a `RemoteError` naming what is wrong."""
     unknown = sorted(k for k in body if k not in PROTOCOL_KEYS)[:5]
     if unknown:
@@ -174,7 +179,7 @@ def _error_reply(error: RequestError, i: int) -> dict[str, Any]:
 
 
 def remote_answer(
-    body: dict[str, Any], route: Route, answer: Answer, settings: Settings
+    body: dict[str, Any], route: Route, answer: Answer, settings: ServingSettings
 ) -> dict[str, Any]:
     """``{"replies": [...]}`` for a remote-function body: one reply per call, in order.
 
@@ -210,7 +215,7 @@ def _validated(
     rows: list[dict[str, Any]],
     where: list[int],
     replies: list[dict[str, Any] | None],
-    settings: Settings,
+    settings: ServingSettings,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """The valid rows (and their call indices); invalid ones get an error reply."""
     try:
@@ -242,10 +247,16 @@ def _predict(
     """One ONNX call for every valid row; each reply is predict's answer for that row."""
     packed = model.pack_flags(instances)
     prediction, raw = model.run(packed.numeric, packed.categorical)
-    version = model.manifest.version
-    for k, (value, raw_value) in enumerate(zip(prediction.tolist(), raw.tolist(), strict=True)):
+    m = model.manifest
+    bounds, label = intervals(raw, m), labels(prediction, m)  # as predict computes them
+    for k, value in enumerate(prediction.tolist()):
         i = where[k]
-        item = answer(model, value, raw_value)
+        item = answer(
+            m,
+            value,
+            None if bounds is None else bounds[k].tolist(),
+            None if label is None else label[k],
+        )
         item["warnings"] = _compact(model.row_warnings(packed, k))
         try:
             require_finite(
@@ -256,7 +267,7 @@ def _predict(
         except RequestError as exc:
             replies[i] = _error_reply(exc, i)
             continue
-        item["version"] = version
+        item["version"] = m.version
         replies[i] = item
 
 

@@ -11,13 +11,14 @@ inside the handler, so the HTTP functions in the same source never load them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from estate.serving.settings import Settings, get_settings
+from estate.serving.settings import RetrainSettings
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -28,7 +29,7 @@ def log(severity: str, message: str, **fields: Any) -> None:
     print(json.dumps({"severity": severity, "message": message, **fields}, default=str), flush=True)
 
 
-def skip_reason(event_type: str, name: str, settings: Settings) -> str | None:
+def skip_reason(event_type: str, name: str, settings: RetrainSettings) -> str | None:
     """Why this event must not start a job, or None when it should."""
     if event_type != FINALIZED:
         return f"event type {event_type!r} is not {FINALIZED!r}"
@@ -41,7 +42,7 @@ def skip_reason(event_type: str, name: str, settings: Settings) -> str | None:
     return None
 
 
-def missing_settings(settings: Settings) -> list[str]:
+def missing_settings(settings: RetrainSettings) -> list[str]:
     """Settings a retrain cannot run without, as environment variable names."""
     missing = []
     if not settings.retrain_project:
@@ -53,7 +54,9 @@ def missing_settings(settings: Settings) -> list[str]:
     return missing
 
 
-def submit_for(bucket: str, name: str, generation: str, settings: Settings) -> dict[str, Any]:
+def submit_for(
+    bucket: str, name: str, generation: str, settings: RetrainSettings
+) -> dict[str, Any]:
     """Build and submit the training job for one data object; returns the created job."""
     from estate.serving import jobs as vertex
 
@@ -82,14 +85,28 @@ def submit_for(bucket: str, name: str, generation: str, settings: Settings) -> d
     )
 
 
-@functions_framework.cloud_event
-def retrain(event: CloudEvent) -> None:
-    """CloudEvent entry point (functions-framework target ``retrain``).
+def entry_point(settings: RetrainSettings | None = None) -> Callable[[CloudEvent], None]:
+    """The ``retrain`` function, its settings read once (main.py resolves it on first use).
+
+    Registered as a CloudEvent function here, when main.py resolves the target:
+    functions-framework reads its signature registry only after that.
+    """
+    settings = settings or RetrainSettings()
+
+    @functions_framework.cloud_event
+    def retrain(event: CloudEvent) -> None:
+        """CloudEvent entry point (functions-framework target ``retrain``)."""
+        handle_event(event, settings)
+
+    return retrain
+
+
+def handle_event(event: CloudEvent, settings: RetrainSettings) -> None:
+    """Start a training job for a new data file, or log why not.
 
     Configuration problems are logged as errors and not raised: a retry cannot fix them.
     A failed submission raises, so Eventarc retries it when retries are enabled.
     """
-    settings = get_settings()
     data = event.get_data()
     data = data if isinstance(data, dict) else {}
     bucket, name = str(data.get("bucket", "")), str(data.get("name", ""))

@@ -1,4 +1,11 @@
-"""Serving settings: one typed object, read from the environment once per instance.
+"""Settings per function, read from the environment once, where its entry point is
+resolved (main.py → ``entry_point()`` of each function module), and passed down.
+
+Each function reads only its own: `ServingSettings` (predict, explain), `ChatSettings`
+(chat: its limits, deal assumptions and the optional LLM), `RetrainSettings` (retrain),
+and `GuardSettings` for the body guard every function of this source shares. Fields
+common to several live once, in a small base class; every variable keeps its
+``ESTATE_`` name and default (README's table; infra/functions.tf sets them).
 
 | variable | default | meaning |
 |---|---|---|
@@ -85,49 +92,78 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class _Env(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ESTATE_", frozen=True)
 
+
+class StoreSettings(_Env):
+    """Where the bundles are (the store every function reads or has written to)."""
+
     artifacts: str = Field("./artifacts", description="Artifact store URI.")
+
+
+class ModelSettings(StoreSettings):
+    """Which model a model-backed function serves, and how it follows the pointer."""
+
     model_name: str = Field("ames", description="Model name to serve.")
     model_version: str | None = Field(None, description="Pinned version; default: the pointer's.")
-    # serving limits: what one request may cost (see the table above)
-    max_instances: int = Field(5000, ge=1)
-    explain_max_instances: int = Field(200, ge=1)
-    max_request_bytes: int = Field(8_000_000, ge=1024)
-    max_json_values: int = Field(500_000, ge=16)
-    body_read_seconds: float = Field(10.0, gt=0)
-    large_body_bytes: int = Field(1_000_000, ge=0)
-    large_body_slots: int = Field(2, ge=1)
-    max_field_errors: int = Field(50, ge=1)
-    row_warnings_max_instances: int = Field(100, ge=0)
-    warning_rows_listed: int = Field(20, ge=1)
-    max_response_bytes: int = Field(8_000_000, ge=1024)
     ort_threads: int = Field(1, ge=1, le=64)
     pointer_refresh_seconds: float = Field(
         30.0, ge=0.0, description="Re-read the serving pointer at most this often."
     )
     retry_after_seconds: int = Field(30, ge=1)
+
+
+class _BodyDeadline(_Env):
+    body_read_seconds: float = Field(10.0, gt=0)
+
+
+class _ModelBody(_Env):
+    max_request_bytes: int = Field(8_000_000, ge=1024)
+
+
+class _ChatBody(_Env):
+    chat_max_request_bytes: int = Field(200_000, ge=1024)
+
+
+class HttpSettings(_BodyDeadline):
+    """What one HTTP request and its answer may cost (see the table above), and CORS."""
+
+    max_json_values: int = Field(500_000, ge=16)
+    large_body_bytes: int = Field(1_000_000, ge=0)
+    large_body_slots: int = Field(2, ge=1)
+    max_field_errors: int = Field(50, ge=1)
+    max_response_bytes: int = Field(8_000_000, ge=1024)
     cors_origins: list[str] = Field(
         ["http://localhost:8090", "http://127.0.0.1:8090"],
         description="Origins whose browser pages may call the functions (CORS); '*' for any.",
     )
+
+
+class GuardSettings(_BodyDeadline, _ModelBody, _ChatBody):
+    """The body guard's bounds: the largest body any function of this source accepts."""
+
+    @property
+    def largest_body(self) -> int:
+        return max(self.max_request_bytes, self.chat_max_request_bytes)
+
+
+class ServingSettings(ModelSettings, HttpSettings, _ModelBody):
+    """predict and explain."""
+
+    max_instances: int = Field(5000, ge=1)
+    explain_max_instances: int = Field(200, ge=1)
+    row_warnings_max_instances: int = Field(100, ge=0)
+    warning_rows_listed: int = Field(20, ge=1)
     predlog_sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests logged.")
     log_project: str | None = Field(None, description="Project of logged trace ids.")
-    retrain_project: str | None = None
-    retrain_region: str = "us-central1"
-    retrain_prefix: str = "incoming/"
-    retrain_config: str = "configs/ames.toml"
-    retrain_output: str | None = Field(None, description="Default: `artifacts`.")
-    retrain_staging: str | None = None
-    retrain_image: str | None = None
-    retrain_service_account: str | None = None
-    retrain_machine_type: str = "n1-standard-4"
-    vertex_endpoint: str | None = None
-    # chat (estate/serving/chat/entry.py): limits, deal assumptions, optional LLM
+
+
+class ChatSettings(ModelSettings, HttpSettings, _ChatBody):
+    """chat (estate/serving/chat/entry.py): limits, deal assumptions, optional LLM."""
+
     chat_max_messages: int = Field(40, ge=1)
     chat_max_message_chars: int = Field(4000, ge=1)
-    chat_max_request_bytes: int = Field(200_000, ge=1024)
     chat_price_to_rent: float = Field(15.0, gt=0)
     chat_down_payment: float = Field(0.20, ge=0, le=1)
     chat_rate: float = Field(0.065, ge=0, le=0.5)
@@ -152,7 +188,39 @@ class Settings(BaseSettings):
     llm_max_tool_calls: int = Field(8, ge=1, le=64)
 
 
+class RetrainSettings(StoreSettings):
+    """retrain: the Vertex AI job a new data file starts."""
+
+    retrain_project: str | None = None
+    retrain_region: str = "us-central1"
+    retrain_prefix: str = "incoming/"
+    retrain_config: str = "configs/ames.toml"
+    retrain_output: str | None = Field(None, description="Default: `artifacts`.")
+    retrain_staging: str | None = None
+    retrain_image: str | None = None
+    retrain_service_account: str | None = None
+    retrain_machine_type: str = "n1-standard-4"
+    vertex_endpoint: str | None = None
+
+
+#: Every function's settings: the variables this source reads (README, infra/functions.tf).
+FUNCTION_SETTINGS: tuple[type[_Env], ...] = (
+    ServingSettings,
+    ChatSettings,
+    RetrainSettings,
+    GuardSettings,
+)
+
+
+class Settings(ModelSettings, HttpSettings):
+    """PENDING (issue 13, `core`): what the reads left in core's modules need, the
+    model holder (versions.py ``holder()``) and the field-error limit (problems.py
+    ``HttpError.to_problem``, requests.py), until they take their settings as
+    parameters. Entry points never use it, and it holds no chat or retrain variable, so
+    a bad one cannot stop predict."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The settings of this instance (cached: read the environment once)."""
+    """PENDING (see `Settings`): the settings of the core's remaining reads, once."""
     return Settings()

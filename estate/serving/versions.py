@@ -225,7 +225,7 @@ class ModelHolder:
             error = ModelNotReadyError(
                 f"No servable model {s.model_name!r} in {s.artifacts} ({exc}). Train one: "
                 "estate train --config configs/ames.toml "
-                f"--output {s.artifacts}",
+                f"--store {s.artifacts}",
                 s.retry_after_seconds,
             )
             self._last_failure = (now, error)

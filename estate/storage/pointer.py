@@ -10,6 +10,7 @@ re-reads and re-applies, so a change is never based on a stale pointer.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
@@ -17,7 +18,13 @@ from datetime import UTC, datetime
 
 from pydantic import Field, ValidationError
 
-from estate.contract.bundle import FORMAT_VERSION, POINTER_FILE, ContractModel, pointer_key
+from estate.contract.bundle import (
+    FORMAT_VERSION,
+    POINTER_FILE,
+    ContractModel,
+    check_format_version,
+    pointer_key,
+)
 from estate.contract.errors import BundleError, ConflictError, PromotionError
 from estate.storage.store import ArtifactStore
 
@@ -49,9 +56,16 @@ class ServingPointer(ContractModel):
 
 
 def parse_pointer(data: bytes) -> ServingPointer:
-    """Parse the serving pointer file."""
+    """Parse the serving pointer file (unknown fields ignored, unknown versions refused:
+    the rule in `estate.contract.bundle`)."""
     try:
-        return ServingPointer.model_validate_json(data)
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise BundleError(f"{POINTER_FILE} is malformed: {exc}; promote a version again.") from exc
+    if isinstance(raw, dict) and "format_version" in raw:
+        check_format_version(raw["format_version"], POINTER_FILE)
+    try:
+        return ServingPointer.model_validate(raw)
     except ValidationError as exc:
         raise BundleError(f"{POINTER_FILE} is malformed: {exc}; promote a version again.") from exc
 

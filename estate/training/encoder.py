@@ -18,11 +18,13 @@ import pandas as pd
 from estate.contract.bundle import (
     MISSING_CATEGORY,
     CategoricalFeature,
+    InputSchema,
     NumericFeature,
     normalize_category,
 )
 from estate.contract.errors import ConfigError
 from estate.runtime.layout import EncodedLayout
+from estate.runtime.packing import CategoryColumn, PackingRule, pack_table
 
 _QUANTILES = {
     "p01": 0.01,
@@ -111,17 +113,17 @@ class TabularEncoder:
         return self.layout.names
 
     def pack(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The two ONNX inputs: float64 numeric block (NaN = missing), string block."""
+        """The two ONNX inputs: float64 numeric block (NaN = missing), string block, by the
+        one packing rule (`estate.runtime.packing`) serving and batch scoring use."""
         missing = [n for n in self.feature_names if n not in frame.columns]
         if missing:
             raise ConfigError(f"Data lacks feature columns the encoder was fitted on: {missing}")
         numeric = np.empty((len(frame), len(self.numeric_features)), dtype=np.float64)
         for j, feat in enumerate(self.numeric_features):
             numeric[:, j] = pd.to_numeric(frame[feat.name], errors="coerce").astype("float64")
-        categorical = np.empty((len(frame), len(self.categorical_features)), dtype=object)
-        for j, cat in enumerate(self.categorical_features):
-            categorical[:, j] = [normalize_category(v) for v in frame[cat.name].tolist()]
-        return numeric, categorical
+        columns = [_category_column(frame[cat.name]) for cat in self.categorical_features]
+        schema = InputSchema(numeric=self.numeric_features, categorical=self.categorical_features)
+        return pack_table(PackingRule(schema), numeric, columns)
 
     def transform_packed(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """The design matrix of packed inputs (the ONNX preprocessing's numpy reference)."""
@@ -129,6 +131,13 @@ class TabularEncoder:
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.transform_packed(*self.pack(frame))
+
+
+def _category_column(column: pd.Series) -> CategoryColumn:
+    """A column's distinct values (NaN, None and pd.NA as one null) and row codes."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    values = [*uniques.tolist(), None]
+    return CategoryColumn(values, np.where(codes < 0, len(values) - 1, codes))
 
 
 def _skew(values: np.ndarray) -> float:

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from estate.contract.bundle import MISSING_CATEGORY, GateResult, InputSchema, Manifest, Promotion
+from estate.contract.bundle import GateResult, InputSchema, Manifest, Promotion
 from estate.contract.errors import BundleError, NotFoundError
+from estate.runtime.packing import PackingRule
 from estate.runtime.session import run_graph
 from estate.storage.pointer import ServingPointer
 from estate.storage.registry import Bundle, read_bundle, serving_version
@@ -174,7 +175,8 @@ def schema_gate(inputs: GateInputs) -> GateResult:
 def repack(
     numeric: np.ndarray, categorical: np.ndarray, source: InputSchema, target: InputSchema
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows packed for `source` re-packed for `target` (matched by name; absent = missing)."""
+    """Rows packed for `source` re-packed for `target`, matched by name, by the one packing
+    rule (`estate.runtime.packing`): a feature `source` lacks is absent (NaN, the mode)."""
     n = numeric.shape[0]
     src_num = {f.name: j for j, f in enumerate(source.numeric)}
     src_cat = {c.name: j for j, c in enumerate(source.categorical)}
@@ -182,10 +184,14 @@ def repack(
     for j, feat in enumerate(target.numeric):
         if feat.name in src_num:
             out_num[:, j] = numeric[:, src_num[feat.name]]
-    out_cat = np.full((n, len(target.categorical)), MISSING_CATEGORY, dtype=object)
+    texts = np.full((n, len(target.categorical)), None, dtype=object)
+    absent = np.zeros(texts.shape, dtype=bool)
     for j, cat in enumerate(target.categorical):
         if cat.name in src_cat:
-            out_cat[:, j] = categorical[:, src_cat[cat.name]]
+            texts[:, j] = categorical[:, src_cat[cat.name]]
+        else:
+            absent[:, j] = True
+    out_cat, _, _ = PackingRule(target).categories(texts, absent)
     return out_num, out_cat
 
 

@@ -3,12 +3,11 @@
 Runs the same as a local process or as a Vertex AI custom job::
 
     estate train --config configs/ames.toml
-    estate train --config cfg.toml --data gs://b/data.parquet --output gs://b/estate
+    estate train --config cfg.toml --data gs://b/data.parquet --store gs://b/estate
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +19,10 @@ from estate.contract.bundle import (
     CandidateResult,
     ConformalInterval,
     DecisionThreshold,
+    DriftReference,
     InputSchema,
     Lineage,
     Manifest,
-    OutputSpec,
     new_version,
     normalize_category,
 )
@@ -45,6 +44,7 @@ from estate.training.evaluate import (
     regression_metrics,
     selection_metric,
 )
+from estate.training.manifest import assemble_manifest
 
 
 class Progress:
@@ -235,6 +235,26 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
     return scored
 
 
+@dataclass
+class Choice:
+    """The best candidate by CV, fitted on every training row."""
+
+    best: Scored
+    params: dict[str, Any]
+    fitted: Any
+    metric: str
+
+
+@dataclass
+class Calibration:
+    """The best model on the holdout, and the interval (regression) or decision threshold
+    (classification) calibrated on its out-of-fold predictions."""
+
+    hold_raw: np.ndarray
+    interval: ConformalInterval | None = None
+    threshold: DecisionThreshold | None = None
+
+
 def train(
     config: DatasetConfig,
     data_uri: str,
@@ -245,7 +265,17 @@ def train(
 ) -> Manifest:
     """The whole job; returns the manifest of the bundle it wrote (promoted if it passed)."""
     say = Progress(quiet)
-    log_target = config.target_transform == "log"
+    table, data = load_and_prepare(config, data_uri, say)
+    scored = score_candidates(config, data, say)
+    choice = choose_and_refit(config, data, scored, say)
+    calibration = calibrate(config, data, choice, say)
+    return export_and_gate(
+        config, table, data, scored, choice, calibration, output, say, allow_schema_change
+    )
+
+
+def load_and_prepare(config: DatasetConfig, data_uri: str, say: Progress) -> tuple[Table, Prepared]:
+    """Read the data and prepare it once for every candidate."""
     say(f"reading {data_uri}")
     table = load_table(data_uri)
     data = prepare(config, table)
@@ -255,8 +285,14 @@ def train(
         f"{len(enc.numeric_features)} numeric + {len(enc.categorical_features)} categorical "
         f"features → {data.Z.shape[1]} columns; {config.folds}-fold CV"
     )
-    scored = score_candidates(config, data, say)
-    metric, higher = selection_metric(config.classifier, log_target)
+    return table, data
+
+
+def choose_and_refit(
+    config: DatasetConfig, data: Prepared, scored: dict[str, Scored], say: Progress
+) -> Choice:
+    """The best candidate by CV, refit on all training rows unless scoring already did."""
+    metric, higher = selection_metric(config.classifier, config.target_transform == "log")
     ranking = sorted(scored.values(), key=lambda s: s.result.cv_metrics[metric], reverse=higher)
     best = ranking[0]
     say(f"best: {best.result.name} (CV {metric}={best.result.cv_metrics[metric]:.4f}); refitting")
@@ -271,13 +307,16 @@ def train(
             seed=config.seed,
             members=specs,
         ).fit(data.Z[data.train], data.y[data.train])
-    yho = data.y[data.holdout]
-    hold_raw = predict_raw(fitted, data.Z[data.holdout], config.classifier)
+    return Choice(best, spec.params, fitted, metric)
 
-    interval = threshold = None
-    ytr = data.y[data.train]
+
+def calibrate(config: DatasetConfig, data: Prepared, choice: Choice, say: Progress) -> Calibration:
+    """Classification: the max-F1 decision threshold; regression: the conformal interval."""
+    yho = data.y[data.holdout]
+    hold_raw = predict_raw(choice.fitted, data.Z[data.holdout], config.classifier)
+    ytr, oof = data.y[data.train], choice.best.oof
     if config.classifier:
-        cut = best_f1_threshold(ytr, best.oof)
+        cut = best_f1_threshold(ytr, oof)
         threshold = DecisionThreshold(
             value=cut,
             criterion="max F1 on out-of-fold predictions",
@@ -285,97 +324,124 @@ def train(
         )
         shown = ", ".join(f"{k} {v:.3f}" for k, v in threshold.holdout_metrics.items())
         say(f"decision threshold {cut:.3f}: holdout {shown}")
-    else:
-        q = conformal_quantile(ytr, best.oof, config.interval_level)
-        inside = np.abs(yho - hold_raw) <= q
-        lo, hi = hold_raw - q, hold_raw + q
-        width = np.exp(hi) - np.exp(lo) if log_target else hi - lo
-        interval = ConformalInterval(
-            level=config.interval_level,
-            quantile=q,
-            calibration_rows=int(ytr.size),
-            holdout_coverage=float(inside.mean()),
-            holdout_median_width=float(np.median(width)),
-        )
-        say(
-            f"{config.interval_level:.0%} interval: ±{q:.4f} (raw scale), holdout coverage "
-            f"{interval.holdout_coverage:.1%}"
-        )
+        return Calibration(hold_raw, threshold=threshold)
+    q = conformal_quantile(ytr, oof, config.interval_level)
+    inside = np.abs(yho - hold_raw) <= q
+    lo, hi = hold_raw - q, hold_raw + q
+    width = np.exp(hi) - np.exp(lo) if config.target_transform == "log" else hi - lo
+    interval = ConformalInterval(
+        level=config.interval_level,
+        quantile=q,
+        calibration_rows=int(ytr.size),
+        holdout_coverage=float(inside.mean()),
+        holdout_median_width=float(np.median(width)),
+    )
+    say(
+        f"{config.interval_level:.0%} interval: ±{q:.4f} (raw scale), holdout coverage "
+        f"{interval.holdout_coverage:.1%}"
+    )
+    return Calibration(hold_raw, interval=interval)
 
-    version = new_version(salt=table.sha256.encode())
-    holdout_frame = data.features.iloc[data.holdout]
-    numeric, categorical = enc.pack(holdout_frame)
-    reference = hold_raw if config.classifier else (np.exp(hold_raw) if log_target else hold_raw)
-    # Drift reference: training rows as serving packs them, out-of-fold predictions in output units.
-    oof_output = np.exp(best.oof) if log_target and not config.classifier else best.oof
-    drift = build_reference(
+
+def output_units(config: DatasetConfig, raw: np.ndarray) -> np.ndarray:
+    """Raw-scale predictions in the output's units (prices, not log prices)."""
+    log_target = config.target_transform == "log" and not config.classifier
+    return np.exp(raw) if log_target else raw
+
+
+def drift_reference(config: DatasetConfig, data: Prepared, choice: Choice) -> DriftReference:
+    """Training rows as serving packs them, out-of-fold predictions in output units."""
+    enc = data.encoder
+    return build_reference(
         enc.numeric_features,
         enc.categorical_features,
         *enc.pack(data.features.iloc[data.train]),
-        oof_output,
+        output_units(config, choice.best.oof),
     )
-    fields: dict[str, Any] = {
-        "name": config.name,
-        "version": version,
-        "task": config.task,
-        "input": InputSchema(
-            numeric=enc.numeric_features,
-            categorical=enc.categorical_features,
-            dropped=[c for c in config.drop_columns if c in table.frame.columns],
-        ),
-        "output": OutputSpec(
-            name=config.output_name,
-            target=config.target,
-            description=config.description,
-            units=config.units,
-            target_transform=config.target_transform,
-            positive_label=config.positive_label,
-        ),
-        "candidates": [s.result for s in scored.values()],
-        "chosen": best.result.name,
-        "chosen_params": spec.params,
-        "selection_metric": metric,
-        "interval": interval,
-        "threshold": threshold,
-        "drift": drift,
-        "training": {
-            "rows_train": int(data.train.size),
-            "rows_holdout": int(data.holdout.size),
-            "folds": config.folds,
-            "seed": config.seed,
-            "duration_seconds": round(time.perf_counter() - say.start, 2),
-        },
-        "lineage": Lineage(
-            source_uri=table.uri,
-            sha256=table.sha256,
-            bytes=table.size,
-            rows=data.rows_total,
-            rows_used=len(data.y),
-            columns=int(table.frame.shape[1]),
-            row_filter=config.row_filter,
-        ),
-        "config": config.model_dump(mode="json"),
+
+
+def training_summary(config: DatasetConfig, data: Prepared, say: Progress) -> dict[str, Any]:
+    """The manifest's ``training`` record: split sizes, folds, seed, time so far."""
+    return {
+        "rows_train": int(data.train.size),
+        "rows_holdout": int(data.holdout.size),
+        "folds": config.folds,
+        "seed": config.seed,
+        "duration_seconds": round(time.perf_counter() - say.start, 2),
     }
-    from estate.export.exporter import export_bundle
+
+
+def export_and_gate(
+    config: DatasetConfig,
+    table: Table,
+    data: Prepared,
+    scored: dict[str, Scored],
+    choice: Choice,
+    calibration: Calibration,
+    output: str,
+    say: Progress,
+    allow_schema_change: bool,
+) -> Manifest:
+    """Snapshot the data, export the bundle (parity-checked), run the gates, promote or hold."""
+    from estate.export.exporter import ExportFacts, export_bundle
     from estate.training import gates, lineage
 
+    enc = data.encoder
+    version = new_version(salt=table.sha256.encode())
+    numeric, categorical = enc.pack(data.features.iloc[data.holdout])
+    drift = drift_reference(config, data, choice)
+    training = training_summary(config, data, say)
     store = open_store(output)
     snapshot_uri = lineage.snapshot(store, table)
     say(f"data snapshot: {snapshot_uri}")
-    fields["lineage"] = fields["lineage"].model_copy(update={"snapshot_uri": snapshot_uri})
+    source = Lineage(
+        source_uri=table.uri,
+        sha256=table.sha256,
+        bytes=table.size,
+        rows=data.rows_total,
+        rows_used=len(data.y),
+        columns=int(table.frame.shape[1]),
+        row_filter=config.row_filter,
+        snapshot_uri=snapshot_uri,
+    )
+    schema = InputSchema(
+        numeric=enc.numeric_features,
+        categorical=enc.categorical_features,
+        dropped=[c for c in config.drop_columns if c in table.frame.columns],
+    )
+
+    def assemble(export: ExportFacts) -> Manifest:
+        return assemble_manifest(
+            config,
+            version=version,
+            schema=schema,
+            candidates=[s.result for s in scored.values()],
+            chosen=choice.best.result.name,
+            chosen_params=choice.params,
+            selection_metric=choice.metric,
+            interval=calibration.interval,
+            threshold=calibration.threshold,
+            drift=drift,
+            training=training,
+            lineage=source,
+            export=export,
+        )
+
+    yho = data.y[data.holdout]
     decide = gates.recorder(store, config, numeric, categorical, yho, allow_schema_change)
     say("exporting ONNX graph and checking parity on holdout rows")
     manifest = export_bundle(
         store,
         layout=enc.layout,
-        estimator=fitted,
+        estimator=choice.fitted,
         classifier=config.classifier,
-        log_target=log_target,
+        log_target=config.target_transform == "log",
         parity_rows=(numeric, categorical),
-        reference=reference,
+        reference=output_units(config, calibration.hold_raw),
         tolerance=config.parity_tolerance,
         abs_tolerance=config.parity_abs_tolerance,
-        fields=fields,
+        doc=f"estate-advisor {config.name} {version}",
+        assemble=assemble,
         decide=decide,
         explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
     )
@@ -396,19 +462,3 @@ def explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:
     """Training rows the explainer's global importance is averaged over."""
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(train, size=min(size, train.size), replace=False))
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of a training run (shared by this module's CLI and ``estate train``)."""
-    parser.add_argument(
-        "--config",
-        required=True,
-        help="data-set config (TOML), e.g. configs/ames.toml",
-    )
-    parser.add_argument("--data", help="data URI (local path or gs://); default: the config's")
-    parser.add_argument(
-        "--output",
-        default="./artifacts",
-        help="artifact store: local folder or gs://bucket/prefix (default ./artifacts)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="print only the final summary")

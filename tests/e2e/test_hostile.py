@@ -655,10 +655,10 @@ def test_worst_request_of_each_class_at_the_limits(
     """Every body bench/memory.py measures for this function, as large as the limits
     allow: the status it must get, a small problem+json, and an instance still serving."""
     from bench.memory import CASES, Limits
-    from estate.serving.settings import Settings
+    from estate.serving.settings import ServingSettings
 
     target, server = served
-    limits = Limits.from_settings(Settings())
+    limits = Limits.from_settings(ServingSettings())
     cases = [c for c in CASES if c.function == target.name and c.name in LIMIT_CASES]
     assert cases
     for case in cases:

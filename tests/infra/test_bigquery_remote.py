@@ -8,7 +8,7 @@ import pytest
 from terraform_config import INFRA, Terraform, load_terraform
 
 from estate.serving.remote import VERSION_KEY
-from estate.serving.settings import Settings
+from estate.serving.settings import ServingSettings
 
 SQL = INFRA / "bigquery" / "remote_predict.sql"
 
@@ -52,7 +52,7 @@ def test_the_routine_calls_predicts_url_through_the_connection(tf: Terraform) ->
 
 def test_batches_stay_within_what_predict_accepts(tf: Terraform) -> None:
     variable = tf.variables["remote_max_batching_rows"]
-    limit = Settings().max_instances
+    limit = ServingSettings().max_instances
     assert variable["default"] <= limit
     (rule,) = variable["validation"]
     assert f"<= {limit}" in rule["condition"]

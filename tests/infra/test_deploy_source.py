@@ -1,20 +1,23 @@
 """What gets deployed: the one source archive (Terraform) and the gcloud upload
-(.gcloudignore) must both hold every module the entry points import, and the deploy
-walk-throughs may only name Terraform outputs that exist."""
+(.gcloudignore) must both hold every module the entry points import, and nothing of
+the layers the functions never import; the deploy walk-throughs may only name
+Terraform outputs that exist."""
 
 from __future__ import annotations
 
 import ast
-import fnmatch
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import grimp
 import pytest
 from terraform_config import REPO, Terraform, code_entry_points, load_terraform, names_in
 
-LOCAL_PACKAGES = ("estate",)
+#: Layers of estate/ that no function imports: they must not ship.
+NOT_SHIPPED = ("training", "batch", "ops", "export", "cli")
 
 
 @pytest.fixture(scope="module")
@@ -45,87 +48,107 @@ def archive_files(tf: Terraform) -> set[str]:
 
 
 def gcloud_upload(ignore_file: str = ".gcloudignore", root: Path = REPO) -> set[str]:
-    """The files gcloud uploads from `root` under an ignore file (.gitignore syntax)."""
-    patterns = [
-        line.strip()
-        for line in (root / ignore_file).read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+    """The files gcloud uploads from `root` under an ignore file.
+
+    gcloud "very closely mimics" .gitignore (its gcloudignore.py), last match winning
+    and a file under an ignored folder staying ignored, so git itself decides, in an
+    empty repository whose .gitignore is the ignore file.
+    """
+    candidates = [
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file()
+        and path.relative_to(root).parts[0] not in (".git", ".venv", ".venv-tools")
     ]
-    uploaded = set()
-    for path in root.rglob("*"):
-        rel = str(path.relative_to(root))
-        parts = rel.split("/")
-        if not path.is_file() or parts[0] in (".git", ".venv", ".venv-tools"):
-            continue
-        ignored = any(
-            fnmatch.fnmatch(rel, p)
-            or fnmatch.fnmatch(parts[-1], p)
-            or (p.endswith("/") and p.rstrip("/") in parts[:-1])
-            or (p.startswith("**/") and p[3:].rstrip("/") in parts[:-1])
-            or any(
-                fnmatch.fnmatch("/".join(parts[:i]), p.rstrip("/")) for i in range(1, len(parts))
-            )
-            for p in patterns
+    with tempfile.TemporaryDirectory() as scratch:
+        subprocess.run(["git", "init", "-q", scratch], check=True)
+        (Path(scratch) / ".gitignore").write_bytes((root / ignore_file).read_bytes())
+        out = subprocess.run(
+            ["git", "check-ignore", "--no-index", "--stdin", "-z", "-v", "-n"],
+            cwd=scratch,
+            input="\0".join(candidates) + "\0",
+            capture_output=True,
+            text=True,
         )
-        if not ignored:
-            uploaded.add(rel)
-    return uploaded
+    assert out.returncode in (0, 1), out.stderr
+    fields = out.stdout.split("\0")
+    # -z -v: source, line, pattern, path for every path; no pattern = not matched
+    records = [fields[i : i + 4] for i in range(0, len(fields) - 1, 4)]
+    assert {r[3] for r in records} == set(candidates)
+    return {path for _, _, pattern, path in records if not pattern or pattern.startswith("!")}
 
 
-def imported_modules(files: set[str]) -> set[str]:
-    """Local modules reachable from main.py through imports (lazy ones included)."""
-    seen: set[str] = set()
-    todo = ["main.py"]
-    while todo:
-        rel = todo.pop()
-        if rel in seen:
-            continue
-        seen.add(rel)
-        tree = ast.parse((REPO / rel).read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            for name in names:
-                if name.split(".")[0] not in LOCAL_PACKAGES:
-                    continue
-                base = REPO / name.replace(".", "/")
-                for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-                    if candidate.exists():
-                        todo.append(str(candidate.relative_to(REPO)))
-                # Importing a submodule runs its package's __init__.py too.
-                parts = name.split(".")
-                for depth in range(1, len(parts)):
-                    init = REPO.joinpath(*parts[:depth], "__init__.py")
-                    if init.exists():
-                        todo.append(str(init.relative_to(REPO)))
-    return seen
+def entry_modules() -> dict[str, str]:
+    """main.py's entry point → module table (a literal, read without importing main)."""
+    tree = ast.parse((REPO / "main.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ENTRY_MODULES" for t in node.targets
+        ):
+            table: dict[str, str] = ast.literal_eval(node.value)
+            return table
+    raise AssertionError("main.py has no ENTRY_MODULES table")
 
 
-def test_the_archive_holds_everything_main_py_imports(tf: Terraform) -> None:
-    files = archive_files(tf)
-    needed = imported_modules(files)
+def main_imports() -> set[str]:
+    """The modules main.py imports itself (at the top: the body guard)."""
+    tree = ast.parse((REPO / "main.py").read_text())
+    names = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+    names |= {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    return {n for n in names if n.split(".")[0] == "estate"}
+
+
+def imported_files() -> set[str]:
+    """main.py plus every file of estate/ that its entry points can import, lazy imports
+    included (grimp reads imports inside functions too), with their packages' __init__."""
+    graph = grimp.build_graph("estate", cache_dir=None)
+    modules = main_imports() | set(entry_modules().values())
+    for module in list(modules):
+        modules |= graph.find_upstream_modules(module)
+    modules |= {m.rsplit(".", i)[0] for m in modules for i in range(1, m.count(".") + 1)}
+    files = {"main.py"}
+    for module in modules:
+        base = REPO / module.replace(".", "/")
+        package = base / "__init__.py"
+        files.add(str((package if package.exists() else base.with_suffix(".py")).relative_to(REPO)))
+    return files
+
+
+def test_main_py_builds_every_deployed_entry_point() -> None:
+    table = entry_modules()
+    assert set(table) == code_entry_points()  # main.py's __all__, which infra deploys
+    for module in table.values():
+        path = REPO / module.replace(".", "/")
+        source = (
+            path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+        )
+        assert "\ndef entry_point(" in source.read_text(), module
+
+
+def test_the_entry_points_import_only_what_ships() -> None:
+    needed = imported_files()
     assert {"main.py", "estate/serving/predict.py", "estate/contract/bundle.py"} <= needed
+    assert {"estate/serving/chat/advisor/engine.py", "estate/serving/jobs.py"} <= needed
+    layers = {f.split("/")[1] for f in needed if f.startswith("estate/") and f.count("/") > 1}
+    assert layers == {"contract", "storage", "runtime", "serving"}
+
+
+def test_the_archive_holds_everything_the_entry_points_import(tf: Terraform) -> None:
+    files = archive_files(tf)
+    needed = imported_files()
     assert needed <= files, f"missing from the source archive: {sorted(needed - files)}"
     for single in ("requirements.txt", "pyproject.toml", "README.md"):
         assert single in files
-    assert any(f.startswith("configs/") for f in files)
-    assert not any(f.startswith(("tests/", "data/", ".venv")) for f in files)
-    # Every entry point is importable from what is shipped.
-    main = (REPO / "main.py").read_text()
-    for entry in code_entry_points():
-        assert re.search(rf"\bimport {entry}\b|\bdef {entry}\b", main), entry
+    assert not any(f.startswith(tuple(f"estate/{layer}/" for layer in NOT_SHIPPED)) for f in files)
+    assert not any(f.startswith(("tests/", "data/", "configs/", "bench/", ".venv")) for f in files)
 
 
-def test_the_gcloud_upload_holds_everything_main_py_imports(tf: Terraform) -> None:
+def test_the_gcloud_upload_holds_everything_the_entry_points_import(tf: Terraform) -> None:
     uploaded = gcloud_upload()
-    needed = imported_modules(archive_files(tf))
+    needed = imported_files()
     assert needed <= uploaded, f".gcloudignore drops {sorted(needed - uploaded)}"
-    assert "requirements.txt" in uploaded
-    assert not any(f.startswith(("tests/", "data/", ".venv", "bench/")) for f in uploaded)
-    assert "Dockerfile" not in uploaded  # the training image is not a function
+    assert uploaded == archive_files(tf)  # the two ways to deploy ship the same files
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in uploaded)
 
 
 def test_the_build_workspace_holds_what_cloudbuild_yaml_uses() -> None:

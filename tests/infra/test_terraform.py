@@ -115,6 +115,28 @@ def test_every_estate_variable_terraform_sets_is_a_setting(tf: Terraform) -> Non
     assert used <= known, f"unknown settings (typo?): {used - known}"
 
 
+def test_each_function_is_given_variables_its_own_settings_read(tf: Terraform) -> None:
+    """Settings are per function (estate/serving/settings.py): the LLM variables go to
+    chat, the retrain ones to retrain, the shared ones are read by predict and explain."""
+    from estate.serving.settings import ChatSettings, RetrainSettings, ServingSettings
+
+    def read_by(cls: type[ServingSettings | ChatSettings | RetrainSettings]) -> set[str]:
+        return {f"ESTATE_{name}".upper() for name in cls.model_fields}
+
+    def named(local: str) -> set[str]:
+        return set(re.findall(r"\b(ESTATE_[A-Z_]+)\b", json.dumps(tf.locals[local])))
+
+    for local, cls in [
+        ("serving_env", ServingSettings),
+        ("llm_env", ChatSettings),
+        ("retrain_env", RetrainSettings),
+    ]:
+        assert named(local), f"local.{local} sets no ESTATE_ variable"
+        assert named(local) <= read_by(cls), (
+            f"{cls.__name__} never reads {named(local) - read_by(cls)}"
+        )
+
+
 def test_no_public_invoker_unless_a_variable_asks(tf: Terraform) -> None:
     assert tf.variables["public_functions"]["default"] == []
     public = [
@@ -297,6 +319,24 @@ def test_the_printed_submit_commands_write_the_scheduled_jobs(
     assert container["args"][0] == ("train" if job == "retrain" else "monitor")
     assert body["jobSpec"]["serviceAccount"].startswith("estate-trainer@")
     assert body["labels"]["trigger"] == "schedule"
+
+
+def test_the_prediction_sink_selects_the_lines_predict_writes(tf: Terraform) -> None:
+    """The sink's filter names fields of `PredictionLogLine`, with the values it writes."""
+    from estate.contract.predlog import EVENT, LoggedModel, PredictionLogLine
+
+    sink = tf.resource("google_logging_project_sink.predictions")
+    assert "${var.prediction_log_filter}" in sink["filter"]
+    clauses = re.findall(
+        r'jsonPayload\.(\w+)=\\?"([^"\\]*)\\?"', tf.variables["prediction_log_filter"]["default"]
+    )
+    assert clauses, "prediction_log_filter tests no jsonPayload field"
+    line = PredictionLogLine(
+        event=EVENT, model=LoggedModel(name="ames", version="v1"), features={}, output={}
+    )
+    written = json.loads(line.to_json())
+    for field, value in clauses:
+        assert str(written.get(field)) == value, (field, value)
 
 
 def test_alerts_watch_error_rate_and_p95_latency_from_log_metrics(tf: Terraform) -> None:

@@ -58,7 +58,7 @@ def beam_score(python: Path, store: Path, source: Path, out: Path, *extra: str) 
 
 def estate_score(store: Path, source: Path, out: Path) -> pa.Table:
     command = ["score", "--input", str(source), "--output", str(out)]
-    code = main([*command, "--artifacts", str(store), "--id-column", "PID", "--quiet"])
+    code = main([*command, "--store", str(store), "--id-column", "PID", "--quiet"])
     assert code == 0
     return pq.read_table(out).sort_by("id")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import hcl2
 
-from estate.serving.settings import Settings
+from estate.serving.settings import FUNCTION_SETTINGS, RetrainSettings
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -108,11 +108,12 @@ def code_entry_points(main: Path = REPO / "main.py") -> set[str]:
 
 
 def settings_env() -> dict[str, bool]:
-    """ESTATE_* variable of every Settings field → whether the cloud must set it."""
-    prefix = str(Settings.model_config.get("env_prefix", ""))
+    """ESTATE_* variable of every function's settings → whether the cloud must set it."""
     return {
-        f"{prefix}{name}".upper(): name in CLOUD_REQUIRED or info.is_required()
-        for name, info in Settings.model_fields.items()
+        f"{cls.model_config.get('env_prefix', '')}{name}".upper(): name in CLOUD_REQUIRED
+        or info.is_required()
+        for cls in FUNCTION_SETTINGS
+        for name, info in cls.model_fields.items()
     }
 
 
@@ -122,5 +123,5 @@ def retrain_required() -> list[set[str]]:
     Read from the code: estate.serving.retrain.missing_settings on empty settings.
     """
     retrain = importlib.import_module("estate.serving.retrain")
-    missing = retrain.missing_settings(Settings())
+    missing = retrain.missing_settings(RetrainSettings())
     return [set(re.findall(r"ESTATE_[A-Z_]+", item)) for item in missing]

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from estate.cli.commands._store_args import add_store_argument
 from estate.storage.pointer import ServingPointer
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="ames", help="model name in the store (default ames)")
-    parser.add_argument(
-        "--store",
-        default="./artifacts",
-        help="artifact store: local folder or gs://bucket/prefix (default ./artifacts)",
-    )
+    add_store_argument(parser)
 
 
 def describe(pointer: ServingPointer) -> str:

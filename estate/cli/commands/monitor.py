@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from estate.cli.commands._store_args import add_store_argument
 from estate.contract.errors import ConfigError
 from estate.ops.monitor import drift_report, format_report, read_predictions
 from estate.runtime import drift
@@ -25,7 +26,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--logs", required=True, help="JSONL file or folder, gs://bucket/file or gs://bucket/dir/"
     )
-    parser.add_argument("--artifacts", default="./artifacts", help="artifact store")
+    add_store_argument(parser, old="--artifacts")
     parser.add_argument("--model", default="ames", help="model name (default %(default)s)")
     parser.add_argument("--version", help="bundle version (default: the serving one)")
     parser.add_argument(
@@ -41,7 +42,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.artifacts)
+    store = open_store(args.store)
     version = args.version or serving_version(store, args.model)
     manifest = read_manifest(store, args.model, version)
     report = drift_report(manifest, list(read_predictions(args.logs)), args.threshold)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from estate.cli.commands._store_args import add_store_argument
 from estate.contract.errors import ConfigError
 from estate.storage.registry import read_bundle
 from estate.storage.store import open_store
@@ -23,7 +24,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--input", help="CSV, CSV.gz or Parquet: path or gs://bucket/object")
     parser.add_argument("--output", help="predictions .csv or .parquet: path or gs://")
     parser.add_argument("--id-column", help="input column copied to the output's id column")
-    parser.add_argument("--artifacts", default="./artifacts", help="artifact store")
+    add_store_argument(parser, old="--artifacts")
     parser.add_argument("--model", default="ames", help="model name (default %(default)s)")
     parser.add_argument("--version", help="bundle version (default: the serving one)")
     parser.add_argument("--chunk-rows", type=positive, default=16_384, help="rows per chunk")
@@ -33,7 +34,7 @@ def register(sub: Any) -> None:
     bq.add_argument("--bqml", action="store_true", help="print CREATE MODEL + ML.PREDICT SQL")
     bq.add_argument("--bq-model", default="dataset.estate_model", help="BigQuery model name")
     bq.add_argument("--bq-table", default="dataset.houses", help="table to predict")
-    bq.add_argument("--model-uri", help="gs:// URI of model.onnx (default: from --artifacts)")
+    bq.add_argument("--model-uri", help="gs:// URI of model.onnx (default: from --store)")
     parser.set_defaults(func=run)
 
 
@@ -49,11 +50,11 @@ def positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    bundle = read_bundle(open_store(args.artifacts), args.model, args.version)
+    bundle = read_bundle(open_store(args.store), args.model, args.version)
     if args.bqml:
         from estate.batch.bqml import bqml_sql, model_uri
 
-        uri = args.model_uri or model_uri(args.artifacts, bundle.manifest)
+        uri = args.model_uri or model_uri(args.store, bundle.manifest)
         print(bqml_sql(bundle.manifest, uri, args.bq_model, args.bq_table, args.id_column or "id"))
         return 0
     if not args.input or not args.output:

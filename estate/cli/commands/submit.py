@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from estate.cli.commands._store_args import add_store_argument
 from estate.contract.errors import ConfigError
 from estate.serving import jobs as vertex
 
@@ -35,8 +36,8 @@ def register(sub: Any) -> None:
         help="train: data-set config path inside the image, e.g. configs/ames.toml",
     )
     parser.add_argument("--data", help="train: data, gs://bucket/file.csv")
-    parser.add_argument(
-        "--output", required=True, help="artifact store, gs://bucket/prefix (all jobs)"
+    add_store_argument(
+        parser, old="--output", required=True, help="artifact store, gs://bucket/prefix (all jobs)"
     )
     parser.add_argument(
         "--score-input",
@@ -103,7 +104,7 @@ def commands_from_args(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 vertex.score_command(
                     uri,
                     vertex.shard_output(uri, args.score_output_dir),
-                    args.output,
+                    args.store,
                     args.model,
                     args.id_column,
                 ),
@@ -116,10 +117,10 @@ def commands_from_args(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 "A drift check needs --logs, e.g. gs://<logs bucket>/run.googleapis.com/stdout/ "
                 "(where the prediction log sink writes)."
             )
-        return [("", vertex.monitor_command(args.logs, args.output, args.model))]
+        return [("", vertex.monitor_command(args.logs, args.store, args.model))]
     if not (args.config and args.data):
         raise ConfigError("Training needs --config and --data (or --score-input to score).")
-    return [("", vertex.train_command(args.config, args.data, args.output))]
+    return [("", vertex.train_command(args.config, args.data, args.store))]
 
 
 def request_from_args(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from estate.cli.commands._store_args import add_store_argument
 from estate.contract.errors import ConfigError
 from estate.storage.registry import read_manifest
 from estate.storage.store import open_store
 from estate.training.config import load_config
-from estate.training.train import add_train_arguments, train
+from estate.training.train import train
 
 
 def register(sub: Any) -> None:
@@ -19,7 +20,18 @@ def register(sub: Any) -> None:
         description="Train candidate models on a tabular data set, pick the best by K-fold CV, "
         "and export it as an ONNX bundle to an artifact store.",
     )
-    add_train_arguments(parser)
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="data-set config (TOML), e.g. configs/ames.toml",
+    )
+    parser.add_argument("--data", help="data URI (local path or gs://); default: the config's")
+    add_store_argument(
+        parser,
+        old="--output",
+        help="artifact store the bundle is written to: local folder or gs://bucket/prefix",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the final summary")
     parser.add_argument(
         "--allow-schema-change",
         action="store_true",
@@ -28,7 +40,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--retrain-from",
         metavar="VERSION",
-        help="train on exactly the data snapshot of VERSION (in --output's store)",
+        help="train on exactly the data snapshot of VERSION (in --store)",
     )
     parser.set_defaults(func=run)
 
@@ -39,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.retrain_from:
         if args.data:
             raise ConfigError("Use --data or --retrain-from, not both.")
-        data = snapshot_of(args.output, config.name, args.retrain_from)
+        data = snapshot_of(args.store, config.name, args.retrain_from)
     manifest = train(
-        config, data, args.output, quiet=args.quiet, allow_schema_change=args.allow_schema_change
+        config, data, args.store, quiet=args.quiet, allow_schema_change=args.allow_schema_change
     )
     best = next(c for c in manifest.candidates if c.name == manifest.chosen)
     print(

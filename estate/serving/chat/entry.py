@@ -8,6 +8,7 @@ so) whenever the LLM fails or states a figure no tool produced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -19,14 +20,14 @@ from estate.serving.chat.advisor import engine, llm_engine
 from estate.serving.chat.advisor.request import parse_chat_request
 from estate.serving.endpoint import serve
 from estate.serving.requests import ChatRequest
-from estate.serving.settings import Settings, get_settings
+from estate.serving.settings import ChatSettings
 
 
 def _too_large(detail: str, field: str) -> TooLargeError:
     return TooLargeError(detail, [FieldError(field, detail, "too_large")])
 
 
-def check_limits(body: Any, settings: Settings) -> None:
+def check_limits(body: Any, settings: ChatSettings) -> None:
     """413 naming the field when the conversation is too long, before any parsing work."""
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return
@@ -47,9 +48,8 @@ def check_limits(body: Any, settings: Settings) -> None:
             )
 
 
-def chat_body(model: ServingModel, body: Any) -> dict[str, Any]:
+def chat_body(model: ServingModel, body: Any, settings: ChatSettings) -> dict[str, Any]:
     """Validate a chat request and answer it with the configured engine."""
-    settings = get_settings()
     check_limits(body, settings)
     request = parse_chat_request(body)
     if settings.llm_base_url:
@@ -78,9 +78,8 @@ def _inputs(request: ChatRequest) -> list[FieldError]:
     ]
 
 
-def describe(model: ServingModel) -> dict[str, Any]:
+def describe(model: ServingModel, settings: ChatSettings) -> dict[str, Any]:
     """Health, model identity, engine and the request's JSON Schema (the GET answer)."""
-    settings = get_settings()
     return {
         "status": "ok",
         "model": model_info(model),
@@ -90,11 +89,18 @@ def describe(model: ServingModel) -> dict[str, Any]:
     }
 
 
-def chat(request: flask.Request) -> flask.Response:
-    """HTTP entry point (functions-framework target ``chat``)."""
-    return serve(
-        request,
-        describe,
-        lambda model, _, body: chat_body(model, body),
-        get_settings().chat_max_request_bytes,
-    )
+def entry_point(settings: ChatSettings | None = None) -> Callable[[flask.Request], flask.Response]:
+    """The ``chat`` function, its settings read once (main.py resolves it on first use)."""
+    settings = settings or ChatSettings()
+
+    def on_get(model: ServingModel) -> dict[str, Any]:
+        return describe(model, settings)
+
+    def answer(model: ServingModel, _: flask.Request, body: Any) -> dict[str, Any]:
+        return chat_body(model, body, settings)
+
+    def chat(request: flask.Request) -> flask.Response:
+        """HTTP entry point (functions-framework target ``chat``)."""
+        return serve(request, on_get, answer, settings, settings.chat_max_request_bytes)
+
+    return chat

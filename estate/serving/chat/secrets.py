@@ -20,7 +20,7 @@ import time
 
 from estate.contract.errors import EstateAdvisorError
 from estate.serving.chat.llm import key_problem
-from estate.serving.settings import Settings
+from estate.serving.settings import ChatSettings
 
 log = logging.getLogger("estate_advisor.secrets")
 
@@ -93,7 +93,7 @@ def access_secret(name: str, endpoint: str | None = None, timeout: float = 10.0)
     return clean_key(data.decode("utf-8", "replace"), f"secret {name!r}")
 
 
-def api_key(settings: Settings, timeout: float = 10.0) -> str | None:
+def api_key(settings: ChatSettings, timeout: float = 10.0) -> str | None:
     """The LLM API key (cached per instance), or None when none is configured.
 
     Raises `SecretError` when the configured key cannot be read or used.

@@ -227,7 +227,11 @@ def test_bqml_sql_names_every_input_in_graph_order(
     numeric = [f.name for f in ames_manifest.input.numeric]
     order = [sql.index(f"SAFE_CAST(`{n.replace('.', '_')}` AS FLOAT64)") for n in numeric]
     assert order == sorted(order)
-    assert sql.count("AS STRING)), ''), 'NA')") == len(ames_manifest.input.categorical)
+    assert sql.count("AS STRING)), ''), 'NA'), '") == len(ames_manifest.input.categorical)
+    for c in ames_manifest.input.categorical:  # null, '' and an untrained 'NA' as packing does
+        fill = "NA" if "NA" in c.categories else c.impute
+        column = c.name.replace(".", "_")
+        assert f"NULLIF(NULLIF(TRIM(CAST(`{column}` AS STRING)), ''), 'NA'), '{fill}')" in sql
     assert "] AS numeric," in sql
     assert "] AS categorical" in sql
     assert main(["score", "--bqml", "--artifacts", str(ames_store)]) == 2

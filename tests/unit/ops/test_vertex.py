@@ -24,7 +24,7 @@ ARGS = [
     "configs/ames.toml",
     "--data",
     "gs://estate-data/ames/2026-11.csv",
-    "--output",
+    "--store",
     "gs://estate-artifacts/estate",
     "--staging",
     "gs://estate-artifacts/vertex",
@@ -63,7 +63,7 @@ def test_real_client_sends_the_custom_job() -> None:
             "configs/ames.toml",
             "--data",
             "gs://estate-data/ames/2026-11.csv",
-            "--output",
+            "--store",
             "gs://estate-artifacts/estate",
         ],
     }
@@ -110,7 +110,7 @@ def test_the_prebuilt_image_path_is_gone(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_monitor_job_for_the_schedule(tmp_path: Path) -> None:
     """`--job monitor` writes the scheduled drift check: no JSON edited by hand."""
-    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--output") :]
+    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--store") :]
     out = tmp_path / "monitor.json"
     logs = "gs://estate-prod-estate-logs/run.googleapis.com/stdout/"
     argv = [*base, "--job", "monitor", "--logs", logs, "--model", "quick-sale"]
@@ -122,14 +122,14 @@ def test_monitor_job_for_the_schedule(tmp_path: Path) -> None:
         "monitor",
         "--logs",
         logs,
-        "--artifacts",
+        "--store",
         "gs://estate-artifacts/estate",
         "--model",
         "quick-sale",
     ]
     # What the job runs is a valid `estate monitor` command line.
     parsed = build_parser().parse_args(spec["args"])
-    assert (parsed.logs, parsed.artifacts, parsed.model) == (
+    assert (parsed.logs, parsed.store, parsed.model) == (
         logs,
         "gs://estate-artifacts/estate",
         "quick-sale",
@@ -148,7 +148,7 @@ def test_monitor_job_for_the_schedule(tmp_path: Path) -> None:
 def test_job_kinds_need_their_flags(
     extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--output") :]
+    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--store") :]
     assert main([*base, "--dry-run", *extra]) == 2
     assert message in capsys.readouterr().err
 
@@ -194,7 +194,7 @@ def test_bad_flags_are_refused_before_anything_is_sent(
 def test_batch_scoring_is_one_job_per_input_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--output") :]
+    base = ARGS[: ARGS.index("--config")] + ARGS[ARGS.index("--store") :]
     out = tmp_path / "jobs.json"
     shards = [
         "gs://estate-data/listings/part-000.csv.gz",
@@ -216,7 +216,7 @@ def test_batch_scoring_is_one_job_per_input_file(
             shards[0],
             "--output",
             "gs://estate-data/scores/part-000.scores.csv",
-            "--artifacts",
+            "--store",
             "gs://estate-artifacts/estate",
             "--model",
             "ames",
@@ -229,7 +229,7 @@ def test_batch_scoring_is_one_job_per_input_file(
             shards[1],
             "--output",
             "gs://estate-data/scores/part-001.scores.parquet",
-            "--artifacts",
+            "--store",
             "gs://estate-artifacts/estate",
             "--model",
             "ames",

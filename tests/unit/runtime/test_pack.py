@@ -1,8 +1,8 @@
-"""Vectorised `ServingModel.pack` against the per-cell loop it replaced, on random rows.
+"""Vectorised `ServingModel.pack` against a per-cell loop, on random rows.
 
-The reference below is the original implementation, kept verbatim in spirit: the same
-arrays, the same warnings in the same order, for missing, out-of-range, unknown and
-whitespace-only values.
+The reference below states the packing rule (`estate.runtime.packing`) one cell at a
+time: the same arrays, the same warnings in the same order, for absent, null, blank,
+"NA", out-of-range, unknown, numeric-looking and whitespace-padded values.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from estate.contract.bundle import normalize_category
+from estate.runtime.packing import integral_text
 from estate.runtime.serving_model import ServingModel, _note, _preview
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
@@ -29,7 +29,7 @@ def model(ames_store: Path) -> ServingModel:
 def reference_pack(
     model: ServingModel, instances: list[dict[str, Any]]
 ) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, str]]]]:
-    """The per-cell loop `pack` used before it was vectorised."""
+    """The packing rule, one cell at a time."""
     n = len(instances)
     numeric = np.full((n, len(model.numeric)), np.nan, dtype=np.float64)
     categorical = np.empty((n, len(model.categorical)), dtype=object)
@@ -53,20 +53,29 @@ def reference_pack(
                     )
                 )
         for j, cat in enumerate(model.categorical):
-            value = row.get(cat.name)
-            if value is None:
-                categorical[i, j] = cat.impute
-                message = f"missing; used the most common value {cat.impute!r}"
+            known = set(cat.categories)
+            if cat.name not in row:  # absent: the mode
+                used, missing = cat.impute, True
+            else:
+                value = row[cat.name]
+                text = "" if value is None else str(value).strip()
+                if text and text not in known:
+                    text = integral_text(text)
+                missing = not text or (text == "NA" and "NA" not in known)
+                used = ("NA" if "NA" in known else cat.impute) if missing else text
+            categorical[i, j] = used
+            if missing:
+                if used == cat.impute:
+                    message = f"missing; used the most common value {cat.impute!r}"
+                else:
+                    message = "missing; used 'NA', how training saw missing values"
                 notes.append(_note(cat.name, "imputed", message))
-                continue
-            text = normalize_category(value)
-            categorical[i, j] = text
-            if text not in set(cat.categories):
+            elif used not in known:
                 notes.append(
                     _note(
                         cat.name,
                         "unknown_category",
-                        f"{text!r} was not seen in training; it counts as none of the "
+                        f"{used!r} was not seen in training; it counts as none of the "
                         f"known values ({_preview(cat.categories)})",
                     )
                 )
@@ -99,7 +108,7 @@ def random_instance(model: ServingModel, rng: random.Random) -> dict[str, Any]:
         elif roll < 0.4:
             row[cat.name] = rng.choice(["never-seen", "  ", "", "Zz9", "NA"])
         elif roll < 0.5:
-            row[cat.name] = rng.choice([60, 20.0, 1.5])  # numbers become strings
+            row[cat.name] = rng.choice([60, 20.0, 1.5, "60.0", " 20 "])  # numbers as text
         elif roll < 0.6:
             row[cat.name] = f"  {rng.choice(cat.categories)} "  # whitespace is stripped
         else:

@@ -39,7 +39,6 @@ def llm(
     serving_env: pytest.MonkeyPatch, ames_store: Path, caplog: pytest.LogCaptureFixture
 ) -> Iterator[ScriptedLLM]:
     from estate.serving.chat.secrets import clear_cache
-    from estate.serving.settings import get_settings
 
     caplog.set_level(logging.DEBUG)  # everything any library logs is checked for the key
     with scripted_llm() as server:
@@ -49,17 +48,21 @@ def llm(
         serving_env.setenv("ESTATE_LLM_API_KEY", KEY)
         serving_env.setenv("ESTATE_LLM_TIMEOUT_SECONDS", "0.5")
         serving_env.setenv("ESTATE_LLM_MAX_RETRIES", "1")
-        get_settings.cache_clear()
         clear_cache()
         yield server
         clear_cache()
 
 
-@pytest.fixture
-def chat(llm: ScriptedLLM) -> FlaskClient:
+def chat_client() -> FlaskClient:
+    """A fresh chat function: it reads its settings (the environment now) once."""
     from functions_framework import create_app
 
     return create_app(target="chat", source=str(REPO / "main.py")).test_client()
+
+
+@pytest.fixture
+def chat(llm: ScriptedLLM) -> FlaskClient:
+    return chat_client()
 
 
 def ask(chat: FlaskClient, text: str, **extra: Any) -> dict[str, Any]:
@@ -253,19 +256,16 @@ def test_injection_is_refused_before_calling_the_llm(chat: FlaskClient, llm: Scr
 
 
 def test_key_from_secret_manager_reaches_the_llm_and_no_log(
-    chat: FlaskClient,
     llm: ScriptedLLM,
     serving_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from estate.serving.settings import get_settings
-
     with fake_secret_manager({SECRET: KEY + "\n"}) as (url, seen):
         serving_env.delenv("ESTATE_LLM_API_KEY")
         serving_env.setenv("ESTATE_LLM_API_KEY_SECRET", SECRET)
         serving_env.setenv("ESTATE_SECRET_MANAGER_ENDPOINT", url)
-        get_settings.cache_clear()
+        chat = chat_client()
         llm.script = [reply(message("Hello! Tell me about the house.")) for _ in range(2)]
         for _ in range(2):
             assert ask(chat, "hello")["engine"] == "llm:test-model"
@@ -276,17 +276,14 @@ def test_key_from_secret_manager_reaches_the_llm_and_no_log(
 
 
 def test_missing_secret_falls_back_and_names_the_secret_in_the_log_only(
-    chat: FlaskClient,
     llm: ScriptedLLM,
     serving_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from estate.serving.settings import get_settings
-
     with fake_secret_manager({}) as (url, seen):
         serving_env.setenv("ESTATE_LLM_API_KEY_SECRET", SECRET)
         serving_env.setenv("ESTATE_SECRET_MANAGER_ENDPOINT", url)
-        get_settings.cache_clear()
+        chat = chat_client()
         ask(chat, "hello", property=HOUSE)
         body = ask(chat, "What is this house worth?", property=HOUSE)
     assert len(seen) == 1  # the failure is remembered for a while, not retried per request
@@ -322,17 +319,14 @@ def test_tool_percentages_pass_and_invented_ones_fall_back(
 
 
 def test_key_with_a_trailing_newline_in_the_environment_is_stripped(
-    chat: FlaskClient,
     llm: ScriptedLLM,
     serving_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """What Cloud Run hands over from `echo KEY | gcloud secrets versions add --data-file=-`."""
-    from estate.serving.settings import get_settings
-
     serving_env.setenv("ESTATE_LLM_API_KEY", KEY + "\n")
-    get_settings.cache_clear()
+    chat = chat_client()
     llm.script = [reply(message("Hello! Tell me about the house."))]
     body = ask(chat, "hello")
     assert body["engine"] == "llm:test-model"
@@ -351,7 +345,6 @@ UNUSABLE = [f"{KEY}\nsecond-line", f"Bearer {KEY}", " \n ", f"{KEY}\tx"]
     + [("secret manager", k) for k in [*UNUSABLE, f"{KEY}\x00", f"{KEY}\u00e9"]],
 )
 def test_unusable_key_falls_back_and_is_never_shown(
-    chat: FlaskClient,
     llm: ScriptedLLM,
     serving_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -361,8 +354,6 @@ def test_unusable_key_falls_back_and_is_never_shown(
 ) -> None:
     """A key no strip can fix would make http.client raise with the whole header in its
     message: it is refused before any call, the reply says only that it could not be read."""
-    from estate.serving.settings import get_settings
-
     with fake_secret_manager({SECRET: stored}) as (url, _):
         if source == "env":
             serving_env.setenv("ESTATE_LLM_API_KEY", stored)
@@ -370,7 +361,7 @@ def test_unusable_key_falls_back_and_is_never_shown(
             serving_env.delenv("ESTATE_LLM_API_KEY")
             serving_env.setenv("ESTATE_LLM_API_KEY_SECRET", SECRET)
             serving_env.setenv("ESTATE_SECRET_MANAGER_ENDPOINT", url)
-        get_settings.cache_clear()
+        chat = chat_client()
         body = ask(chat, "What is this house worth?", property=HOUSE)
     assert body["engine"] == "local"
     assert "is not available (its API key could not be read)" in body["reply"]
@@ -383,7 +374,6 @@ def test_unusable_key_falls_back_and_is_never_shown(
 
 
 def test_an_http_client_error_is_caught_at_the_client_boundary(
-    chat: FlaskClient,
     llm: ScriptedLLM,
     serving_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -391,10 +381,8 @@ def test_an_http_client_error_is_caught_at_the_client_boundary(
 ) -> None:
     """http.client refuses a control character in the URL with a ValueError: the local
     engine answers, and nothing of the request (its headers, its key) reaches a log."""
-    from estate.serving.settings import get_settings
-
     serving_env.setenv("ESTATE_LLM_BASE_URL", llm.url + "/\r\nX-Injected: 1")
-    get_settings.cache_clear()
+    chat = chat_client()
     body = ask(chat, "What is this house worth?", property=HOUSE)
     assert body["engine"] == "local"
     assert "could not be called (InvalidURL)" in body["reply"]
@@ -405,14 +393,12 @@ def test_an_http_client_error_is_caught_at_the_client_boundary(
 
 
 def test_the_whole_exchange_has_one_deadline(
-    chat: FlaskClient, llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
+    llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
 ) -> None:
     """Five retries of 0.5 s each would take 3 s; a 1.2 s budget stops them, and says so."""
-    from estate.serving.settings import get_settings
-
     serving_env.setenv("ESTATE_LLM_MAX_RETRIES", "5")
     serving_env.setenv("ESTATE_LLM_DEADLINE_SECONDS", "1.2")
-    get_settings.cache_clear()
+    chat = chat_client()
     llm.script = [slow(2.0, message("late")) for _ in range(6)]
     body = ask(chat, "What is this house worth?", property=HOUSE)
     assert body["engine"] == "local"
@@ -422,13 +408,11 @@ def test_the_whole_exchange_has_one_deadline(
 
 
 def test_a_reply_dripped_byte_by_byte_is_cut_at_the_deadline(
-    chat: FlaskClient, llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
+    llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
 ) -> None:
     """Each byte arrives well within the per-call timeout; only the deadline ends it."""
-    from estate.serving.settings import get_settings
-
     serving_env.setenv("ESTATE_LLM_DEADLINE_SECONDS", "1.0")
-    get_settings.cache_clear()
+    chat = chat_client()
     data = json.dumps(message("Hello! Tell me about the house.")).encode()
     llm.script = [lambda _: (200, Drip(data, pause=0.05))]
     body = ask(chat, "hello", property=HOUSE)
@@ -437,14 +421,12 @@ def test_a_reply_dripped_byte_by_byte_is_cut_at_the_deadline(
 
 
 def test_a_status_line_and_headers_dripped_are_cut_at_the_deadline(
-    chat: FlaskClient, llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
+    llm: ScriptedLLM, serving_env: pytest.MonkeyPatch
 ) -> None:
     """Before any body: http.client reads the head line by line, each read within the
     per-call timeout; the deadline's watchdog shuts the socket."""
-    from estate.serving.settings import get_settings
-
     serving_env.setenv("ESTATE_LLM_DEADLINE_SECONDS", "1.0")
-    get_settings.cache_clear()
+    chat = chat_client()
     head = b"HTTP/1.0 200 OK\r\nX-Pad: " + b"a" * 60_000 + b"\r\n\r\n"  # 750 s of drip
     body = json.dumps(message("Hello! Tell me about the house.")).encode()
     llm.script = [lambda _: (200, Drip(head + body, pause=0.05, size=4, raw=True))]
@@ -455,12 +437,10 @@ def test_a_status_line_and_headers_dripped_are_cut_at_the_deadline(
 
 @pytest.mark.parametrize("length", [True, False])
 def test_a_reply_over_the_size_limit_is_refused(
-    chat: FlaskClient, llm: ScriptedLLM, serving_env: pytest.MonkeyPatch, length: bool
+    llm: ScriptedLLM, serving_env: pytest.MonkeyPatch, length: bool
 ) -> None:
-    from estate.serving.settings import get_settings
-
     serving_env.setenv("ESTATE_LLM_MAX_RESPONSE_BYTES", "4096")
-    get_settings.cache_clear()
+    chat = chat_client()
     data = json.dumps(message("Hello! " + "x" * 100_000)).encode()
     llm.script = [lambda _: (200, Drip(data, size=8192, length=length))]
     body = ask(chat, "hello", property=HOUSE)
@@ -473,7 +453,7 @@ def test_default_deadline_fits_inside_the_gateway_and_function_timeouts() -> Non
     with room for the local engine's answer after it."""
     import re
 
-    from estate.serving.settings import Settings
+    from estate.serving.settings import ChatSettings
 
     variables = (REPO / "infra" / "variables.tf").read_text()
     match = re.search(r"chat\s*=\s*\{\s*timeout_seconds\s*=\s*(\d+)", variables)
@@ -481,7 +461,7 @@ def test_default_deadline_fits_inside_the_gateway_and_function_timeouts() -> Non
     timeout = float(match[1])
     gateway = (REPO / "infra" / "openapi.yaml").read_text().split("/chat:", 1)[1]
     deadlines = [float(d) for d in re.findall(r"deadline:\s*([\d.]+)", gateway)[:2]]
-    budget = Settings().llm_deadline_seconds
+    budget = ChatSettings().llm_deadline_seconds
     assert budget + 10 <= min([timeout, *deadlines])
 
 

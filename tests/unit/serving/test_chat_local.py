@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from estate.contract.bundle import Manifest
 from estate.serving.chat import analytics
 from estate.serving.chat.advisor.guard import invented_money, invented_percent, numbers_in
-from estate.serving.settings import Settings
+from estate.serving.settings import ChatSettings
 
 REPO = Path(__file__).resolve().parents[3]
 HOUSE = "3 bed, 2 bath, 1,800 sq ft, built 1995, in College Creek"
@@ -142,7 +142,7 @@ def test_deal_question_checks_asking_price_and_runs_analytics(
     value = predict(HOUSE_FEATURES)
     lower, upper = value["interval"]["lower"], value["interval"]["upper"]
     assert deal["verdict"] == analytics.price_verdict(250_000, lower, upper)
-    s = Settings()
+    s = ChatSettings()
     expected = analytics.analyze(
         analytics.DealTerms(
             price=250_000,
@@ -256,7 +256,7 @@ def test_bad_requests_name_each_field(chat: FlaskClient) -> None:
 def test_limits_answer_413_naming_the_field(
     chat: FlaskClient, serving_env: pytest.MonkeyPatch
 ) -> None:
-    s = Settings()
+    s = ChatSettings()
     user = {"role": "user", "content": "hi"}
     status, problem = post(chat, {"messages": [user] * (s.chat_max_messages + 1)})
     assert status == 413

@@ -159,11 +159,9 @@ def test_malformed_requests_get_4xx(api: FlaskClient, kwargs: dict[str, Any], st
 def test_oversized_batches_and_bodies_get_413(
     api: FlaskClient, serving_env: pytest.MonkeyPatch
 ) -> None:
-    from estate.serving.settings import get_settings
-
     serving_env.setenv("ESTATE_MAX_INSTANCES", "10")
     serving_env.setenv("ESTATE_MAX_REQUEST_BYTES", "2048")
-    get_settings.cache_clear()
+    api = client()  # a new instance: the function reads its settings once
     too_many = api.post("/", json={"instances": [{"area": 1000}] * 11})
     assert too_many.status_code == 413
     assert "limit is 10" in too_many.get_json()["detail"]

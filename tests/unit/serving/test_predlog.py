@@ -69,13 +69,11 @@ def test_one_line_per_prediction_with_cloud_logging_fields(
 def test_rejected_requests_and_sample_zero_log_nothing(
     api: FlaskClient, serving_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from estate.serving.settings import get_settings
-
     capsys.readouterr()
     assert api.post("/", json={"instances": [{"area": "big"}]}).status_code == 400
     assert logged(capsys.readouterr().out) == []
     serving_env.setenv("ESTATE_PREDLOG_SAMPLE", "0")
-    get_settings.cache_clear()
+    api = client()  # a new instance: the function reads its settings once
     assert api.post("/", json={"instances": [HOUSE]}).status_code == 200
     assert logged(capsys.readouterr().out) == []
 

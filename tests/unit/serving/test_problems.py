@@ -17,6 +17,7 @@ from estate.contract import errors
 from estate.contract.errors import FieldError, RequestError
 from estate.serving.http import handle
 from estate.serving.problems import PROBLEM_CONTENT_TYPE, STATUS, HttpError, problem_for
+from estate.serving.settings import HttpSettings
 
 
 def _kinds(base: type[RequestError]) -> Iterator[type[RequestError]]:
@@ -72,7 +73,9 @@ def test_a_domain_error_raised_in_a_handler_is_answered_as_problem_json(
         raise raised
 
     with flask.Flask("t").test_request_context("/", method="GET"):
-        response = handle(flask.request, on_get=fail, on_post=lambda r: None)
+        response = handle(
+            flask.request, on_get=fail, on_post=lambda r: None, settings=HttpSettings()
+        )
     assert response.status_code == status
     assert response.mimetype == PROBLEM_CONTENT_TYPE
     body = json.loads(response.get_data())

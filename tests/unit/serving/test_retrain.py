@@ -107,7 +107,7 @@ def test_new_data_file_submits_a_training_job(stub: VertexStub, tmp_path: Path) 
         "configs/ames.toml",
         "--data",
         "gs://estate-data/incoming/ames-2026-11.csv",
-        "--output",
+        "--store",
         "gs://estate-artifacts/estate",
     ]
     assert job.body["labels"]["trigger"] == "gcs"
@@ -146,7 +146,7 @@ def test_retrain_keeps_cold_starts_light(stub: VertexStub, ames_store: Path) -> 
         "req = json.load(open('examples/predict_ames.json'))\n"
         "assert c.post('/', json=req).status_code == 200\n"
         "cold = [m for m in sys.modules if m.startswith(('google.cloud.aiplatform', "
-        "'training_jobs'))]\n"
+        "'estate.training'))]\n"
         "r = create_app(target='retrain', source='main.py').test_client()\n"
         "h = {'ce-id': '1', 'ce-specversion': '1.0', 'ce-source': '//storage.googleapis.com/x',\n"
         "     'ce-type': 'google.cloud.storage.object.v1.finalized'}\n"

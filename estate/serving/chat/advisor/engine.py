@@ -18,7 +18,7 @@ from estate.serving.chat.advisor.parse import Parsed, parse_message
 from estate.serving.chat.advisor.request import usable_terms
 from estate.serving.chat.advisor.vocab import Change
 from estate.serving.requests import ChatRequest
-from estate.serving.settings import Settings
+from estate.serving.settings import ChatSettings
 
 INTENTS: dict[str, str] = {
     "what_if": r"what if|what happens if|\bif (?:i|we)\b|\badd(?:ing)?\b|\bfinish|renovat|"
@@ -113,7 +113,7 @@ def gather(model: ServingModel, request: ChatRequest, what_if: bool) -> tuple[Pa
     return known, last
 
 
-def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Answer:
+def answer(model: ServingModel, settings: ChatSettings, request: ChatRequest) -> Answer:
     """The local engine's reply to the conversation's last message."""
     text = request.messages[-1].content
     if is_injection(text):

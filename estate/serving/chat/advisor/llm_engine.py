@@ -32,7 +32,7 @@ from estate.serving.chat.advisor.vocab import Change
 from estate.serving.chat.llm import ChatClient, LLMError
 from estate.serving.chat.secrets import SecretError, api_key
 from estate.serving.requests import ChatRequest, DealInput, field_path
-from estate.serving.settings import Settings
+from estate.serving.settings import ChatSettings
 
 log = logging.getLogger("estate_advisor.chat")
 
@@ -136,7 +136,7 @@ TOOLS: list[dict[str, Any]] = [
 class _Session:
     """One request's tool runs: the known house and deal, and every result so far."""
 
-    def __init__(self, model: ServingModel, settings: Settings, request: ChatRequest) -> None:
+    def __init__(self, model: ServingModel, settings: ChatSettings, request: ChatRequest) -> None:
         self.model, self.settings = model, settings
         known, _ = engine.gather(model, request, what_if=False)
         # Checked before it reaches the LLM's context, as the local engine would check it.
@@ -226,7 +226,7 @@ def _arguments(text: str) -> dict[str, Any]:
     return args
 
 
-def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Answer:
+def answer(model: ServingModel, settings: ChatSettings, request: ChatRequest) -> Answer:
     """The LLM's reply if it passes every check, else the local engine's (saying why).
 
     One deadline, `llm_deadline_seconds` from now, bounds the key read, every call,
@@ -282,7 +282,7 @@ def answer(model: ServingModel, settings: Settings, request: ChatRequest) -> Ans
 
 
 def _converse(
-    client: ChatClient, session: _Session, request: ChatRequest, settings: Settings
+    client: ChatClient, session: _Session, request: ChatRequest, settings: ChatSettings
 ) -> str:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": SYSTEM_PROMPT},
@@ -307,7 +307,9 @@ def _converse(
     raise LLMError(f"kept calling tools after {rounds} rounds")
 
 
-def _fallback(model: ServingModel, settings: Settings, request: ChatRequest, reason: str) -> Answer:
+def _fallback(
+    model: ServingModel, settings: ChatSettings, request: ChatRequest, reason: str
+) -> Answer:
     log.warning("local engine answers instead of the LLM: the language model %s", reason)
     local = engine.answer(model, settings, request)
     local.reply = (

@@ -15,7 +15,7 @@ from estate.runtime.serving_model import ServingModel
 from estate.serving.chat import analytics
 from estate.serving.chat.advisor.drivers import baselines, top_drivers
 from estate.serving.chat.advisor.vocab import Change
-from estate.serving.settings import Settings
+from estate.serving.settings import ChatSettings
 
 
 def show(value: Any) -> str:
@@ -156,7 +156,7 @@ _REQUEST_NAMES = {"price": "asking_price", "annual_rate": "rate"}
 
 
 def deal(
-    settings: Settings,
+    settings: ChatSettings,
     value: dict[str, Any],
     given: dict[str, float],
     down_fraction: float | None = None,

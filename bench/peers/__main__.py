@@ -1,0 +1,5 @@
+"""`python -m bench.peers`: see `bench.peers.harness`."""
+
+from bench.peers.harness import main
+
+raise SystemExit(main())
