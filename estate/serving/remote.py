@@ -55,7 +55,7 @@ from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.outputs import intervals, labels
 from estate.runtime.packing import Packed
 from estate.runtime.serving_model import ServingModel
-from estate.serving.problems import HttpError
+from estate.serving.problems import HttpError, problem_for
 from estate.serving.settings import ServingSettings
 from estate.serving.versions import PIN_HEADER
 
@@ -84,8 +84,6 @@ class RemoteError(HttpError):
 
 def remote_error(error: RequestError | HttpError) -> RemoteError:
     """`error` in the protocol's shape; its status says whether BigQuery retries it."""
-    from estate.serving.problems import problem_for
-
     http = problem_for(error)
     detail = http.detail
     if http.errors:
