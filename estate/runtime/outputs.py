@@ -19,7 +19,7 @@ def intervals(raw: np.ndarray, manifest: Manifest) -> np.ndarray | None:
     if spec is None:
         return None
     # One broadcast add and an in-place exp: a single row costs ~2 µs, not ~6 (predict's path).
-    bounds = np.asarray(raw, dtype=np.float64).reshape(-1, 1) + np.array(
+    bounds: np.ndarray = np.asarray(raw, dtype=np.float64).reshape(-1, 1) + np.array(
         [-spec.quantile, spec.quantile]
     )
     if manifest.output.target_transform == "log":
