@@ -104,18 +104,15 @@ def serving_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]
     """A fresh model holder for each test that serves in-process.
 
     Each function reads its settings once, when it is built (``create_app``): set the
-    environment first, then build the client. PENDING core: the holder and the field
-    error limit still read `get_settings()`, hence its cache is cleared here.
+    environment first, then build the client. The process's model holder is dropped
+    before and after, so the next function builds it from its own settings.
     """
     import estate.serving.versions as model_module
-    from estate.serving.settings import get_settings
 
     for name in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", "ESTATE_MODEL_VERSION"):
         monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
     model_module._holder = None
     yield monkeypatch
-    get_settings.cache_clear()
     model_module._holder = None
 
 

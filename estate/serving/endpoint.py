@@ -14,7 +14,7 @@ import flask
 
 from estate.runtime.serving_model import ServingModel
 from estate.serving.http import handle, read_json_body
-from estate.serving.settings import HttpSettings
+from estate.serving.settings import EndpointSettings
 from estate.serving.versions import answered_by, model_for
 
 OPENAPI_PATH = "/openapi.json"
@@ -24,7 +24,7 @@ def serve(
     request: flask.Request,
     describe: Callable[[ServingModel], Any],
     answer: Callable[[ServingModel, flask.Request, Any], Any],
-    settings: HttpSettings,
+    settings: EndpointSettings,
     max_bytes: int,
 ) -> flask.Response:
     """GET → `describe` (or the OpenAPI document), POST → `answer` on the parsed body
@@ -36,7 +36,7 @@ def serve(
     chosen: list[ServingModel] = []
 
     def model() -> ServingModel:
-        chosen.append(model_for(request))
+        chosen.append(model_for(request, settings))
         return chosen[-1]
 
     def on_get() -> Any:

@@ -58,7 +58,7 @@ def explain_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     predict's): each row costs TreeSHAP work and ~18 kB of answer.
     """
     check_instance_count(body, settings.explain_max_instances, "explain")
-    request = parse_explain_envelope(body)
+    request = parse_explain_envelope(body, settings.max_field_errors)
     explanations = explain_instances(
         model, request.instances, request.top_k, max_field_errors=settings.max_field_errors
     )

@@ -49,7 +49,7 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     rows does not answer one warning object per missing cell.
     """
     check_instance_count(body, settings.max_instances, "predict")
-    request = parse_envelope(body)
+    request = parse_envelope(body, settings.max_field_errors)
     packed = model.pack_checked(request.instances, settings.max_field_errors)
     prediction, raw = model.run(packed.numeric, packed.categorical)
     bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
@@ -106,7 +106,7 @@ def entry_point(
     def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
         """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""
         if is_remote_call(body):
-            return remote_answer(body, holder().route, _prediction, settings)
+            return remote_answer(body, holder(settings).route, _prediction, settings)
         return predlog.observe(request, body, lambda b: predict_body(model, b, settings), settings)
 
     def predict(request: flask.Request) -> flask.Response:

@@ -23,7 +23,6 @@ from estate.contract.errors import (
     RequestError,
     TooLargeError,
 )
-from estate.serving.settings import get_settings
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -55,12 +54,11 @@ class HttpError(EstateAdvisorError):
             "status": self.status,
             "detail": self.detail,
         }
-        shown = self.errors[: get_settings().max_field_errors]
-        if shown:
-            body["errors"] = [e.to_json() for e in shown]
-        omitted = self.errors_omitted + len(self.errors) - len(shown)
-        if omitted:
-            body["errors_omitted"] = omitted
+        # Already bounded where they were collected (`ErrorList`, ESTATE_MAX_FIELD_ERRORS).
+        if self.errors:
+            body["errors"] = [e.to_json() for e in self.errors]
+        if self.errors_omitted:
+            body["errors_omitted"] = self.errors_omitted
         return body
 
 

@@ -17,7 +17,6 @@ from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
 
 from estate.contract.errors import FieldError, InvalidInputError, TooLargeError
 from estate.contract.instances import FIX, ErrorList, shown
-from estate.serving.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -102,33 +101,37 @@ def check_instance_count(body: Any, limit: int, function: str) -> None:
             )
 
 
-def parse_envelope(body: Any) -> PredictRequest:
+def parse_envelope(body: Any, max_field_errors: int) -> PredictRequest:
     """The request envelope, or a 400 that names what is wrong with it."""
     return parse_body(
         PredictRequest,
         body,
         "unknown field: the body takes only 'instances'",
         'The body must be {"instances": [{feature: value, ...}, ...]}.',
+        max_field_errors=max_field_errors,
     )
 
 
-def parse_explain_envelope(body: Any) -> ExplainRequest:
+def parse_explain_envelope(body: Any, max_field_errors: int) -> ExplainRequest:
     """The request envelope, or a 400 naming every bad field."""
     return parse_body(
         ExplainRequest,
         body,
         "unknown field: the body takes 'instances' and 'top_k'",
         'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k}.',
+        max_field_errors=max_field_errors,
     )
 
 
-def parse_body(model: type[M], body: Any, unknown: str, detail: str | None = None) -> M:
+def parse_body(
+    model: type[M], body: Any, unknown: str, detail: str | None = None, *, max_field_errors: int
+) -> M:
     """`body` validated as `model`, or a 400 naming the bad fields (`unknown` for extras).
 
     Unknown top-level keys are counted and dropped before pydantic (their number costs
-    nothing), and at most ``ESTATE_MAX_FIELD_ERRORS`` errors are built.
+    nothing), and at most `max_field_errors` (ESTATE_MAX_FIELD_ERRORS) errors are built.
     """
-    errors = ErrorList(get_settings().max_field_errors)
+    errors = ErrorList(max_field_errors)
     names = {f.alias or name for name, f in model.model_fields.items()}
     if isinstance(body, dict) and model.model_config.get("extra") == "forbid":
         extra = list(islice((k for k in body if k not in names), errors.limit))

@@ -86,8 +86,6 @@ so 8 MB of ``{},{},...`` (2.7 M objects, +213 MB) is refused before it is parsed
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -148,7 +146,12 @@ class GuardSettings(_BodyDeadline, _ModelBody, _ChatBody):
         return max(self.max_request_bytes, self.chat_max_request_bytes)
 
 
-class ServingSettings(ModelSettings, HttpSettings, _ModelBody):
+class EndpointSettings(ModelSettings, HttpSettings):
+    """What every model-backed HTTP function shares: the model it serves (the process's
+    model holder is built from it) and what one request may cost."""
+
+
+class ServingSettings(EndpointSettings, _ModelBody):
     """predict and explain."""
 
     max_instances: int = Field(5000, ge=1)
@@ -159,7 +162,7 @@ class ServingSettings(ModelSettings, HttpSettings, _ModelBody):
     log_project: str | None = Field(None, description="Project of logged trace ids.")
 
 
-class ChatSettings(ModelSettings, HttpSettings, _ChatBody):
+class ChatSettings(EndpointSettings, _ChatBody):
     """chat (estate/serving/chat/entry.py): limits, deal assumptions, optional LLM."""
 
     chat_max_messages: int = Field(40, ge=1)
@@ -210,17 +213,3 @@ FUNCTION_SETTINGS: tuple[type[_Env], ...] = (
     RetrainSettings,
     GuardSettings,
 )
-
-
-class Settings(ModelSettings, HttpSettings):
-    """PENDING (issue 13, `core`): what the reads left in core's modules need, the
-    model holder (versions.py ``holder()``) and the field-error limit (problems.py
-    ``HttpError.to_problem``, requests.py), until they take their settings as
-    parameters. Entry points never use it, and it holds no chat or retrain variable, so
-    a bad one cannot stop predict."""
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """PENDING (see `Settings`): the settings of the core's remaining reads, once."""
-    return Settings()

@@ -28,7 +28,7 @@ from estate.contract.errors import (
     StoreError,
 )
 from estate.runtime.serving_model import ServingModel
-from estate.serving.settings import Settings, get_settings
+from estate.serving.settings import ModelSettings
 from estate.storage.pointer import ServingPointer
 from estate.storage.registry import read_bundle, serving_pointer
 from estate.storage.store import ArtifactStore, open_store
@@ -92,7 +92,7 @@ class ModelHolder:
     serving what it had and logs why.
     """
 
-    def __init__(self, settings: Settings, retry_interval: float = 2.0) -> None:
+    def __init__(self, settings: ModelSettings, retry_interval: float = 2.0) -> None:
         self.settings = settings
         self.retry_interval = retry_interval
         self._routing: Routing | None = None
@@ -257,25 +257,27 @@ def _versions(routing: Routing) -> str:
 _holder: ModelHolder | None = None
 
 
-def holder() -> ModelHolder:
-    """This instance's model holder, shared by every function in the process (lazy global).
+def holder(settings: ModelSettings) -> ModelHolder:
+    """This instance's model holder, shared by every function in the process (lazy global,
+    built from the first caller's settings: every function of a process reads the same
+    environment).
 
     It follows the serving pointer (champion + canary); functions pick a model per
     request with `model_for`.
     """
     global _holder
     if _holder is None:
-        _holder = ModelHolder(get_settings())
+        _holder = ModelHolder(settings)
     return _holder
 
 
-def model_for(request: flask.Request) -> ServingModel:
+def model_for(request: flask.Request, settings: ModelSettings) -> ServingModel:
     """The model that should answer `request` (pinned, canary or champion).
 
-    Every function calls this instead of ``holder().get()``, and sets
+    Every function calls this instead of ``holder(settings).get()``, and sets
     ``PIN_HEADER: model.manifest.version`` on its response (see `answered_by`).
     """
-    return holder().route(
+    return holder(settings).route(
         request.headers.get(REQUEST_ID_HEADER), request.headers.get(PIN_HEADER) or None
     )
 

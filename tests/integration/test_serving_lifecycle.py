@@ -125,11 +125,9 @@ def test_pointer_changes_are_picked_up_without_restart_at_the_refresh_interval(
 
     # A holder that re-reads the pointer only hourly keeps answering with what it loaded.
     import estate.serving.versions as model_module
-    from estate.serving.settings import get_settings
 
-    serving_env.setenv("ESTATE_POINTER_REFRESH_SECONDS", "3600")
-    get_settings.cache_clear()
     model_module._holder = None
+    api = serve_from(serving_env, store, refresh=3600)
     assert answer_version(api) == "v-next"
     promote(store, "ames", ames_manifest.version)
     assert answer_version(api) == "v-next"
@@ -209,12 +207,12 @@ def test_requests_during_pointer_flips_always_get_a_whole_model(
     """Threads route and predict while another thread flips champion and canary."""
     import threading
 
-    from estate.serving.settings import Settings
+    from estate.serving.settings import ModelSettings
     from estate.serving.versions import ModelHolder
 
     other = copy_version(store, ames_manifest, "v-other")
     versions = {ames_manifest.version, other}
-    holder = ModelHolder(Settings(artifacts=str(store.root), pointer_refresh_seconds=0))
+    holder = ModelHolder(ModelSettings(artifacts=str(store.root), pointer_refresh_seconds=0))
     holder.get()
     done = threading.Event()
     problems: list[BaseException] = []

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError(
             f"Apache Beam is not installed ({exc}). Run `make beam-venv` and use "
-            ".venv-beam/bin/estate beam-score, or pip install 'estate-advisor[beam]'."
+            ".venv-beam/bin/estate beam-score, or pip install 'estate-advisor[beam]' "
+            "('estate-advisor[dataflow]' for gs:// paths and Dataflow)."
         ) from None
     extra = [a for a in args.beam_args if a != "--"]
     if not any(a.startswith("--runner") for a in extra):

@@ -51,7 +51,7 @@ def check_limits(body: Any, settings: ChatSettings) -> None:
 def chat_body(model: ServingModel, body: Any, settings: ChatSettings) -> dict[str, Any]:
     """Validate a chat request and answer it with the configured engine."""
     check_limits(body, settings)
-    request = parse_chat_request(body)
+    request = parse_chat_request(body, settings.max_field_errors)
     if settings.llm_base_url:
         result = llm_engine.answer(model, settings, request)
     else:

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from estate.contract.bundle import Manifest
 from estate.runtime.finite import require_finite
 from estate.serving.http import handle, read_json_body
-from estate.serving.settings import HttpSettings, get_settings
+from estate.serving.settings import HttpSettings
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = json.loads((REPO / "examples" / "predict_ames.json").read_text())["instances"][0]
@@ -42,7 +42,6 @@ def env(serving_env: pytest.MonkeyPatch, ames_store: Path) -> pytest.MonkeyPatch
 def limit(env: pytest.MonkeyPatch, name: str, value: int | float) -> None:
     """Set a limit for the functions built after this (each reads its settings once)."""
     env.setenv(f"ESTATE_{name}", str(value))
-    get_settings.cache_clear()  # PENDING core: problems.py, requests.py read MAX_FIELD_ERRORS
 
 
 def problem(answer: Any, status: int) -> dict[str, Any]:

@@ -45,12 +45,10 @@ contexts = st.one_of(
 @pytest.fixture(scope="module")
 def api(ames_store: Path) -> Any:
     import estate.serving.versions as versions
-    from estate.serving.settings import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ESTATE_ARTIFACTS", str(ames_store))
         mp.setenv("ESTATE_MODEL_NAME", "ames")
-        get_settings.cache_clear()
         versions._holder = None
         from functions_framework import create_app
 
@@ -58,7 +56,6 @@ def api(ames_store: Path) -> Any:
             target="predict", source=str(REPO / "main.py")
         ).test_client()
         yield client
-        get_settings.cache_clear()
         versions._holder = None
 
 

@@ -29,9 +29,14 @@ def usable_terms(terms: dict[str, float]) -> tuple[dict[str, float], list[str]]:
     return terms, []
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
+def parse_chat_request(body: Any, max_field_errors: int) -> ChatRequest:
     """The validated request, or a 400 naming every bad field."""
-    request = parse_body(ChatRequest, body, "unknown field: remove it or check the spelling")
+    request = parse_body(
+        ChatRequest,
+        body,
+        "unknown field: remove it or check the spelling",
+        max_field_errors=max_field_errors,
+    )
     if request.messages[-1].role != "user":
         raise InvalidInputError(
             "The last message must be the user's question.",
