@@ -39,8 +39,10 @@ class ServingModel:
         model_bytes: bytes,
         threads: int = 1,
         explainer_bytes: bytes | None = None,
+        card_bytes: bytes | None = None,
     ) -> None:
         self.manifest = manifest
+        self.card_text = card_bytes.decode() if card_bytes is not None else None
         self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
         self.session = open_session(model_bytes, threads)
         schema = manifest.input

@@ -85,11 +85,25 @@ class ChatResponse(_Closed):
     model: ModelRef
 
 
+class ModelCardLink(_Closed):
+    """Where the serving bundle's model card is (data, metrics, intended use, limits)."""
+
+    file: Literal["model_card.md"]
+    url: str = Field(
+        description="GET it (Markdown), relative to this host: <function>/model_card.md."
+    )
+    sha256: str
+    bytes: int
+
+
 class Health(_Open):
-    """GET on a function: health, the serving model and the input schema."""
+    """GET on a function: health, the serving model, the input schema and the model card."""
 
     status: Literal["ok"]
     model: ModelRef
+    model_card: ModelCardLink | None = Field(
+        None, description="None for a bundle trained before bundles carried a model card."
+    )
 
 
 @lru_cache(maxsize=8)

@@ -48,6 +48,7 @@ def copy_version(store: LocalStore, manifest: Manifest, version: str) -> str:
         manifest.model_copy(update={"version": version}),
         bundle.model_bytes,
         bundle.explainer_bytes,
+        bundle.card_bytes,
     )
     return version
 
