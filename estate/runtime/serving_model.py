@@ -46,6 +46,8 @@ class ServingModel:
         self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
         self.session = open_session(model_bytes, threads)
         schema = manifest.input
+        self.labels = schema.labels()  # feature → readable label, where the config gave one
+        self.units = {f.name: f.unit for f in [*schema.numeric, *schema.categorical] if f.unit}
         self.numeric = schema.numeric
         self.categorical = schema.categorical
         self._packer = DictPacker(schema)

@@ -145,6 +145,8 @@ def prediction_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
 
 class Contribution(_Closed):
     feature: str
+    label: str | None = Field(None, description="Readable name, when the config gives one.")
+    unit: str | None = Field(None, description="Unit of `value`, when the config gives one.")
     value: float | str | None = Field(description="The value used (after imputation).")
     imputed: bool | None = None
     shap: float = Field(description="SHAP value in the explained scale (see `scale`).")
