@@ -47,7 +47,8 @@ class ServingModel:
         self.session = open_session(model_bytes, threads)
         schema = manifest.input
         self.labels = schema.labels()  # feature → readable label, where the config gave one
-        self.units = {f.name: f.unit for f in [*schema.numeric, *schema.categorical] if f.unit}
+        self.units = {f.name: f.unit for f in schema.numeric if f.unit}
+        self.units |= {c.name: c.unit for c in schema.categorical if c.unit}
         self.numeric = schema.numeric
         self.categorical = schema.categorical
         self._packer = DictPacker(schema)
