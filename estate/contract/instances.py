@@ -46,7 +46,8 @@ Category = Annotated[str, StringConstraints(max_length=MAX_STRING)]
 
 
 def _describe(parts: list[str]) -> str:
-    return " ".join(p for p in parts if p)
+    """Sentences joined: a config's description may come without its full stop."""
+    return " ".join(p if p.endswith((".", "?", "!")) else p + "." for p in parts if p)
 
 
 def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import shutil
 from pathlib import Path
 
@@ -26,14 +28,19 @@ def test_the_card_states_data_metrics_gates_interval_parity_and_limits(
     card = ames_manifest.model_card
     assert card is not None
     text = card_text(ames_store, ames_manifest)
-    assert sha256_hex(text.encode()) == card.sha256 and len(text.encode()) == card.bytes
+    assert sha256_hex(text.encode()) == card.sha256
+    assert len(text.encode()) == card.bytes
     # Data: source, its card, rows, period, target
-    assert card.data_source.endswith("ames.csv.gz") and card.data_source in text
-    assert card.data_card == "data/README.md" and "Data card: `data/README.md`" in text
+    assert card.data_source.endswith("ames.csv.gz")
+    assert card.data_source in text
+    assert card.data_card == "data/README.md"
+    assert "Data card: `data/README.md`" in text
     assert card.rows == ames_manifest.lineage.rows_used == 2925
     assert f"{card.rows:,} used of 2,930" in text
-    assert card.period == "2006-01 to 2010-07" and "Period: 2006-01 to 2010-07" in text
-    assert card.target == "price" and card.target_range is not None
+    assert card.period == "2006-01 to 2010-07"
+    assert "Period: 2006-01 to 2010-07" in text
+    assert card.target == "price"
+    assert card.target_range is not None
     assert 10_000 < card.target_range[0] < card.target_range[1] < 1_000_000
     # Every candidate's CV and holdout metric, the chosen one marked
     for c in ames_manifest.candidates:
@@ -50,18 +57,20 @@ def test_the_card_states_data_metrics_gates_interval_parity_and_limits(
     # Interval and coverage by fifth: the fifths hold every holdout row, and their
     # coverages average (by rows) to the overall holdout coverage.
     interval = ames_manifest.interval
-    assert interval is not None and card.interval_by_fifth is not None
+    assert interval is not None
+    assert card.interval_by_fifth is not None
     fifths = card.interval_by_fifth
     assert len(fifths) == 5
     assert sum(f.rows for f in fifths) == ames_manifest.training["rows_holdout"]
-    assert all(a.upper <= b.lower for a, b in zip(fifths, fifths[1:], strict=False))
+    assert all(a.upper <= b.lower for a, b in itertools.pairwise(fifths))
     mean = sum(f.coverage * f.rows for f in fifths) / sum(f.rows for f in fifths)
     assert mean == pytest.approx(interval.holdout_coverage)
     assert f"Holdout coverage {interval.holdout_coverage:.1%}" in text
     assert "Decision threshold" not in text
     # Parity, intended use, limits (config's and the defaults), labelled training ranges
     assert f"max relative {ames_manifest.parity.max_rel_diff:.2e}" in text
-    assert "## Intended use" in text and card.intended_use in text
+    assert "## Intended use" in text
+    assert card.intended_use in text
     assert "- There is no rent model." in text
     assert any("area <= 4000" in limit for limit in card.limits)
     assert "| Living area (`area`) |" in text
@@ -117,9 +126,9 @@ def test_labels_reach_the_manifest_and_the_instance_schema(ames_manifest: Manife
     }
     props = instance_json_schema(instance_adapter(ames_manifest.input))["properties"]
     assert props["area"]["title"] == "Living area"
-    assert props["area"]["description"].startswith("Above ground Number (sq ft); training range")
+    assert props["area"]["description"].startswith("Above ground. Number (sq ft); training range")
     assert props["Neighborhood"]["title"] == "Neighbourhood"
-    assert "title" not in props["Lot.Area"] or props["Lot.Area"]["title"] != "Lot.Area"
+    assert props["Lot.Area"]["title"] == "Lot.Area"  # no label: pydantic's default, the name
 
 
 def test_every_shipped_config_validates_and_ames_documents_its_form_fields() -> None:
@@ -134,10 +143,8 @@ def test_every_shipped_config_validates_and_ames_documents_its_form_fields() -> 
     web = (REPO / "web" / "app.js").read_text().split("KEY_FIELDS = [", 1)[1].split("]", 1)[0]
     form = [name.strip().strip('"') for name in web.replace("\n", "").split(",") if name.strip()]
     assert len(form) == 12
-    header = (REPO / "data" / "ames.csv.gz").open("rb")
-    import gzip
-
-    columns = gzip.open(header).readline().decode().strip().split(",")
+    with gzip.open(REPO / "data" / "ames.csv.gz", "rt") as data:
+        columns = data.readline().strip().split(",")
     documented = set(ames.features)
     assert set(form) <= documented
     assert set(columns) - documented == {"Order", "PID", "price"}
@@ -180,7 +187,8 @@ def test_explain_and_chat_name_features_by_their_labels(
     explain = create_app(target="explain", source=str(REPO / "main.py")).test_client()
     (item,) = explain.post("/", json={"instances": [house]}).get_json()["explanations"]
     by_name = {c["feature"]: c for c in item["contributions"]}
-    assert by_name["area"]["label"] == "Living area" and by_name["area"]["unit"] == "sq ft"
+    assert by_name["area"]["label"] == "Living area"
+    assert by_name["area"]["unit"] == "sq ft"
     assert by_name["Overall.Qual"]["label"] == "Overall quality"
     assert "label" not in by_name["Lot.Area"]  # no label in the config: the name alone
     chat = create_app(target="chat", source=str(REPO / "main.py")).test_client()
