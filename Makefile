@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= configs/ames.toml
 ARTIFACTS ?= ./artifacts
 
-.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-peers bench-explain bench-score bench-memory clean infra-check imports
+.PHONY: help venv install system-deps train demo test lint typecheck unit bench bench-peers bench-explain bench-score bench-memory clean infra-check imports beam-venv bench-beam
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -65,7 +65,7 @@ unit: install  ## pytest only (PYTEST_WORKERS=0: one process)
 system-deps:  ## install Debian's chromium + chromium-driver for the web page test, if missing
 	@bash .ci/system-deps
 
-test: system-deps lint typecheck imports unit infra-check  ## everything CI runs: ruff, mypy, layer contracts, pytest, Terraform checks
+test: system-deps lint typecheck imports beam-venv unit infra-check  ## everything CI runs: ruff, mypy, layer contracts, pytest, Terraform checks
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -80,7 +80,7 @@ bench-peers: $(VENV)/.bench-installed  ## predict vs KServe, MLServer, BentoML, 
 	$(BIN)/python -m bench.peers --source $(ARTIFACTS)
 
 clean:  ## remove the venv, artifacts and caches
-	rm -rf $(VENV) $(TOOLS) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(BEAM) $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
 
 # checkov pins dozens of packages (older packaging, boto3, ...) that clash with the
 # project's; it gets its own venv, rebuilt when infra/requirements-tools.txt changes.
@@ -105,3 +105,19 @@ bench-score: install  ## estate score rows/s and peak RSS up to 1,000,000 rows; 
 
 bench-memory: install  ## each class of worst request at the limits: a fresh worker's peak RSS growth; writes bench/memory.json
 	$(BIN)/python -m bench.memory --artifacts $(ARTIFACTS)
+
+# Apache Beam pins pyarrow<26 and protobuf<7, below what the project resolves to: `estate
+# beam-score` gets its own venv (the project + its train and beam extras), rebuilt when
+# pyproject.toml changes. tests/integration/test_beam.py runs the pipeline in it.
+BEAM ?= .venv-beam
+
+$(BEAM)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BEAM)
+	$(BEAM)/bin/python -m pip install --quiet --upgrade pip
+	$(BEAM)/bin/python -m pip install --quiet -e '.[beam]'
+	touch $@
+
+beam-venv: $(BEAM)/.installed  ## Apache Beam's own venv (.venv-beam) for estate beam-score
+
+bench-beam: install beam-venv  ## estate beam-score (Direct/Prism runner) rows/s next to estate score, 1,000,000 rows; writes bench/beam_results.json
+	$(BIN)/python -m bench.beam_throughput --artifacts $(ARTIFACTS)

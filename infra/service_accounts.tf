@@ -11,6 +11,7 @@ locals {
     builder   = "Cloud Functions image builds: reads source, pushes images"
     deployer  = "Cloud Build pipeline (cloudbuild.yaml): tests, trains, deploys, smoke-tests"
     gateway   = "API Gateway backend: calls the HTTP functions for partners"
+    dataflow  = "Dataflow workers of estate beam-score: read bundles and data, write scores"
   }
 }
 

@@ -24,6 +24,7 @@ COMMANDS = [
     "estate.cli.commands.rollback",
     "estate.cli.commands.models",
     "estate.cli.commands.score",
+    "estate.cli.commands.beam_score",
 ]
 
 

@@ -83,7 +83,7 @@ def problem_response(error: HttpError) -> flask.Response:
     return flask.Response(
         json.dumps(error.to_problem()),
         status=error.status,
-        mimetype=PROBLEM_CONTENT_TYPE,
+        mimetype=getattr(error, "content_type", PROBLEM_CONTENT_TYPE),  # remote: plain JSON
         headers=error.headers,
     )
 

@@ -17,8 +17,10 @@ from estate.runtime.packing import Packed
 from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving import predlog
 from estate.serving.endpoint import serve
+from estate.serving.remote import is_remote_call, remote_answer
 from estate.serving.requests import check_instance_count, parse_envelope
 from estate.serving.settings import ServingSettings
+from estate.serving.versions import holder
 
 
 def describe(model: ServingModel) -> dict[str, Any]:
@@ -98,6 +100,9 @@ def entry_point(
     settings = settings or ServingSettings()
 
     def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
+        """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""
+        if is_remote_call(body):
+            return remote_answer(body, holder().route, _prediction, settings)
         return predlog.observe(request, body, lambda b: predict_body(model, b, settings), settings)
 
     def predict(request: flask.Request) -> flask.Response:
