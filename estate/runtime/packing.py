@@ -29,14 +29,16 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import compress, count, cycle
-from operator import itemgetter, not_
+from itertools import chain, compress, count, cycle, repeat
+from operator import add, itemgetter, not_
 from typing import Any
 
 import numpy as np
 
 from estate.contract.bundle import MISSING_CATEGORY, InputSchema, category_text
 
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+_TEXT_TYPES = frozenset({str, type(None)})
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -186,9 +188,58 @@ class DictPacker:
         self._cat_get = _tuple_getter(self._cat_names)
 
     def pack(self, instances: list[dict[str, Any]]) -> Packed:
+        return self._pack(instances, *self._lookup(instances))
+
+    def pack_if_clean(
+        self, rows: list[Any], known: frozenset[str], max_string: int
+    ) -> Packed | None:
+        """`rows` packed straight from the parsed JSON when every cell is one the
+        contract's validator would pass unchanged, else None (validate them first).
+
+        Clean means: objects with known keys only, numbers that are JSON numbers (int or
+        float, not bool) and finite, categories that are ASCII strings of at most
+        `max_string` characters, nulls anywhere, and at least one value per row. All of
+        it is checked with C-level passes over the columns the packing looks up anyway,
+        so a clean batch is read once instead of validated and then read again; any other
+        row (a wrong type, NaN, a number for a category, a non-ASCII text, an empty row)
+        sends the whole batch through the validator, which names the bad fields.
+        """
+        if not rows or not all(type(r) is dict for r in rows):
+            return None
+        if not all(map(known.issuperset, rows)):
+            return None
+        numeric_rows, category_rows, partial = self._lookup(rows)
+        numbers = list(chain.from_iterable(numeric_rows))
+        texts = list(chain.from_iterable(category_rows))
+        if not set(map(type, numbers)) <= _NUMBER_TYPES or not set(map(type, texts)) <= _TEXT_TYPES:
+            return None
+        present = [t for t in texts if t]
+        if not all(map(str.isascii, present)) or max(map(len, present), default=0) > max_string:
+            return None
+        width = self._k + self._m
+        nulls = list(map(tuple.count, numeric_rows, repeat(None)))
+        if width and max(map(add, nulls, map(tuple.count, category_rows, repeat(None)))) == width:
+            return None  # a row with no value at all: the validator's message names it
+        try:
+            numeric = np.array(numeric_rows, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            return None
+        if np.isfinite(numeric).sum() + sum(nulls) != numeric.size:
+            return None  # NaN or an infinite value (a literal, or 1e400 read as inf)
+        return self._pack(rows, numeric_rows, category_rows, partial, numeric)
+
+    def _pack(
+        self,
+        instances: list[dict[str, Any]],
+        numeric_rows: list[tuple[Any, ...]],
+        category_rows: list[tuple[Any, ...]],
+        partial: list[int],
+        numeric: np.ndarray | None = None,
+    ) -> Packed:
         n, k, m = len(instances), self._k, self._m
-        numeric_rows, category_rows, partial = self._lookup(instances)
-        numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, k)
+        if numeric is None:
+            numeric = np.array(numeric_rows, dtype=np.float64)
+        numeric = numeric.reshape(n, k)
         missing, outside = self.rule.numbers(numeric)  # None became NaN
         cells: list[str | None] = []
         for values in category_rows:

@@ -14,7 +14,12 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from estate.contract.bundle import MISSING_CATEGORY, Manifest
-from estate.contract.instances import instance_adapter
+from estate.contract.instances import (
+    MAX_STRING,
+    instance_adapter,
+    require_values,
+    validate_instances,
+)
 from estate.runtime.explainer import Explainer
 from estate.runtime.outputs import intervals
 from estate.runtime.packing import DictPacker, Packed
@@ -68,6 +73,8 @@ class ServingModel:
             )
         ]
         self.adapter: TypeAdapter[list[dict[str, Any]]] = instance_adapter(schema)
+        #: The adapter's field names, without building its JSON Schema on the first request.
+        self._known = frozenset(schema.names())
 
     @property
     def feature_names(self) -> list[str]:
@@ -95,6 +102,19 @@ class ServingModel:
         """Validated instances → the two ONNX inputs, and which cells to warn about
         (`estate.runtime.packing`: the one packing rule, vectorised)."""
         return self._packer.pack(instances)
+
+    def pack_checked(self, rows: list[Any], max_field_errors: int) -> Packed:
+        """Raw JSON instances → `Packed`, or `InvalidInputError` naming the bad fields.
+
+        A clean batch is packed straight from the parsed rows (`DictPacker.pack_if_clean`:
+        the same arrays, one read); any other goes through the contract's validator first.
+        """
+        packed = self._packer.pack_if_clean(rows, self._known, MAX_STRING)
+        if packed is None:
+            instances = validate_instances(self.adapter, rows, max_field_errors)
+            require_values(instances)
+            packed = self.pack_flags(instances)
+        return packed
 
     def row_warnings(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """The notes of row `i` (the same as `pack` gives it)."""

@@ -7,10 +7,11 @@ from functools import partial
 from typing import Any
 
 import flask
+import numpy as np
 
 from estate.contract.bundle import Manifest
 from estate.contract.errors import FieldError
-from estate.contract.instances import instance_json_schema, require_values, validate_instances
+from estate.contract.instances import instance_json_schema
 from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.outputs import intervals, labels
 from estate.runtime.packing import Packed
@@ -49,24 +50,27 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     """
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body)
-    instances = validate_instances(model.adapter, request.instances, settings.max_field_errors)
-    require_values(instances)
-    packed = model.pack_flags(instances)
+    packed = model.pack_checked(request.instances, settings.max_field_errors)
     prediction, raw = model.run(packed.numeric, packed.categorical)
     bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
-    per_row = len(instances) <= settings.row_warnings_max_instances
+    per_row = len(prediction) <= settings.row_warnings_max_instances
+    finite = np.isfinite(prediction)
+    if bounds is not None:
+        finite &= np.isfinite(bounds).all(axis=1)
+    bounds_rows = None if bounds is None else bounds.tolist()
     predictions = []
     for i, value in enumerate(prediction.tolist()):
         item = _prediction(
             model.manifest,
             value,
-            None if bounds is None else bounds[i].tolist(),
+            None if bounds_rows is None else bounds_rows[i],
             None if label is None else label[i],
         )
         if per_row:
             item["warnings"] = model.row_warnings(packed, i)
-        require_finite(item, f"predictions[{i}]", partial(_inputs, model, packed, i))
         predictions.append(item)
+    for i in np.flatnonzero(~finite).tolist():  # one vectorised check; named here if it fails
+        require_finite(predictions[i], f"predictions[{i}]", partial(_inputs, model, packed, i))
     answer: dict[str, Any] = {"predictions": predictions}
     if not per_row:
         answer["warning_summary"] = model.warning_summary(packed, settings.warning_rows_listed)

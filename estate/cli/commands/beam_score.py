@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from estate.cli.commands._store_args import add_store_argument
-from estate.cli.commands.score import positive
+from estate.cli.commands.score import add_scoring_arguments
 
 EPILOG = """\
 Beam options go after `--`, unchanged. On Dataflow (infra/ prints the options:
@@ -39,12 +38,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--output", required=True, help="out.parquet (one file) or a prefix (sharded files)"
     )
-    parser.add_argument("--id-column", help="input column copied to the output's id column")
-    add_store_argument(parser, old="--artifacts")
-    parser.add_argument("--model", default="ames", help="model name (default %(default)s)")
-    parser.add_argument("--version", help="bundle version (default: the serving one)")
-    parser.add_argument("--chunk-rows", type=positive, default=16_384, help="rows per chunk")
-    parser.add_argument("--threads", type=positive, default=1, help="onnxruntime threads")
+    add_scoring_arguments(parser)
     parser.add_argument(
         "--runner",
         default="DirectRunner",

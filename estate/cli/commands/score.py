@@ -12,6 +12,16 @@ from estate.storage.registry import read_bundle
 from estate.storage.store import open_store
 
 
+def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `estate score` and `estate beam-score` share: the bundle and how to read rows."""
+    parser.add_argument("--id-column", help="input column copied to the output's id column")
+    add_store_argument(parser, old="--artifacts")
+    parser.add_argument("--model", default="ames", help="model name (default %(default)s)")
+    parser.add_argument("--version", help="bundle version (default: the serving one)")
+    parser.add_argument("--chunk-rows", type=positive, default=16_384, help="rows per chunk")
+    parser.add_argument("--threads", type=positive, default=1, help="onnxruntime threads")
+
+
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "score",
@@ -23,12 +33,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--input", help="CSV, CSV.gz or Parquet: path or gs://bucket/object")
     parser.add_argument("--output", help="predictions .csv or .parquet: path or gs://")
-    parser.add_argument("--id-column", help="input column copied to the output's id column")
-    add_store_argument(parser, old="--artifacts")
-    parser.add_argument("--model", default="ames", help="model name (default %(default)s)")
-    parser.add_argument("--version", help="bundle version (default: the serving one)")
-    parser.add_argument("--chunk-rows", type=positive, default=16_384, help="rows per chunk")
-    parser.add_argument("--threads", type=positive, default=1, help="onnxruntime threads")
+    add_scoring_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     bq = parser.add_argument_group("BigQuery ML (--bqml)")
     bq.add_argument("--bqml", action="store_true", help="print CREATE MODEL + ML.PREDICT SQL")
