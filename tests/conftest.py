@@ -29,6 +29,12 @@ row_filter = "area <= 4000"
 categorical = ["MS.SubClass"]
 folds = 3
 holdout_fraction = 0.2
+data_card = "data/README.md"
+period = {{ year = "Yr.Sold", month = "Mo.Sold" }}
+limits = ["There is no rent model."]
+features."area" = {{ label = "Living area", description = "Above ground", unit = "sq ft" }}
+features."Overall.Qual" = {{ label = "Overall quality", unit = "1-10" }}
+features."Neighborhood" = {{ label = "Neighbourhood", description = "Location in Ames" }}
 
 [[candidates]]
 name = "ridge"

@@ -8,6 +8,13 @@ const KEY_FIELDS = [
   "Full.Bath", "Bedroom.AbvGr", "Lot.Area", "Kitchen.Qual", "House.Style", "Year.Remod.Add",
 ];
 const state = { schema: null, house: null, output: null, history: [] };
+// How people write the deal table's figures (acronyms in capitals, the rest as words).
+const FIGURE_NAMES = {
+  noi: "NOI (net operating income)", dscr: "DSCR (debt service coverage)",
+  cap_rate: "Cap rate", cash_on_cash: "Cash-on-cash return",
+};
+const figureName = (k) => FIGURE_NAMES[k] || (k.charAt(0).toUpperCase() + k.slice(1)).replaceAll("_", " ");
+const featureName = (name) => (state.schema?.properties?.[name]?.title) || name;
 const money = (v) => "$" + Math.round(v).toLocaleString("en-US");
 const $ = (id) => document.getElementById(id);
 
@@ -120,7 +127,7 @@ function showEstimate(prediction, model) {
   list.replaceChildren();
   for (const w of prediction.warnings || []) {
     const item = document.createElement("li");
-    item.textContent = `${w.field}: ${w.message}`;
+    item.textContent = `${featureName(w.field)}: ${w.message}`;
     list.appendChild(item);
   }
 }
@@ -171,7 +178,8 @@ function waterfallSteps(e) {
   };
   for (const c of e.contributions) {
     const value = typeof c.value === "number" ? c.value.toLocaleString("en-US") : c.value;
-    step(`${c.feature} = ${value}`, c.effect, c.factor);
+    const unit = c.unit && !/^\d/.test(c.unit) && c.unit !== "count" ? ` ${c.unit}` : "";
+    step(`${c.label || c.feature} = ${value}${unit}`, c.effect, c.factor);
   }
   if (e.other_features) {
     step(`${e.other_features.features} other features`, e.other_features.effect, e.other_features.factor);
@@ -207,11 +215,11 @@ async function analyseDeal(event) {
     const body = $("deal-table").querySelector("tbody");
     body.replaceChildren();
     const deal = answer.facts.deal || {};
-    const rows = [["verdict", `asking price ${deal.verdict || "?"} the model's interval`]];
-    for (const [k, v] of Object.entries(deal.analysis || {})) rows.push([k, formatFigure(k, v)]);
+    const rows = [["Verdict", `asking price ${deal.verdict || "?"} the model's interval`]];
+    for (const [k, v] of Object.entries(deal.analysis || {})) rows.push([figureName(k), formatFigure(k, v)]);
     for (const [k, v] of rows) {
       const row = body.insertRow();
-      row.insertCell().textContent = k.replaceAll("_", " ");
+      row.insertCell().textContent = k;
       row.insertCell().textContent = v;
     }
     appendChat("user", "Is this asking price a good deal?");
@@ -252,6 +260,21 @@ async function sendChat(event) {
   }
 }
 
+// The serving bundle's model card (data, metrics, intended use, limits), as its Markdown.
+async function showCard(link) {
+  if (!link) return;
+  try {
+    const url = `${API.predict.replace(/\/+$/, "")}/model_card.md`;
+    const headers = API.apiKey ? { "x-api-key": API.apiKey } : {};
+    const response = await fetch(url, { headers });
+    if (!response.ok) throw new Error(response.statusText);
+    $("model-card").textContent = await response.text();
+    $("card-section").hidden = false;
+  } catch (error) {
+    console.warn("model card unavailable:", error.message);
+  }
+}
+
 async function start() {
   try {
     const [info, house] = await Promise.all([call(API.predict), fetch("example_house.json").then((r) => r.json())]);
@@ -260,6 +283,7 @@ async function start() {
     state.house = house;
     $("model-badge").textContent = `model ${info.model.name} · ${info.model.version} · ${info.model.chosen}`;
     buildForm();
+    showCard(info.model_card);
     $("property-form").addEventListener("submit", estimate);
     $("deal-form").addEventListener("submit", analyseDeal);
     $("chat-form").addEventListener("submit", sendChat);

@@ -4,6 +4,7 @@ A bundle is an immutable folder in the artifact store::
 
     models/<name>/<version>/model.onnx     one ONNX graph: preprocessing + model + output
     models/<name>/<version>/manifest.json  `Manifest` below, including model.onnx's sha256
+    models/<name>/<version>/model_card.md  optional: the model card (`ModelCard`), checksummed
     models/<name>/serving.json             the serving pointer (`estate.storage.pointer`), last
 
 The ONNX graph always has the same interface, so serving needs nothing but this module:
@@ -53,6 +54,7 @@ FORMAT_VERSION: Final = 1
 MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
 EXPLAINER_FILE: Final = "explainer.npz"
+MODEL_CARD_FILE: Final = "model_card.md"
 POINTER_FILE: Final = "serving.json"
 
 NUMERIC_INPUT = "numeric"
@@ -151,6 +153,8 @@ class NumericFeature(ContractModel):
     missing_rate: float
     log1p: bool = Field(description="The graph applies log(1 + max(x, 0)) before the model.")
     description: str = ""
+    label: str | None = Field(None, description="Readable name (None: show `name`).")
+    unit: str | None = Field(None, description="Unit of the value, e.g. 'sq ft'.")
 
 
 class CategoricalFeature(ContractModel):
@@ -163,6 +167,8 @@ class CategoricalFeature(ContractModel):
     impute: str = Field(description="Category used for a missing input (training mode).")
     missing_rate: float
     description: str = ""
+    label: str | None = Field(None, description="Readable name (None: show `name`).")
+    unit: str | None = None
 
 
 class InputSchema(ContractModel):
@@ -174,6 +180,11 @@ class InputSchema(ContractModel):
 
     def names(self) -> list[str]:
         return [f.name for f in self.numeric] + [f.name for f in self.categorical]
+
+    def labels(self) -> dict[str, str]:
+        """Feature name → readable label, for the features whose config gave one."""
+        features: list[NumericFeature | CategoricalFeature] = [*self.numeric, *self.categorical]
+        return {f.name: f.label for f in features if f.label}
 
 
 class OutputSpec(ContractModel):
@@ -335,6 +346,50 @@ class ExplainerSpec(ContractModel):
     )
 
 
+class FifthCoverage(ContractModel):
+    """Holdout coverage of the interval among the rows in one fifth of predicted value."""
+
+    lower: float = Field(description="Smallest prediction in this fifth (output units).")
+    upper: float = Field(description="Largest prediction in this fifth (output units).")
+    rows: int
+    coverage: float
+
+
+class FeatureRange(ContractModel):
+    """Where training data is dense for one numeric feature (1st to 99th percentile)."""
+
+    feature: str
+    p01: float
+    p99: float
+
+
+class ModelCard(ContractModel):
+    """The model card (``model_card.md``, Markdown for people) and the facts it states.
+
+    The metrics, gates, interval and parity the card also shows are the manifest's own
+    fields; these are the facts only the card adds.
+    """
+
+    file: Literal["model_card.md"] = "model_card.md"
+    sha256: str
+    bytes: int
+    data_source: str = Field(description="URI of the training data.")
+    data_card: str | None = Field(None, description="The data set's documentation (path).")
+    rows: int = Field(description="Rows used (after the row filter, with a target).")
+    period: str | None = Field(None, description="Sale period covered, e.g. '2006-01 to 2010-07'.")
+    target: str
+    target_range: tuple[float, float] | None = Field(
+        None, description="Regression: smallest and largest target value."
+    )
+    positive_rate: float | None = Field(None, description="Classification: share of class 1.")
+    interval_by_fifth: list[FifthCoverage] | None = Field(
+        None, description="Regression: holdout coverage per fifth of predicted value."
+    )
+    training_ranges: list[FeatureRange] = Field(default_factory=list)
+    intended_use: str
+    limits: list[str]
+
+
 class Manifest(ContractModel):
     """Everything serving, auditing and retraining need to know about a bundle."""
 
@@ -361,6 +416,7 @@ class Manifest(ContractModel):
     config: dict[str, Any]
     promotion: Promotion | None = None
     explainer: ExplainerSpec | None = None
+    model_card: ModelCard | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode()
@@ -418,6 +474,19 @@ def verify_explainer_bytes(manifest: Manifest, data: bytes) -> None:
             f"{where} has {len(data)} bytes and sha256 {sha256_hex(data)}, the manifest says "
             f"{spec.bytes} and {spec.sha256}: the file is truncated or altered. Re-export "
             "the bundle; it will not be served."
+        )
+
+
+def verify_card_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered model card, exactly like the model file."""
+    card = manifest.model_card
+    if card is None:
+        raise BundleError(f"{manifest.name}/{manifest.version} declares no model card.")
+    if len(data) != card.bytes or sha256_hex(data) != card.sha256:
+        raise BundleError(
+            f"{card.file} of {manifest.name}/{manifest.version} has {len(data)} bytes and "
+            f"sha256 {sha256_hex(data)}, the manifest says {card.bytes} and {card.sha256}: "
+            "the file is truncated or altered. Re-export the bundle; it will not be served."
         )
 
 

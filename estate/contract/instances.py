@@ -46,7 +46,8 @@ Category = Annotated[str, StringConstraints(max_length=MAX_STRING)]
 
 
 def _describe(parts: list[str]) -> str:
-    return " ".join(p for p in parts if p)
+    """Sentences joined: a config's description may come without its full stop."""
+    return " ".join(p if p.endswith((".", "?", "!")) else p + "." for p in parts if p)
 
 
 def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
@@ -54,15 +55,24 @@ def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
     fields: dict[str, Any] = {}
     for num in schema.numeric:
         extra: Any = {"x-training-min": num.min, "x-training-max": num.max, "x-impute": num.impute}
-        desc = _describe([num.description, f"Number; training range {num.min:g}…{num.max:g}."])
+        unit = f" ({num.unit})" if num.unit else ""
+        desc = _describe(
+            [num.description, f"Number{unit}; training range {num.min:g}…{num.max:g}."]
+        )
         fields[num.name] = NotRequired[  # type: ignore[valid-type]
-            Annotated[Number | None, Field(description=desc, json_schema_extra=extra)]
+            Annotated[
+                Number | None,
+                Field(title=num.label, description=desc, json_schema_extra=extra),
+            ]
         ]
     for cat in schema.categorical:
         extra = {"x-categories": list(cat.categories), "x-impute": cat.impute}
         desc = _describe([cat.description, "Category; known values in x-categories."])
         fields[cat.name] = NotRequired[  # type: ignore[valid-type]
-            Annotated[Category | None, Field(description=desc, json_schema_extra=extra)]
+            Annotated[
+                Category | None,
+                Field(title=cat.label, description=desc, json_schema_extra=extra),
+            ]
         ]
     instance = TypedDict("Instance", fields)  # type: ignore[misc]
     config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, title="Instance")

@@ -174,6 +174,7 @@ def export_bundle(
     abs_tolerance: float = PROBABILITY_ABS_TOLERANCE,
     decide: Callable[[Manifest, bytes], Manifest] | None = None,
     explain_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    card: Callable[[Manifest], tuple[Manifest, bytes]] | None = None,
 ) -> Manifest:
     """Build, verify and write one immutable bundle; returns its manifest.
 
@@ -184,6 +185,8 @@ def export_bundle(
     `decide`, if given, sees the finished manifest and model before the write and returns
     the manifest to write (training records its promotion-gate verdicts this way).
     With `explain_rows` (packed training rows) it also writes the SHAP explainer file.
+    `card`, if given, renders the model card from the decided manifest and returns the
+    manifest with the card's entry and the card's bytes (written with the bundle).
     """
     graph = build_graph(
         layout,
@@ -229,5 +232,8 @@ def export_bundle(
     )
     if decide is not None:
         manifest = decide(manifest, model_bytes)
-    write_bundle(store, manifest, model_bytes, explained[0] if explained else None)
+    card_bytes = None
+    if card is not None:
+        manifest, card_bytes = card(manifest)
+    write_bundle(store, manifest, model_bytes, explained[0] if explained else None, card_bytes)
     return manifest

@@ -104,7 +104,13 @@ def _one(
     items: list[dict[str, Any]] = []
     level = math.exp(base) if explainer.log_target else base
     for j in order:
-        item: dict[str, Any] = {"feature": explainer.raw_names[j], "value": values[j]}
+        name = explainer.raw_names[j]
+        item: dict[str, Any] = {"feature": name}
+        if name in model.labels:
+            item["label"] = model.labels[name]
+        if name in model.units:
+            item["unit"] = model.units[name]
+        item["value"] = values[j]
         if imputed[j]:
             item["imputed"] = True
         item["shap"] = float(phi[j])

@@ -44,11 +44,16 @@ class ServingModel:
         model_bytes: bytes,
         threads: int = 1,
         explainer_bytes: bytes | None = None,
+        card_bytes: bytes | None = None,
     ) -> None:
         self.manifest = manifest
+        self.card_text = card_bytes.decode() if card_bytes is not None else None
         self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
         self.session = open_session(model_bytes, threads)
         schema = manifest.input
+        self.labels = schema.labels()  # feature → readable label, where the config gave one
+        self.units = {f.name: f.unit for f in schema.numeric if f.unit}
+        self.units |= {c.name: c.unit for c in schema.categorical if c.unit}
         self.numeric = schema.numeric
         self.categorical = schema.categorical
         self._packer = DictPacker(schema)

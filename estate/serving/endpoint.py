@@ -14,10 +14,13 @@ import flask
 
 from estate.runtime.serving_model import ServingModel
 from estate.serving.http import handle, read_json_body
+from estate.serving.problems import HttpError
 from estate.serving.settings import EndpointSettings
 from estate.serving.versions import answered_by, model_for
 
 OPENAPI_PATH = "/openapi.json"
+#: ``GET <function>/model_card.md``: the serving bundle's model card, as Markdown.
+CARD_PATH = "/model_card.md"
 
 
 def serve(
@@ -40,9 +43,15 @@ def serve(
         return chosen[-1]
 
     def on_get() -> Any:
-        if request.path.rstrip("/").endswith(OPENAPI_PATH):
+        path = request.path.rstrip("/")
+        if path.endswith(OPENAPI_PATH):
             return openapi_for(model())
-        return describe(model())
+        if path.endswith(CARD_PATH):
+            return model_card(model())
+        info = describe(model())
+        if isinstance(info, dict):
+            info["model_card"] = card_link(model(), path)
+        return info
 
     def on_post(r: flask.Request) -> Any:
         body = read_json_body(r, max_bytes, settings)  # first: the read deadline runs from arrival
@@ -50,6 +59,32 @@ def serve(
 
     response = handle(request, on_get=on_get, on_post=on_post, settings=settings)
     return answered_by(response, chosen[-1] if chosen else None)
+
+
+def card_link(model: ServingModel, path: str) -> dict[str, Any] | None:
+    """Where the GET answer's reader finds the model card (None: an older bundle has none)."""
+    card = model.manifest.model_card
+    if card is None:
+        return None
+    return {
+        "file": card.file,
+        "url": f"{path}{CARD_PATH}",
+        "sha256": card.sha256,
+        "bytes": card.bytes,
+    }
+
+
+def model_card(model: ServingModel) -> flask.Response:
+    """The card as Markdown; 404 for a bundle trained before cards existed."""
+    if model.card_text is None:
+        raise HttpError(
+            404,
+            "No model card",
+            f"{model.manifest.name}/{model.manifest.version} was trained before bundles "
+            "carried a model card; retrain it to get one.",
+            "no-model-card",
+        )
+    return flask.Response(model.card_text, mimetype="text/markdown")
 
 
 def openapi_for(model: ServingModel) -> dict[str, Any]:

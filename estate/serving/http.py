@@ -181,7 +181,8 @@ def _dispatch(
 ) -> flask.Response:
     try:
         if request.method == "GET":
-            return json_response(on_get(), response_limit)
+            got = on_get()  # JSON, or a ready response (the model card's Markdown)
+            return got if isinstance(got, flask.Response) else json_response(got, response_limit)
         if request.method == "POST":
             return json_response(on_post(request), response_limit)
         if request.method == "OPTIONS":

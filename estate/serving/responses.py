@@ -85,11 +85,25 @@ class ChatResponse(_Closed):
     model: ModelRef
 
 
+class ModelCardLink(_Closed):
+    """Where the serving bundle's model card is (data, metrics, intended use, limits)."""
+
+    file: Literal["model_card.md"]
+    url: str = Field(
+        description="GET it (Markdown), relative to this host: <function>/model_card.md."
+    )
+    sha256: str
+    bytes: int
+
+
 class Health(_Open):
-    """GET on a function: health, the serving model and the input schema."""
+    """GET on a function: health, the serving model, the input schema and the model card."""
 
     status: Literal["ok"]
     model: ModelRef
+    model_card: ModelCardLink | None = Field(
+        None, description="None for a bundle trained before bundles carried a model card."
+    )
 
 
 @lru_cache(maxsize=8)
@@ -131,6 +145,8 @@ def prediction_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
 
 class Contribution(_Closed):
     feature: str
+    label: str | None = Field(None, description="Readable name, when the config gives one.")
+    unit: str | None = Field(None, description="Unit of `value`, when the config gives one.")
     value: float | str | None = Field(description="The value used (after imputation).")
     imputed: bool | None = None
     shap: float = Field(description="SHAP value in the explained scale (see `scale`).")

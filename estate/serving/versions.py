@@ -68,7 +68,13 @@ def load_verified(store: ArtifactStore, name: str, version: str, threads: int) -
     """
     bundle = read_bundle(store, name, version)
     try:
-        model = ServingModel(bundle.manifest, bundle.model_bytes, threads, bundle.explainer_bytes)
+        model = ServingModel(
+            bundle.manifest,
+            bundle.model_bytes,
+            threads,
+            bundle.explainer_bytes,
+            card_bytes=bundle.card_bytes,
+        )
         numeric = np.full((1, len(model.numeric)), np.nan, dtype=np.float64)
         categorical = np.empty((1, len(model.categorical)), dtype=object)
         categorical[0, :] = [c.impute for c in model.categorical]

@@ -17,6 +17,7 @@ from estate.contract.bundle import (
     model_prefix,
     parse_manifest,
     pointer_key,
+    verify_card_bytes,
     verify_explainer_bytes,
     verify_model_bytes,
     version_prefix,
@@ -33,6 +34,7 @@ class Bundle:
     manifest: Manifest
     model_bytes: bytes
     explainer_bytes: bytes | None = None
+    card_bytes: bytes | None = None
 
 
 def write_bundle(
@@ -40,11 +42,13 @@ def write_bundle(
     manifest: Manifest,
     model_bytes: bytes,
     explainer_bytes: bytes | None = None,
+    card_bytes: bytes | None = None,
 ) -> str:
     """Write a new immutable version; returns its store prefix. Does not promote it.
 
-    The explainer file (when the manifest declares one) is written before the manifest,
-    like the model, so a manifest never names a file that is not there yet."""
+    The side files (explainer, model card; when the manifest declares them) are written
+    before the manifest, like the model, so a manifest never names a file that is not
+    there yet."""
     if manifest.format_version != FORMAT_VERSION:
         raise BundleError(
             f"Refusing to write format version {manifest.format_version}: this code writes "
@@ -58,10 +62,16 @@ def write_bundle(
         )
     if explainer_bytes is not None:
         verify_explainer_bytes(manifest, explainer_bytes)
+    if (manifest.model_card is None) != (card_bytes is None):
+        raise BundleError("The manifest's model_card field and the card bytes must come together.")
+    if card_bytes is not None:
+        verify_card_bytes(manifest, card_bytes)
     prefix = version_prefix(manifest.name, manifest.version)
     store.write_bytes(f"{prefix}/{MODEL_FILE}", model_bytes)
     if manifest.explainer is not None and explainer_bytes is not None:
         store.write_bytes(f"{prefix}/{manifest.explainer.file}", explainer_bytes)
+    if manifest.model_card is not None and card_bytes is not None:
+        store.write_bytes(f"{prefix}/{manifest.model_card.file}", card_bytes)
     store.write_bytes(f"{prefix}/{MANIFEST_FILE}", manifest.to_json())
     return prefix
 
@@ -141,18 +151,31 @@ def read_bundle(store: ArtifactStore, name: str, version: str | None = None) -> 
             "the bundle is incomplete. Re-export it."
         ) from None
     verify_model_bytes(manifest, model_bytes)
-    explainer_bytes = None
+    explainer_bytes = card_bytes = None
     if manifest.explainer is not None:
-        key = f"{version_prefix(name, version)}/{manifest.explainer.file}"
-        try:
-            explainer_bytes = store.read_bytes(key)
-        except NotFoundError:
-            raise BundleError(
-                f"{version_prefix(name, version)} declares {manifest.explainer.file} but the "
-                "file is missing: the bundle is incomplete. Re-export it."
-            ) from None
+        explainer_bytes = _side_file(store, manifest, manifest.explainer.file)
         verify_explainer_bytes(manifest, explainer_bytes)
-    return Bundle(manifest=manifest, model_bytes=model_bytes, explainer_bytes=explainer_bytes)
+    if manifest.model_card is not None:
+        card_bytes = _side_file(store, manifest, manifest.model_card.file)
+        verify_card_bytes(manifest, card_bytes)
+    return Bundle(
+        manifest=manifest,
+        model_bytes=model_bytes,
+        explainer_bytes=explainer_bytes,
+        card_bytes=card_bytes,
+    )
+
+
+def _side_file(store: ArtifactStore, manifest: Manifest, file: str) -> bytes:
+    """A file the manifest declares; `BundleError` when it is missing."""
+    prefix = version_prefix(manifest.name, manifest.version)
+    try:
+        return store.read_bytes(f"{prefix}/{file}")
+    except NotFoundError:
+        raise BundleError(
+            f"{prefix} declares {file} but the file is missing: the bundle is incomplete. "
+            "Re-export it."
+        ) from None
 
 
 def list_versions(store: ArtifactStore, name: str) -> list[str]:

@@ -52,6 +52,21 @@ class Gates(_Strict):
     )
 
 
+class FeatureDoc(_Strict):
+    """How people should read one feature: shown by the schema, explain, chat and the web."""
+
+    label: str = Field(min_length=1, max_length=80, description="Readable name.")
+    description: str = Field("", max_length=500)
+    unit: str | None = Field(None, max_length=40, description="e.g. 'sq ft', 'USD', 'year'.")
+
+
+class Period(_Strict):
+    """The columns that date a row (for the model card's period)."""
+
+    year: str
+    month: str | None = None
+
+
 class DatasetConfig(_Strict):
     """How to train on one tabular data set."""
 
@@ -89,6 +104,15 @@ class DatasetConfig(_Strict):
     )
     candidates: list[Candidate] = Field(min_length=1)
     gates: Gates = Field(default_factory=Gates)
+    features: dict[str, FeatureDoc] = Field(
+        default_factory=dict, description="Feature name → label, description and unit."
+    )
+    data_card: str | None = Field(None, description="The data set's documentation (path).")
+    period: Period | None = Field(None, description="Columns that date a sale.")
+    intended_use: str | None = Field(None, description="Model card: what the model is for.")
+    limits: list[str] = Field(
+        default_factory=list, description="Model card: known limits, besides training ranges."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DatasetConfig:

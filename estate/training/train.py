@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from estate.contract.bundle import (
     CandidateResult,
+    CategoricalFeature,
     ConformalInterval,
     DecisionThreshold,
     DriftReference,
     InputSchema,
     Lineage,
     Manifest,
+    NumericFeature,
     new_version,
     normalize_category,
 )
@@ -31,6 +33,7 @@ from estate.contract.errors import ConfigError
 from estate.runtime.drift import build_reference
 from estate.storage.store import open_store
 from estate.training import candidates as cands
+from estate.training.card import CardFacts, attach_card, coverage_by_fifth, sale_period
 from estate.training.config import DatasetConfig
 from estate.training.data import Table, check_columns, load_table
 from estate.training.encoder import TabularEncoder
@@ -84,6 +87,9 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     named = set(config.categorical) | (
         set(config.log1p) if isinstance(config.log1p, list) else set()
     )
+    named |= set(config.features)
+    if config.period is not None:
+        named |= {c for c in (config.period.year, config.period.month) if c}
     absent = sorted(named - set(frame.columns))
     if absent:
         raise ConfigError(
@@ -253,6 +259,7 @@ class Calibration:
     hold_raw: np.ndarray
     interval: ConformalInterval | None = None
     threshold: DecisionThreshold | None = None
+    inside: np.ndarray | None = None  # regression: holdout rows the interval covers
 
 
 def train(
@@ -340,7 +347,7 @@ def calibrate(config: DatasetConfig, data: Prepared, choice: Choice, say: Progre
         f"{config.interval_level:.0%} interval: ±{q:.4f} (raw scale), holdout coverage "
         f"{interval.holdout_coverage:.1%}"
     )
-    return Calibration(hold_raw, interval=interval)
+    return Calibration(hold_raw, interval=interval, inside=inside)
 
 
 def output_units(config: DatasetConfig, raw: np.ndarray) -> np.ndarray:
@@ -369,6 +376,32 @@ def training_summary(config: DatasetConfig, data: Prepared, say: Progress) -> di
         "seed": config.seed,
         "duration_seconds": round(time.perf_counter() - say.start, 2),
     }
+
+
+_Feature = TypeVar("_Feature", NumericFeature, CategoricalFeature)
+
+
+def documented(feature: _Feature, config: DatasetConfig) -> _Feature:
+    """`feature` with the label, description and unit the config gives it (if any)."""
+    doc = config.features.get(feature.name)
+    if doc is None:
+        return feature
+    return feature.model_copy(
+        update={"label": doc.label, "description": doc.description, "unit": doc.unit}
+    )
+
+
+def card_facts(config: DatasetConfig, data: Prepared, calibration: Calibration) -> CardFacts:
+    """The model card's own facts: period, target spread, coverage by fifth of prediction."""
+    period = sale_period(config, data.features)
+    if config.classifier:
+        return CardFacts(period, None, float(data.y.mean()), None)
+    target = output_units(config, data.y)
+    fifths = None
+    if calibration.inside is not None:
+        predicted = output_units(config, calibration.hold_raw)
+        fifths = coverage_by_fifth(predicted, calibration.inside)
+    return CardFacts(period, (float(target.min()), float(target.max())), None, fifths)
 
 
 def export_and_gate(
@@ -405,8 +438,8 @@ def export_and_gate(
         snapshot_uri=snapshot_uri,
     )
     schema = InputSchema(
-        numeric=enc.numeric_features,
-        categorical=enc.categorical_features,
+        numeric=[documented(f, config) for f in enc.numeric_features],
+        categorical=[documented(f, config) for f in enc.categorical_features],
         dropped=[c for c in config.drop_columns if c in table.frame.columns],
     )
 
@@ -427,6 +460,7 @@ def export_and_gate(
             export=export,
         )
 
+    facts = card_facts(config, data, calibration)
     yho = data.y[data.holdout]
     decide = gates.recorder(store, config, numeric, categorical, yho, allow_schema_change)
     say("exporting ONNX graph and checking parity on holdout rows")
@@ -443,6 +477,7 @@ def export_and_gate(
         doc=f"estate-advisor {config.name} {version}",
         assemble=assemble,
         decide=decide,
+        card=lambda finished: attach_card(finished, config, facts),
         explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
     )
     say(

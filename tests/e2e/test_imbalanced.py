@@ -110,6 +110,22 @@ def test_it_trains_exports_and_is_promoted_under_the_probability_parity_rule(
     assert manifest.explainer.scale == "log_odds"
 
 
+def test_the_classifier_card_states_its_threshold_not_an_interval(
+    store: Path, manifest: Manifest
+) -> None:
+    card = manifest.model_card
+    assert card is not None
+    assert manifest.threshold is not None
+    text = (store / "models" / MODEL / manifest.version / "model_card.md").read_text()
+    assert "## Decision threshold" in text
+    assert f"at least {manifest.threshold.value:.4g}" in text
+    assert "## Interval" not in text
+    assert card.interval_by_fifth is None
+    assert card.target_range is None
+    assert card.positive_rate == pytest.approx(0.03, abs=0.01)
+    assert "Synthetic data" in text
+
+
 @pytest.fixture(scope="module")
 def sample() -> list[dict[str, str]]:
     """Every positive and an even spread of negatives: 400 rows."""

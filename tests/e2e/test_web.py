@@ -110,6 +110,14 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     assert area.get_attribute("value") == "1656"
     neighborhood = driver.find_element(By.NAME, "Neighborhood")
     assert neighborhood.get_attribute("value") == "NAmes"
+    # Fields the config labels show their label (the schema's title), the rest their name.
+    form = {
+        el.get_attribute("textContent")
+        for el in driver.find_elements(By.CSS_SELECTOR, "#key-fields label")
+    }
+    assert any(text.startswith("Living area") for text in form), form
+    assert any(text.startswith("Neighbourhood") for text in form), form
+    assert not any(text.startswith("Neighborhood") for text in form), form
     area.clear()
     area.send_keys("1800")
     driver.find_element(By.ID, "estimate-button").click()
@@ -122,6 +130,7 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#waterfall rect")) >= 5)
     labels = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#waterfall text.label")]
     assert labels[0] == "Average house"
+    assert any(t.startswith("Living area = 1,800 sq ft") for t in labels), labels
     assert labels[-1] == "This house"
     amounts = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#waterfall text.amount")]
     assert amounts[-1] == f"${estimate:,}"  # the chart ends at the estimate shown above
@@ -131,6 +140,16 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     reply = driver.find_element(By.ID, "deal-reply").text
     assert "$" in reply
     assert driver.find_elements(By.CSS_SELECTOR, "#deal-table tr")
+    figures = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#deal-table td:first-child")]
+    assert any(f.startswith("NOI") for f in figures), figures
+    assert any(f.startswith("DSCR") for f in figures), figures
+    assert not any(f.startswith(("noi", "dscr")) for f in figures), figures
+
+    # The model card, fetched from the predict function.
+    wait.until(lambda d: not d.find_element(By.ID, "card-section").get_attribute("hidden"))
+    card = driver.find_element(By.ID, "model-card").get_attribute("textContent")
+    assert card.startswith("# Model card: ames ")
+    assert "## Limits" in card
 
     chat = driver.find_element(By.ID, "chat-input")
     chat.send_keys("What if I add a bathroom?")

@@ -48,6 +48,7 @@ def copy_version(store: LocalStore, manifest: Manifest, version: str) -> str:
         manifest.model_copy(update={"version": version}),
         bundle.model_bytes,
         bundle.explainer_bytes,
+        bundle.card_bytes,
     )
     return version
 
@@ -164,7 +165,7 @@ def test_a_corrupted_new_bundle_is_refused_while_the_old_one_keeps_serving(
             ),
         }
     )
-    write_bundle(store, bad.model_copy(update={"explainer": None}), garbage)
+    write_bundle(store, bad.model_copy(update={"explainer": None, "model_card": None}), garbage)
     promote(store, "ames", "v-garbage")
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="estate_advisor.functions"):

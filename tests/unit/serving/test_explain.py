@@ -232,11 +232,12 @@ def test_write_bundle_keeps_explainer_file_and_manifest_together(
     bundle = read_bundle(LocalStore(ames_store), "ames")
     assert bundle.explainer_bytes is not None
     target = LocalStore(tmp_path)
+    card = bundle.card_bytes
     plain = bundle.manifest.model_copy(update={"explainer": None})
     with pytest.raises(BundleError, match="come together"):
-        write_bundle(target, plain, bundle.model_bytes, bundle.explainer_bytes)
+        write_bundle(target, plain, bundle.model_bytes, bundle.explainer_bytes, card)
     with pytest.raises(BundleError, match="truncated or altered"):
-        write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes[:-1])
-    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes)
+        write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes[:-1], card)
+    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes, card)
     again = read_bundle(target, "ames", bundle.manifest.version)
     assert again.explainer_bytes == bundle.explainer_bytes

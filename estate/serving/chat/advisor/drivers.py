@@ -34,9 +34,17 @@ class Driver:
     baseline: float | str
     dollars: float
     given: bool = True
+    label: str | None = None  # readable name (the config's), else show `feature`
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.feature
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        if self.label is None:
+            del found["label"]
+        return found
 
 
 def baselines(model: ServingModel) -> dict[str, float | str]:
@@ -82,6 +90,7 @@ def _shap_drivers(
             base[c["feature"]],
             float(c["effect"]),
             given=instance.get(c["feature"]) is not None,
+            label=c.get("label"),
         )
         for c in answer["contributions"]
     ]
@@ -101,7 +110,7 @@ def _what_if_drivers(model: ServingModel, instance: dict[str, Any], k: int) -> l
     predictions = model.predict(rows)
     price = predictions[0].value
     drivers = [
-        Driver(name, value, base[name], price - p.value)
+        Driver(name, value, base[name], price - p.value, label=model.labels.get(name))
         for (name, value), p in zip(given, predictions[1:], strict=True)
     ]
     drivers.sort(key=lambda d: abs(d.dollars), reverse=True)

@@ -195,13 +195,13 @@ def _drivers_text(drivers: dict[str, Any]) -> str:
         return "Every feature you gave is at its typical value, so none stands out."
     if "base_price" not in drivers:  # what-if: against each feature's typical value
         lines = [
-            f"- {d['feature']} = {tools.show(d['value'])}: {_signed(d['dollars'])} "
+            f"- {_feature(d)} = {tools.show(d['value'])}: {_signed(d['dollars'])} "
             f"against a typical {tools.show(d['baseline'])}"
             for d in items
         ]
         return f"What drives the value ({drivers['method']}):\n" + "\n".join(lines)
     lines = [
-        f"- {d['feature']} = {tools.show(d['value'])}"
+        f"- {_feature(d)} = {tools.show(d['value'])}"
         f"{'' if d['given'] else ' (not given: typical value)'}: {_signed(d['dollars'])}"
         for d in items
     ]
@@ -210,6 +210,12 @@ def _drivers_text(drivers: dict[str, Any]) -> str:
         f"at {money(drivers['base_price'])}, the effects of all features add up to the "
         "estimate; the largest):\n" + "\n".join(lines)
     )
+
+
+def _feature(driver: dict[str, Any]) -> str:
+    """A driver as people read it: the config's label, else the column name."""
+    label: str | None = driver.get("label")
+    return label or str(driver["feature"])
 
 
 def _signed(dollars: float) -> str:
@@ -248,7 +254,8 @@ def _deal_text(deal: dict[str, Any], verdict_asked: bool) -> str:
         lines.append("Tell me the asking price and I will compare it with the estimate.")
     lines.append(
         f"At {money(i['price'])} with rent of {money(i['monthly_rent'])}/month: gross yield "
-        f"{a['gross_yield']:.2%}, net yield {a['net_yield']:.2%}, cap rate {a['cap_rate']:.2%}; "
+        f"{a['gross_yield']:.2%}, net yield {a['net_yield']:.2%}, NOI {money(a['noi'])}/year, "
+        f"cap rate {a['cap_rate']:.2%}; "
         f"mortgage {money(a['monthly_payment'])}/month on {money(a['loan'])}, cash flow "
         f"{money(a['monthly_cash_flow'])}/month"
         + (f", DSCR {a['dscr']:.2f}" if a["dscr"] is not None else "")

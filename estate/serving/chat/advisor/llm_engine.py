@@ -155,7 +155,9 @@ class _Session:
         return (
             "Known house features (from the user's form and messages): "
             f"{json.dumps(self.features)}. Known deal terms: {json.dumps(self.deal)}. "
-            f"Model feature names: {', '.join(self.model.feature_names)}."
+            f"Model feature names: {', '.join(self.model.feature_names)}. "
+            "When you name a feature to the user, use its readable label: "
+            f"{json.dumps(self.model.labels)}."
         )
 
     def run(self, name: str, arguments: str) -> dict[str, Any]:
