@@ -35,6 +35,12 @@ class Prediction:
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
+#: Below this many rows the validator's path is as fast as `DictPacker.pack_if_clean`
+#: (in-process, Ames rows: 1 row 51 vs 56 µs, 10 rows 333 vs 282 µs), so single-row
+#: requests keep it.
+FAST_PATH_MIN_ROWS = 8
+
+
 class ServingModel:
     """A loaded bundle, ready to predict raw JSON instances."""
 
@@ -106,10 +112,15 @@ class ServingModel:
     def pack_checked(self, rows: list[Any], max_field_errors: int) -> Packed:
         """Raw JSON instances → `Packed`, or `InvalidInputError` naming the bad fields.
 
-        A clean batch is packed straight from the parsed rows (`DictPacker.pack_if_clean`:
-        the same arrays, one read); any other goes through the contract's validator first.
+        A clean batch of `FAST_PATH_MIN_ROWS` or more is packed straight from the parsed
+        rows (`DictPacker.pack_if_clean`: the same arrays, one read); any other goes
+        through the contract's validator first.
         """
-        packed = self._packer.pack_if_clean(rows, self._known, MAX_STRING)
+        packed = (
+            self._packer.pack_if_clean(rows, self._known, MAX_STRING)
+            if len(rows) >= FAST_PATH_MIN_ROWS
+            else None
+        )
         if packed is None:
             instances = validate_instances(self.adapter, rows, max_field_errors)
             require_values(instances)
