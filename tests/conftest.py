@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 from estate.contract.bundle import Manifest
 from estate.storage.store import ArtifactStore, GCSStore, LocalStore
@@ -77,6 +78,14 @@ def ridge_config(tmp_path: Path, alpha: float, drop: tuple[str, ...] = ()) -> Pa
     path = tmp_path / f"ridge-{alpha}-{len(drop)}.toml"
     path.write_text(text.replace("'", '"'))
     return path
+
+
+def function_client(target: str) -> FlaskClient:
+    """An in-process client of `main.py`'s `target`, built now: it reads its settings from
+    the environment as set at this moment (set the environment first)."""
+    from functions_framework import create_app
+
+    return create_app(target=target, source=str(REPO / "main.py")).test_client()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
+from conftest import function_client as client
 
 from estate.contract.bundle import (
     FORMAT_VERSION,
@@ -93,12 +93,6 @@ def golden_store(serving_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     serving_env.setenv("ESTATE_ARTIFACTS", str(GOLDEN))
     serving_env.setenv("ESTATE_MODEL_NAME", "ames")
     return serving_env
-
-
-def client(target: str) -> FlaskClient:
-    from functions_framework import create_app
-
-    return create_app(target=target, source=str(REPO / "main.py")).test_client()
 
 
 def test_a_v1_bundle_serves_predictions_and_explanations(golden_store: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import flask
 import pytest
-from flask.testing import FlaskClient
+from conftest import function_client as client
 
 from estate.contract.bundle import Manifest
 from estate.runtime.finite import require_finite
@@ -25,12 +25,6 @@ from estate.serving.settings import HttpSettings
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = json.loads((REPO / "examples" / "predict_ames.json").read_text())["instances"][0]
-
-
-def client(target: str) -> FlaskClient:
-    from functions_framework import create_app
-
-    return create_app(target=target, source=str(REPO / "main.py")).test_client()
 
 
 @pytest.fixture

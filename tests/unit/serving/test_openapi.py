@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from conftest import function_client as client
 from flask.testing import FlaskClient
 from http_server import serve
 from hypothesis import HealthCheck, Phase, given, settings
@@ -27,12 +28,6 @@ from estate.serving.openapi import openapi_document
 
 REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = ("predict", "explain", "chat")
-
-
-def client(target: str) -> FlaskClient:
-    from functions_framework import create_app
-
-    return create_app(target=target, source=str(REPO / "main.py")).test_client()
 
 
 def test_infra_swagger_document_is_current_and_valid() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import flask
 import pytest
-from flask.testing import FlaskClient
+from conftest import function_client as client
 from pydantic import ValidationError
 
 from estate.serving.http import cors_headers
@@ -22,12 +22,6 @@ from estate.serving.settings import (
 
 REPO = Path(__file__).resolve().parents[3]
 HOUSE = json.loads((REPO / "examples" / "predict_ames.json").read_text())["instances"][0]
-
-
-def client(target: str) -> FlaskClient:
-    from functions_framework import create_app
-
-    return create_app(target=target, source=str(REPO / "main.py")).test_client()
 
 
 @pytest.fixture
