@@ -1,4 +1,4 @@
-"""Request bodies: strict JSON parsing, the envelopes of the three functions, the pre-checks.
+"""Request bodies: strict JSON parsing, the envelopes of the functions, the pre-checks.
 
 Each envelope is a pydantic model (the source of the OpenAPI document, with the answers
 in `estate.serving.responses`); the instances inside are validated against the model by
@@ -88,6 +88,83 @@ class ChatRequest(_Closed):
         None, description="Raw model features you know (GET the predict function for the list)."
     )
     deal: DealInput | None = None
+
+
+# -- analyze -------------------------------------------------------------------------------
+
+
+class DealTermsInput(_Closed):
+    """The deal's terms; each one left out takes its documented default, and the answer's
+    ``assumptions`` say which were given and which defaulted (and by what rule)."""
+
+    asking_price: Price | None = Field(
+        None, description="Asking price, dollars (at least 1). Default: the model's estimate."
+    )
+    monthly_rent: Money | None = Field(
+        None,
+        description="Expected rent, dollars per month. Default: estimate / price-to-rent "
+        "ratio (ESTATE_DEAL_PRICE_TO_RENT, 15) / 12.",
+    )
+    down_payment: Money | None = Field(
+        None, description="Down payment, dollars. Default: down_payment_percent of the price."
+    )
+    down_payment_percent: Percent | None = Field(
+        None,
+        description="Down payment as a percent of the price (20), instead of down_payment. "
+        "Default: ESTATE_DEAL_DOWN_PAYMENT (20 %).",
+    )
+    interest_rate: Percent | None = Field(
+        None,
+        description="Mortgage rate, percent per year (6.5 means 6.5 %). Default: "
+        "ESTATE_DEAL_RATE (6.5 %).",
+    )
+    term_years: Annotated[int, Field(ge=1, le=50, strict=True)] | None = Field(
+        None, description="Mortgage term, whole years. Default: ESTATE_DEAL_TERM_YEARS (30)."
+    )
+    taxes: Money | None = Field(
+        None,
+        description="Property tax, dollars per year. Default: ESTATE_DEAL_TAX_RATE (1.5 %) of "
+        "the price.",
+    )
+    insurance: Money | None = Field(
+        None,
+        description="Insurance, dollars per year. Default: ESTATE_DEAL_INSURANCE_RATE (0.5 %) "
+        "of the price.",
+    )
+    hoa: Money | None = Field(
+        None, description="HOA / condo fees, dollars per month. Default: none (0)."
+    )
+    vacancy: Percent | None = Field(
+        None, description="Vacancy, percent of the rent. Default: ESTATE_DEAL_VACANCY (5 %)."
+    )
+    maintenance: Percent | None = Field(
+        None,
+        description="Maintenance, percent of the rent. Default: ESTATE_DEAL_MAINTENANCE (8 %).",
+    )
+    closing_costs: Money | None = Field(
+        None, description="Closing costs, dollars (counted as cash invested). Default: none (0)."
+    )
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class AnalyzeRequest(_Closed):
+    """``{"property": {...}, "terms": {...}, "comparables": k}``: one house, one deal."""
+
+    property: dict[str, Any] = Field(
+        description="The house: raw model features by name, as one predict instance "
+        "(GET the function for the list and ranges); missing features are imputed."
+    )
+    terms: DealTermsInput = Field(
+        default_factory=DealTermsInput,
+        description="The deal's terms; anything left out takes its default.",
+    )
+    comparables: Annotated[int, Field(ge=0, strict=True)] = Field(
+        5,
+        description="How many comparable sales to return (0: none; at most "
+        "ESTATE_ANALYZE_MAX_COMPARABLES, 20). A bundle without a sales table has none.",
+    )
 
 
 def check_instance_count(body: Any, limit: int, function: str) -> None:
