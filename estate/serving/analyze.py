@@ -148,6 +148,10 @@ def _validated_property(
         require_values(rows)
     except InvalidInputError as exc:
         exc.renamed("instances[0]", "property")
+        if not exc.errors:  # no feature value at all: name the house itself
+            exc.errors = [
+                FieldError("property", "has no feature values; send at least one", "empty")
+            ]
         raise
     return rows[0]
 

@@ -13,7 +13,7 @@ import json
 from itertools import islice
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from estate.contract.errors import FieldError, InvalidInputError, TooLargeError
 from estate.contract.instances import FIX, ErrorList, shown
@@ -46,6 +46,10 @@ Money = Annotated[float, AllowInfNan(False), Field(ge=0, le=1e9)]
 #: A price under a dollar is not a price: yields over it explode (12 * rent / 5e-324).
 Price = Annotated[float, AllowInfNan(False), Field(ge=1, le=1e9)]
 Percent = Annotated[float, AllowInfNan(False), Field(ge=0, le=100)]
+#: analyze's terms take JSON numbers only: not "6.5" (a string), not true (a bool).
+StrictMoney = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=1e9)]
+StrictPrice = Annotated[float, Strict(), AllowInfNan(False), Field(ge=1, le=1e9)]
+StrictPercent = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=100)]
 
 
 class _Closed(BaseModel):
@@ -97,23 +101,23 @@ class DealTermsInput(_Closed):
     """The deal's terms; each one left out takes its documented default, and the answer's
     ``assumptions`` say which were given and which defaulted (and by what rule)."""
 
-    asking_price: Price | None = Field(
+    asking_price: StrictPrice | None = Field(
         None, description="Asking price, dollars (at least 1). Default: the model's estimate."
     )
-    monthly_rent: Money | None = Field(
+    monthly_rent: StrictMoney | None = Field(
         None,
         description="Expected rent, dollars per month. Default: estimate / price-to-rent "
         "ratio (ESTATE_DEAL_PRICE_TO_RENT, 15) / 12.",
     )
-    down_payment: Money | None = Field(
+    down_payment: StrictMoney | None = Field(
         None, description="Down payment, dollars. Default: down_payment_percent of the price."
     )
-    down_payment_percent: Percent | None = Field(
+    down_payment_percent: StrictPercent | None = Field(
         None,
         description="Down payment as a percent of the price (20), instead of down_payment. "
         "Default: ESTATE_DEAL_DOWN_PAYMENT (20 %).",
     )
-    interest_rate: Percent | None = Field(
+    interest_rate: StrictPercent | None = Field(
         None,
         description="Mortgage rate, percent per year (6.5 means 6.5 %). Default: "
         "ESTATE_DEAL_RATE (6.5 %).",
@@ -121,27 +125,27 @@ class DealTermsInput(_Closed):
     term_years: Annotated[int, Field(ge=1, le=50, strict=True)] | None = Field(
         None, description="Mortgage term, whole years. Default: ESTATE_DEAL_TERM_YEARS (30)."
     )
-    taxes: Money | None = Field(
+    taxes: StrictMoney | None = Field(
         None,
         description="Property tax, dollars per year. Default: ESTATE_DEAL_TAX_RATE (1.5 %) of "
         "the price.",
     )
-    insurance: Money | None = Field(
+    insurance: StrictMoney | None = Field(
         None,
         description="Insurance, dollars per year. Default: ESTATE_DEAL_INSURANCE_RATE (0.5 %) "
         "of the price.",
     )
-    hoa: Money | None = Field(
+    hoa: StrictMoney | None = Field(
         None, description="HOA / condo fees, dollars per month. Default: none (0)."
     )
-    vacancy: Percent | None = Field(
+    vacancy: StrictPercent | None = Field(
         None, description="Vacancy, percent of the rent. Default: ESTATE_DEAL_VACANCY (5 %)."
     )
-    maintenance: Percent | None = Field(
+    maintenance: StrictPercent | None = Field(
         None,
         description="Maintenance, percent of the rent. Default: ESTATE_DEAL_MAINTENANCE (8 %).",
     )
-    closing_costs: Money | None = Field(
+    closing_costs: StrictMoney | None = Field(
         None, description="Closing costs, dollars (counted as cash invested). Default: none (0)."
     )
 
