@@ -86,15 +86,29 @@ def describe(model: ServingModel) -> dict[str, Any]:
 
 
 def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> dict[str, Any]:
-    """Validate a request and answer it: valuation, comparables and the deal."""
-    request = parse_body(
-        AnalyzeRequest,
-        body,
-        "unknown field: the body takes 'property', 'terms' and 'comparables'",
-        'The body must be {"property": {feature: value, ...}, "terms": {...}}; '
-        "fix the fields below.",
-        max_field_errors=settings.max_field_errors,
-    )
+    """Validate a request and answer it: valuation, comparables and the deal.
+
+    A 400 names every bad field at once: the house's too when only the terms are wrong.
+    """
+    limit = settings.max_field_errors
+    try:
+        request = parse_body(
+            AnalyzeRequest,
+            body,
+            "unknown field: the body takes 'property', 'terms' and 'comparables'",
+            'The body must be {"property": {feature: value, ...}, "terms": {...}}; '
+            "fix the fields below.",
+            max_field_errors=limit,
+        )
+    except InvalidInputError as exc:
+        house = body.get("property") if isinstance(body, dict) else None
+        if isinstance(house, dict) and supported(model) is None and len(exc.errors) < limit:
+            try:
+                _validated_property(model, house, limit - len(exc.errors))
+            except InvalidInputError as more:
+                exc.errors += more.errors
+                exc.errors_omitted += more.errors_omitted
+        raise
     reason = supported(model)
     if reason is not None:
         raise UnsupportedModelError(reason)

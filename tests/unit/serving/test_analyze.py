@@ -197,6 +197,16 @@ def test_each_class_of_bad_field_is_a_400_naming_it(
     assert field in [e["field"] for e in problem["errors"]], problem
 
 
+def test_bad_terms_and_a_bad_house_are_named_in_one_answer(
+    clients: dict[str, FlaskClient],
+) -> None:
+    body = {"property": {**HOUSE, "Overall.Qual": "high"}, "terms": {"interest_rate": 650}}
+    status, problem = post(clients["analyze"], body)
+    assert status == 400
+    fields = [e["field"] for e in problem["errors"]]
+    assert fields == ["terms.interest_rate", "property.Overall.Qual"]
+
+
 def test_both_down_payments_are_a_conflict_named_twice(clients: dict[str, FlaskClient]) -> None:
     terms = {"down_payment": 40_000, "down_payment_percent": 20}
     status, problem = post(clients["analyze"], {"property": HOUSE, "terms": terms})

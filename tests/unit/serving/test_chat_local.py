@@ -309,3 +309,13 @@ def test_earlier_what_if_questions_do_not_change_the_house(chat: FlaskClient) ->
         "OK.", "What drives the value?",
     )  # fmt: skip
     assert body["facts"]["property"] == HOUSE_FEATURES
+
+
+def test_warnings_name_features_by_their_labels(chat: FlaskClient) -> None:
+    """The config labels `area` "Living area": the reply says that, facts keep both."""
+    body = ask(chat, "What is it worth?", property={"area": 9_000, "Overall.Qual": 6})
+    (warning,) = [w for w in body["facts"]["estimate"]["warnings"] if w["field"] == "area"]
+    assert warning["code"] == "out_of_range"
+    assert warning["label"] == "Living area"
+    assert "Note: Living area: 9000 is outside the training range" in body["reply"]
+    assert "Note: area:" not in body["reply"]

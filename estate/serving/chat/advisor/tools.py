@@ -53,7 +53,7 @@ def estimate(
     out: dict[str, Any] = {
         "price": p.value,
         "imputed": [w["field"] for w in p.warnings if w["code"] == "imputed"],
-        "warnings": [w for w in p.warnings if w["code"] != "imputed"],
+        "warnings": labelled(model, [w for w in p.warnings if w["code"] != "imputed"]),
     }
     bounds = model.interval(p.raw)
     if bounds is not None and model.manifest.interval is not None:
@@ -64,6 +64,12 @@ def estimate(
         }
     require_finite(out, "estimate", out_of_range(p.warnings, where) or _given(instance, where))
     return out
+
+
+def labelled(model: ServingModel, warnings: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Input warnings with the feature's readable label (the config's, from the manifest)
+    beside its raw name, so a reply says "Living area", never "X1st.Flr.SF"."""
+    return [{**w, "label": model.labels.get(w["field"], w["field"])} for w in warnings]
 
 
 def _given(instance: dict[str, Any], where: str) -> list[FieldError]:
@@ -145,7 +151,7 @@ def what_if(
         "after": after.value,
         "difference": after.value - before.value,
         "assumed": assumed,
-        "warnings": [w for w in after.warnings if w["code"] != "imputed"],
+        "warnings": labelled(model, [w for w in after.warnings if w["code"] != "imputed"]),
     }
     require_finite(result, "what_if", named + out_of_range(before.warnings, "property"))
     return result
