@@ -96,6 +96,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     page: str, browser: object, tmp_path: Path
 ) -> None:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support import expected_conditions as ec
@@ -140,7 +141,18 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     # The deal panel asks analyze: its verdict, its figures, every term given or default.
     driver.find_element(By.NAME, "vacancy").send_keys("4")
     driver.find_element(By.ID, "deal-button").click()
-    wait.until(lambda d: d.find_element(By.ID, "deal-reply").text.strip())
+    try:
+        wait.until(
+            lambda d: (
+                d.find_element(By.ID, "deal-reply").text.strip()
+                or d.find_element(By.ID, "deal-errors").text.strip()
+            )
+        )
+    except TimeoutException:
+        pytest.fail(f"no deal answer; browser log: {driver.get_log('browser')}")
+    assert not driver.find_element(By.ID, "deal-errors").text, driver.find_element(
+        By.ID, "deal-errors"
+    ).text
     reply = driver.find_element(By.ID, "deal-reply").text
     assert reply.startswith("The asking price $205,000 is "), reply
     assert "a month" in reply

@@ -5,12 +5,15 @@ naming it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import function_client as client
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from estate.runtime import deal as core
 from estate.serving.analyze import TERMS
@@ -134,7 +137,8 @@ def test_a_down_payment_in_percent_and_a_rate_sent_as_a_fraction(
 
 def test_chat_and_analyze_agree_on_every_figure(clients: dict[str, FlaskClient]) -> None:
     """The same house and terms through chat's deal answer and through analyze."""
-    chat_terms = {"asking_price": 205_000, "monthly_rent": 1_650, "down_payment": 41_000}
+    chat_terms: dict[str, float] = {"asking_price": 205_000, "monthly_rent": 1_650}
+    chat_terms["down_payment"] = 41_000
     chat_terms |= {"rate": 6.5, "term_years": 30, "vacancy": 4, "hoa": 25}
     terms = {("interest_rate" if k == "rate" else k): v for k, v in chat_terms.items()}
     _, analyzed = post(clients["analyze"], {"property": HOUSE, "terms": terms})
@@ -281,3 +285,59 @@ def test_a_classification_bundle_is_a_501_saying_analyze_needs_a_price_model(
     assert "classification" in detail
     # A malformed body is still named first: the caller's mistake is a 400, not a 501.
     assert analyze.post("/", json={"property": 1}).status_code == 400
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+term_names = st.sampled_from([*TERMS, "down_payment_percent", "rate", "x"])
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid request with any terms set to anything, house fields broken or dropped."""
+    terms = draw(st.dictionaries(term_names, values | st.floats(0, 1e9), max_size=5))
+    house = dict(HOUSE)
+    for key in draw(st.lists(st.sampled_from(sorted(HOUSE)), unique=True, max_size=3)):
+        house[key] = draw(values)
+    body: dict[str, Any] = {"property": house, "terms": terms}
+    if draw(st.booleans()):
+        body["comparables"] = draw(values)
+    return body
+
+
+@pytest.fixture(scope="module")
+def analyze_client(ames_store: Path) -> Iterator[FlaskClient]:
+    """One analyze client for every generated request (hypothesis reruns the test body)."""
+    import estate.serving.versions as versions
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ESTATE_ARTIFACTS", str(ames_store))
+        env.delenv("ESTATE_MODEL_NAME", raising=False)
+        env.delenv("ESTATE_MODEL_VERSION", raising=False)
+        versions._holder = None
+        yield client("analyze")
+        versions._holder = None
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+@given(body=requests())
+def test_generated_requests_are_answered_or_refused_naming_a_field(
+    analyze_client: FlaskClient, body: dict[str, Any]
+) -> None:
+    answer = analyze_client.post("/", data=json.dumps(body), content_type="application/json")
+    assert answer.status_code < 500, answer.get_data(as_text=True)
+    if answer.status_code == 200:
+        figures = answer.get_json()["deal"]["analysis"]
+        assert all(v is None or abs(v) < float("inf") for v in figures.values())
+        return
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    problem = answer.get_json()
+    assert problem["errors"], problem
+    for error in problem["errors"]:
+        assert error["field"].split(".")[0].split("[")[0] in ("terms", "property", "comparables")
