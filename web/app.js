@@ -199,9 +199,13 @@ function readDeal() {
   return terms;
 }
 
+// Chat sees the deal panel's terms too (its `deal` calls the rate `rate`), so a question
+// about cash flow is answered on the same terms, by the same core, as the panel.
 async function ask(content) {
   const messages = [...state.history, { role: "user", content }];
-  const answer = await call(API.chat, { messages, property: readProperty() });
+  const { interest_rate: rate, ...rest } = readDeal();
+  const deal = rate === undefined ? rest : { ...rest, rate };
+  const answer = await call(API.chat, { messages, property: readProperty(), deal });
   state.history = [...messages, { role: "assistant", content: answer.reply }];
   return answer;
 }
