@@ -109,6 +109,10 @@ class NotExplainableError(RequestError):
     """The served bundle has no explainer."""
 
 
+class NoComparablesError(RequestError):
+    """The served bundle has no table of comparable sales (see the message for why)."""
+
+
 class ModelNotFoundError(RequestError):
     """The version a request pinned is not one this instance serves."""
 

@@ -19,6 +19,7 @@ from estate.contract.errors import (
     InvalidInputError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NoComparablesError,
     NotExplainableError,
     RequestError,
     TooLargeError,
@@ -96,6 +97,7 @@ STATUS: dict[type[RequestError], tuple[int, str, str]] = {
     TooLargeError: (413, "Request too large", "request-too-large"),
     CannotEstimateError: (422, "Cannot estimate", "cannot-estimate"),
     NotExplainableError: (501, "No explainer", "no-explainer"),
+    NoComparablesError: (501, "No comparable sales", "no-comparables"),
     ModelNotReadyError: (503, "Model unavailable", "model-unavailable"),
 }
 
