@@ -37,6 +37,12 @@ features."area" = {{ label = "Living area", description = "Above ground", unit =
 features."Overall.Qual" = {{ label = "Overall quality", unit = "1-10" }}
 features."Neighborhood" = {{ label = "Neighbourhood", description = "Location in Ames" }}
 
+[comparables]
+fields = ["area", "Bedroom.AbvGr", "Full.Bath", "Year.Built", "Neighborhood"]
+id = "PID"
+latitude = "Latitude"
+longitude = "Longitude"
+
 [[candidates]]
 name = "ridge"
 estimator = "ridge"

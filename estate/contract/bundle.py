@@ -5,6 +5,7 @@ A bundle is an immutable folder in the artifact store::
     models/<name>/<version>/model.onnx     one ONNX graph: preprocessing + model + output
     models/<name>/<version>/manifest.json  `Manifest` below, including model.onnx's sha256
     models/<name>/<version>/model_card.md  optional: the model card (`ModelCard`), checksummed
+    models/<name>/<version>/comparables.npz  optional: training sales (`ComparablesSpec`)
     models/<name>/serving.json             the serving pointer (`estate.storage.pointer`), last
 
 The ONNX graph always has the same interface, so serving needs nothing but this module:
@@ -55,6 +56,7 @@ MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
 EXPLAINER_FILE: Final = "explainer.npz"
 MODEL_CARD_FILE: Final = "model_card.md"
+COMPARABLES_FILE: Final = "comparables.npz"
 POINTER_FILE: Final = "serving.json"
 
 NUMERIC_INPUT = "numeric"
@@ -390,6 +392,34 @@ class ModelCard(ContractModel):
     limits: list[str]
 
 
+class ComparablesSpec(ContractModel):
+    """The optional table of training sales (``comparables.npz``, numpy arrays, no pickle)
+    that `estate.runtime.comparables` searches for the sales most like a house.
+
+    Distance = Σ weight x |standardized difference| over `features` (numbers on the
+    model's encoded scale, categories 1 when they differ) + `geo_weight` x km / `geo_km`.
+    """
+
+    file: Literal["comparables.npz"] = "comparables.npz"
+    sha256: str
+    bytes: int
+    rows: int = Field(description="Sales in the table.")
+    features: dict[str, float] = Field(
+        description="Raw feature → weight in the distance (normalised global importance)."
+    )
+    fields: list[str] = Field(description="Raw columns shown with each sale, in order.")
+    id_column: str | None = Field(None, description="Column that identifies a sale (parcel id).")
+    date_columns: tuple[str, str | None] | None = Field(
+        None, description="(year, month) columns that date a sale."
+    )
+    geo_columns: tuple[str, str] | None = Field(
+        None, description="(latitude, longitude) columns; None: no geography."
+    )
+    geo_weight: float = Field(0.0, description="Weight of the geographic term.")
+    geo_km: float = Field(1.0, description="Kilometres that count as one unit of distance.")
+    method: str = Field(description="The similarity in one sentence, for people.")
+
+
 class Manifest(ContractModel):
     """Everything serving, auditing and retraining need to know about a bundle."""
 
@@ -417,6 +447,7 @@ class Manifest(ContractModel):
     promotion: Promotion | None = None
     explainer: ExplainerSpec | None = None
     model_card: ModelCard | None = None
+    comparables: ComparablesSpec | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode()
@@ -486,6 +517,19 @@ def verify_card_bytes(manifest: Manifest, data: bytes) -> None:
         raise BundleError(
             f"{card.file} of {manifest.name}/{manifest.version} has {len(data)} bytes and "
             f"sha256 {sha256_hex(data)}, the manifest says {card.bytes} and {card.sha256}: "
+            "the file is truncated or altered. Re-export the bundle; it will not be served."
+        )
+
+
+def verify_comparables_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered comparables table, exactly like the model file."""
+    spec = manifest.comparables
+    if spec is None:
+        raise BundleError(f"{manifest.name}/{manifest.version} declares no comparables table.")
+    if len(data) != spec.bytes or sha256_hex(data) != spec.sha256:
+        raise BundleError(
+            f"{spec.file} of {manifest.name}/{manifest.version} has {len(data)} bytes and "
+            f"sha256 {sha256_hex(data)}, the manifest says {spec.bytes} and {spec.sha256}: "
             "the file is truncated or altered. Re-export the bundle; it will not be served."
         )
 

@@ -14,12 +14,14 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from estate.contract.bundle import MISSING_CATEGORY, Manifest
+from estate.contract.errors import NoComparablesError
 from estate.contract.instances import (
     MAX_STRING,
     instance_adapter,
     require_values,
     validate_instances,
 )
+from estate.runtime.comparables import Comparables
 from estate.runtime.explainer import Explainer
 from estate.runtime.outputs import intervals
 from estate.runtime.packing import DictPacker, Packed
@@ -51,11 +53,18 @@ class ServingModel:
         threads: int = 1,
         explainer_bytes: bytes | None = None,
         card_bytes: bytes | None = None,
+        comparables_bytes: bytes | None = None,
     ) -> None:
         self.manifest = manifest
         self.card_text = card_bytes.decode() if card_bytes is not None else None
         self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
         self.session = open_session(model_bytes, threads)
+        #: The bundle's training sales (`estate.runtime.comparables`); None without them.
+        self.comparable_sales = (
+            Comparables(manifest, comparables_bytes)
+            if comparables_bytes is not None and manifest.comparables is not None
+            else None
+        )
         schema = manifest.input
         self.labels = schema.labels()  # feature → readable label, where the config gave one
         self.units = {f.name: f.unit for f in schema.numeric if f.unit}
@@ -226,6 +235,35 @@ class ServingModel:
             Prediction(float(p), float(r), w)
             for p, r, w in zip(prediction, raw, warnings, strict=True)
         ]
+
+    @property
+    def no_comparables_reason(self) -> str | None:
+        """Why this model gives no comparable sales (None when it does)."""
+        if self.comparable_sales is not None:
+            return None
+        m = self.manifest
+        if m.task != "regression":
+            why = f"it is a {m.task.replace('_', ' ')} model: its data has no sale prices"
+        elif m.comparables is None:
+            why = (
+                "its data-set config declares no [comparables] columns (or it was trained "
+                "before bundles carried comparable sales); retrain with them to get some"
+            )
+        else:
+            why = "its comparables table was not loaded"
+        return f"{m.name}/{m.version} has no comparable sales: {why}."
+
+    def comparables(
+        self, numeric: np.ndarray, categorical: np.ndarray, k: int
+    ) -> list[list[dict[str, Any]]]:
+        """The `k` most similar training sales of each packed row, nearest first, with
+        price, sale date, distance and main differences (`estate.runtime.comparables`).
+
+        Raises `NoComparablesError` (its message says why) when the bundle has none.
+        """
+        if self.comparable_sales is None:
+            raise NoComparablesError(self.no_comparables_reason or "no comparable sales")
+        return self.comparable_sales.nearest(numeric, categorical, k)
 
     def interval(self, raw: float) -> tuple[float, float] | None:
         """Conformal interval in target units (regression only; `estate.runtime.outputs`)."""

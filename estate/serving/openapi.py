@@ -54,7 +54,15 @@ def operations(output: str) -> list[Operation]:
             "per prediction for up to 100 instances (ESTATE_ROW_WARNINGS_MAX_INSTANCES), "
             "one `warning_summary` per request for larger batches. Limits (413 above them): "
             "5,000 instances (ESTATE_MAX_INSTANCES), 8 MB and 500,000 JSON values per body; "
-            "a body must arrive within 10 s (408).",
+            "a body must arrive within 10 s (408). "
+            '`"parameters": {"comparables": k}` (0 to 20) adds the k most similar training '
+            "sales to each prediction: price, sale date, distance and main differences, "
+            "by an importance-weighted distance over the model's most important features "
+            "(numbers standardised on the model's scale, categories 1 when they differ, "
+            "weights = normalised mean |SHAP|) plus great-circle distance when the data has "
+            "coordinates. A model without comparables answers 200 without them and says why "
+            "in `comparables_unavailable`; at most 500 instances may ask for them "
+            "(ESTATE_COMPARABLES_MAX_INSTANCES; 413 above).",
             PredictRequest,
             contract.prediction_models(output)[1],
             (400, 408, 413, 415, 422, 503),
@@ -64,7 +72,8 @@ def operations(output: str) -> list[Operation]:
             "Explain estimates",
             "Exact SHAP contributions per raw feature (TreeSHAP / linear SHAP from the bundle) "
             "that add up, with the base value, to the served output. At most 200 instances "
-            "per request (ESTATE_EXPLAIN_MAX_INSTANCES; 413 above).",
+            "per request (ESTATE_EXPLAIN_MAX_INSTANCES; 413 above). Takes predict's "
+            '`"parameters": {"comparables": k}` and adds the same comparable sales.',
             ExplainRequest,
             contract.explanation_models(output)[1],
             (400, 408, 413, 415, 422, 501, 503),

@@ -19,6 +19,7 @@ from estate.contract.errors import (
     InvalidInputError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NoComparablesError,
     NotExplainableError,
     RequestError,
     TooLargeError,
@@ -98,6 +99,7 @@ STATUS: dict[type[RequestError], tuple[int, str, str]] = {
     CannotEstimateError: (422, "Cannot estimate", "cannot-estimate"),
     NotExplainableError: (501, "No explainer", "no-explainer"),
     UnsupportedModelError: (501, "Not supported by this model", "unsupported-model"),
+    NoComparablesError: (501, "No comparable sales", "no-comparables"),
     ModelNotReadyError: (503, "Model unavailable", "model-unavailable"),
 }
 

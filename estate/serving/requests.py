@@ -21,8 +21,31 @@ from estate.contract.instances import FIX, ErrorList, shown
 M = TypeVar("M", bound=BaseModel)
 
 
+class Parameters(BaseModel):
+    """Vertex AI's ``parameters``: options for the whole request."""
+
+    model_config = ConfigDict(extra="forbid")
+    comparables: int = Field(
+        0,
+        ge=0,
+        le=20,
+        strict=True,
+        description="Also return, per instance, this many most similar training sales "
+        "(price, sale date, distance, main differences); 0 (default) returns none. "
+        "Similarity: importance-weighted distance over the model's most important features "
+        "plus great-circle distance when the data has coordinates (README, 'Comparable "
+        "sales'). A model without a comparables table answers without them and says why "
+        "in `comparables_unavailable`. At most ESTATE_COMPARABLES_MAX_INSTANCES (500) "
+        "instances per request that asks for them (413 above).",
+    )
+
+
+#: Message for an unknown key inside ``parameters``.
+UNKNOWN_PARAMETER = "unknown parameter: the only parameter is 'comparables' (an integer 0 to 20)"
+
+
 class PredictRequest(BaseModel):
-    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …]}``.
+    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …], "parameters": {…}}``.
 
     Each instance is checked by the model's instance validator (`validate_instances`),
     which names a non-object instance too; the envelope does not copy them first.
@@ -30,6 +53,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     instances: list[Any] = Field(min_length=1)
+    parameters: Parameters | None = None
 
 
 class ExplainRequest(BaseModel):
@@ -38,6 +62,7 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     instances: list[Any] = Field(min_length=1)
     top_k: int | None = Field(None, ge=1, strict=True, description="Keep the k largest.")
+    parameters: Parameters | None = None
 
 
 # -- chat ----------------------------------------------------------------------------------
@@ -187,8 +212,9 @@ def parse_envelope(body: Any, max_field_errors: int) -> PredictRequest:
     return parse_body(
         PredictRequest,
         body,
-        "unknown field: the body takes only 'instances'",
-        'The body must be {"instances": [{feature: value, ...}, ...]}.',
+        "unknown field: the body takes only 'instances' and 'parameters'",
+        'The body must be {"instances": [{feature: value, ...}, ...], '
+        '"parameters": {"comparables": k}} (parameters optional).',
         max_field_errors=max_field_errors,
     )
 
@@ -198,8 +224,9 @@ def parse_explain_envelope(body: Any, max_field_errors: int) -> ExplainRequest:
     return parse_body(
         ExplainRequest,
         body,
-        "unknown field: the body takes 'instances' and 'top_k'",
-        'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k}.',
+        "unknown field: the body takes 'instances', 'top_k' and 'parameters'",
+        'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k, '
+        '"parameters": {"comparables": k}} (top_k and parameters optional).',
         max_field_errors=max_field_errors,
     )
 
@@ -227,7 +254,7 @@ def parse_body(
             exc,
             lambda e: FieldError(
                 field_path(e["loc"]),
-                unknown if e["type"] == "extra_forbidden" else e["msg"],
+                _extra_message(e["loc"], unknown) if e["type"] == "extra_forbidden" else e["msg"],
                 e["type"],
             ),
         )
@@ -235,6 +262,26 @@ def parse_body(
         if not errors.total:
             return parsed
     raise errors.problem(detail or f"{errors.total} invalid field(s); {FIX}")
+
+
+def _extra_message(loc: tuple[int | str, ...], unknown: str) -> str:
+    """What to say about an unknown key: `unknown` at the top, its own words inside
+    ``parameters``."""
+    return UNKNOWN_PARAMETER if len(loc) > 1 and loc[0] == "parameters" else unknown
+
+
+def comparables_asked(parameters: Parameters | None, instances: int, limit: int) -> int:
+    """How many comparables each instance asks for (0: none); a 413 naming
+    ``parameters.comparables`` when more than `limit` instances ask for them."""
+    k = parameters.comparables if parameters is not None else 0
+    if k and instances > limit:
+        raise TooLargeError(
+            f"{instances} instances ask for comparables; the limit is {limit} per request "
+            "(ESTATE_COMPARABLES_MAX_INSTANCES). Split the batch, or drop "
+            "parameters.comparables.",
+            [FieldError("parameters.comparables", f"{instances} instances > {limit}", "limit")],
+        )
+    return k
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -76,6 +76,59 @@ class Interval(_Closed):
     level: float = Field(description="Nominal coverage, e.g. 0.9 for a 90% interval.")
 
 
+class Difference(_Closed):
+    """One of a comparable's main differences from the house (its largest distance terms)."""
+
+    feature: str
+    label: str | None = Field(None, description="Readable name, when the config gives one.")
+    unit: str | None = None
+    comparable: float | str | None = Field(description="The comparable sale's value.")
+    this: float | str | None = Field(description="This house's value (imputed if not sent).")
+    text: str = Field(description="For people: 'Living area 1,710 vs 1,450 sq ft'.")
+
+
+class ComparableSale(_Closed):
+    """A training sale like the house: what it sold for, when, and how it differs."""
+
+    price: float = Field(description="What it sold for (the target, in its units).")
+    sale_date: str | None = Field(None, description="'2008-06' (or the year alone).")
+    distance: float = Field(
+        description="Similarity distance (smaller = more alike): importance-weighted "
+        "standardised differences over the model's most important features, plus "
+        "great-circle distance when the data has coordinates."
+    )
+    km: float | None = Field(
+        None, description="Great-circle distance; null when the house sent no coordinates."
+    )
+    id: str | None = Field(None, description="The sale's id in the data (e.g. parcel id).")
+    latitude: float | None = None
+    longitude: float | None = None
+    fields: dict[str, float | str | None] = Field(
+        description="The columns the data-set config shows for each sale."
+    )
+    differences: list[Difference] = Field(
+        description="Where it differs most from this house, largest first (up to 3)."
+    )
+
+
+_COMPARABLES: tuple[Any, Any] = (
+    list[ComparableSale] | None,
+    Field(
+        None,
+        description='With "parameters": {"comparables": k}: the k most similar training '
+        "sales, nearest first.",
+    ),
+)
+_UNAVAILABLE: tuple[Any, Any] = (
+    str | None,
+    Field(
+        None,
+        description="Comparables were asked for but this model has none: why (e.g. a "
+        "classification model, or a data set without [comparables] columns).",
+    ),
+)
+
+
 class ChatResponse(_Closed):
     reply: str = Field(description="The advisor's answer; every figure in it is in `facts`.")
     facts: dict[str, Any] = Field(
@@ -197,6 +250,7 @@ def prediction_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
                 "`warning_summary`.",
             ),
         ),
+        "comparables": _COMPARABLES,
     }
     one = create_model("Prediction", __base__=_Closed, **fields)
     summary: tuple[Any, Any] = (
@@ -211,6 +265,7 @@ def prediction_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
         "PredictResponse",
         __base__=_Closed,
         predictions=(list[one], ...),
+        comparables_unavailable=_UNAVAILABLE,
         warning_summary=summary,
         model=(ModelRef, ...),
     )
@@ -250,9 +305,14 @@ def explanation_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
         "contributions": (list[Contribution], ...),
         "other_features": (OtherFeatures | None, None),
         "warnings": (list[InputWarning], ...),
+        "comparables": _COMPARABLES,
     }
     one = create_model("Explanation", __base__=_Closed, **fields)
     answer = create_model(
-        "ExplainResponse", __base__=_Closed, explanations=(list[one], ...), model=(ModelRef, ...)
+        "ExplainResponse",
+        __base__=_Closed,
+        explanations=(list[one], ...),
+        comparables_unavailable=_UNAVAILABLE,
+        model=(ModelRef, ...),
     )
     return one, answer

@@ -170,6 +170,9 @@ class ServingSettings(EndpointSettings, _ModelBody):
 
     max_instances: int = Field(5000, ge=1)
     explain_max_instances: int = Field(200, ge=1)
+    comparables_max_instances: int = Field(
+        500, ge=1, description="Most instances of a request that asks for comparables."
+    )
     row_warnings_max_instances: int = Field(100, ge=0)
     warning_rows_listed: int = Field(20, ge=1)
     predlog_sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests logged.")

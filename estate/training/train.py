@@ -9,6 +9,7 @@ Runs the same as a local process or as a Vertex AI custom job::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -74,6 +75,8 @@ class Prepared:
     Z: np.ndarray
     rows_total: int
     folds: list[np.ndarray] = field(default_factory=list)
+    #: Every row used, raw columns and target included (for the comparables table).
+    rows: pd.DataFrame | None = None
 
 
 def prepare(config: DatasetConfig, table: Table) -> Prepared:
@@ -108,6 +111,7 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     frame = frame[frame[config.target].notna()]
     data_rows = frame.index.to_numpy() + 1  # data-row numbers in the file, for errors
     frame = frame.reset_index(drop=True)
+    rows_used = frame.copy() if config.comparables is not None else None
     if len(frame) < config.folds * 10:
         raise ConfigError(
             f"Only {len(frame)} usable rows in {table.uri}; need at least {config.folds * 10}."
@@ -135,7 +139,7 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     except ConfigError as exc:
         raise ConfigError(f"{table.uri}: {exc}") from None
     Z = encoder.transform(features)
-    prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total)
+    prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total, rows=rows_used)
     prepared.folds = fold_indices(
         train.size, y[train], config.folds, config.seed, config.classifier
     )
@@ -478,6 +482,7 @@ def export_and_gate(
         assemble=assemble,
         decide=decide,
         card=lambda finished: attach_card(finished, config, facts),
+        comparables=comparables_table(config, data),
         explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
     )
     say(
@@ -491,6 +496,19 @@ def export_and_gate(
             say(line)
     say(gates.apply_decision(store, manifest))
     return manifest
+
+
+def comparables_table(
+    config: DatasetConfig, data: Prepared
+) -> Callable[[Manifest], tuple[Manifest, bytes]] | None:
+    """The export's hook that writes ``comparables.npz`` (None: the config declares none)."""
+    if config.comparables is None or data.rows is None:
+        return None
+    from estate.training.comparables import build_table
+
+    rows = data.rows
+    packed = data.encoder.pack(data.features)
+    return lambda finished: build_table(finished, config, rows, packed)
 
 
 def explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:

@@ -6,6 +6,7 @@ reply states comes from one of their results, which are returned as ``facts``.
 
 from __future__ import annotations
 
+from statistics import median
 from typing import Any
 
 from estate.contract.errors import CannotEstimateError, FieldError, InvalidInputError, RequestError
@@ -79,6 +80,25 @@ def _given(instance: dict[str, Any], where: str) -> list[FieldError]:
         for k, v in instance.items()
         if isinstance(v, float)
     ]
+
+
+def comparables(model: ServingModel, instance: dict[str, Any], k: int = 5) -> dict[str, Any]:
+    """The `k` training sales most like this house (price, date, distance, differences),
+    their price range and median; or why this model has none."""
+    reason = model.no_comparables_reason
+    if reason is not None:
+        return {"unavailable": reason}
+    numeric, categorical, _ = model.pack([instance])
+    (sales,) = model.comparables(numeric, categorical, k)
+    prices = sorted(s["price"] for s in sales)
+    spec = model.manifest.comparables
+    return {
+        "sales": sales,
+        "low": prices[0],
+        "high": prices[-1],
+        "median_price": float(median(prices)),
+        "method": spec.method if spec is not None else "",
+    }
 
 
 def drivers(
