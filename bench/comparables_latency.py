@@ -18,6 +18,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         asked = body | {"parameters": {"comparables": k}}
         plain, withk = timed(
             [
-                lambda b=body: predict_body(model, b, settings),
-                lambda b=asked: predict_body(model, b, settings),
+                partial(predict_body, model, body, settings),
+                partial(predict_body, model, asked, settings),
             ],
             args.repeats,
         )

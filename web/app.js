@@ -95,8 +95,9 @@ async function estimate(event) {
   $("property-errors").hidden = true;
   const instance = readProperty();
   try {
-    const result = await call(API.predict, { instances: [instance] });
+    const result = await call(API.predict, { instances: [instance], parameters: { comparables: 5 } });
     showEstimate(result.predictions[0], result.model);
+    showComparables(result.predictions[0].comparables, result.comparables_unavailable);
   } catch (error) {
     showError($("property-errors"), error);
     return;
@@ -132,6 +133,33 @@ function showEstimate(prediction, model) {
     const item = document.createElement("li");
     item.textContent = `${featureName(w.field)}: ${w.message}`;
     list.appendChild(item);
+  }
+}
+
+// The 5 training sales most like this house: what they sold for, when, how far away, and
+// where each differs most (the predict function's "parameters": {"comparables": 5}).
+function showComparables(sales, unavailable) {
+  const section = $("comparables-section");
+  section.hidden = false;
+  const table = $("comparables-table");
+  table.replaceChildren();
+  $("comparables-note").textContent = unavailable || "";
+  table.hidden = !sales;
+  if (!sales) return;
+  const fields = sales.length ? Object.keys(sales[0].fields) : [];
+  const head = table.createTHead().insertRow();
+  for (const text of ["Sold for", "Sold", "Distance", ...fields.map(featureName), "Main differences (theirs vs this house)"]) {
+    const th = document.createElement("th");
+    th.textContent = text;
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  for (const sale of sales) {
+    const row = body.insertRow();
+    const where = sale.km === null || sale.km === undefined ? "" : `${sale.km.toFixed(1)} km`;
+    const cells = [money(sale.price), sale.sale_date || "", where, ...fields.map((f) => sale.fields[f] ?? "")];
+    cells.push(sale.differences.map((d) => d.text).join("; ") || "alike in what matters");
+    for (const text of cells) row.insertCell().textContent = String(text);
   }
 }
 

@@ -130,6 +130,18 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     assert 100_000 < estimate < 400_000
     assert "90% interval" in driver.find_element(By.ID, "estimate-interval").text
 
+    # Five comparable sales from predict's "parameters": {"comparables": 5}, with labels.
+    rows = "#comparables-table tbody tr"
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) == 5)
+    heads = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#comparables-table th")]
+    assert heads[:3] == ["Sold for", "Sold", "Distance"]
+    assert "Living area" in heads
+    assert "Neighborhood" not in heads  # the label, not the column name
+    first = driver.find_elements(By.CSS_SELECTOR, rows)[0].find_elements(By.TAG_NAME, "td")
+    assert first[0].text.startswith("$")
+    assert first[2].text.endswith(" km")
+    assert "Living area" in first[-1].text  # the area changed to 1,800: its main difference
+
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#waterfall rect")) >= 5)
     labels = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#waterfall text.label")]
     assert labels[0] == "Average house"
