@@ -278,24 +278,9 @@ async function analyseDeal(event) {
     item.textContent = `${w.field}: ${w.message}`;
     used.appendChild(item);
   }
-  showComparables(result.comparables);
 }
 
 const termName = (k) => (k.charAt(0).toUpperCase() + k.slice(1)).replaceAll("_", " ");
-
-function showComparables(comparables) {
-  const list = $("deal-comparables");
-  list.replaceChildren();
-  list.hidden = !(comparables && comparables.sales && comparables.sales.length);
-  if (list.hidden) return;
-  for (const sale of comparables.sales) {
-    const item = document.createElement("li");
-    const price = typeof sale.price === "number" ? money(sale.price) : "";
-    const rest = Object.entries(sale).filter(([k]) => k !== "price" && typeof sale[k] !== "object");
-    item.textContent = `${price} ${rest.map(([k, v]) => `${featureName(k)} ${v}`).join(", ")}`.trim();
-    list.appendChild(item);
-  }
-}
 
 const RATIOS = new Set(["gross_yield", "net_yield", "cap_rate", "cash_on_cash"]);
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flask
+import numpy as np
 
 from estate.contract.errors import (
     CannotEstimateError,
@@ -112,18 +113,20 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
     reason = supported(model)
     if reason is not None:
         raise UnsupportedModelError(reason)
-    check_terms(request, settings)
+    check_terms(request)
     instance = _validated_property(model, request.property, settings.max_field_errors)
-    (p,) = model.predict([instance])
-    bounds = model.interval(p.raw)
-    valuation: dict[str, Any] = {"price": p.value, "interval": None, "warnings": p.warnings}
+    numeric, categorical, (warnings,) = model.pack([instance])
+    prediction, raw = model.run(numeric, categorical)  # predict's packing, predict's call
+    price = float(prediction[0])
+    bounds = model.interval(float(raw[0]))
+    valuation: dict[str, Any] = {"price": price, "interval": None, "warnings": warnings}
     if bounds is not None and model.manifest.interval is not None:
         level = model.manifest.interval.level
         valuation["interval"] = {"lower": bounds[0], "upper": bounds[1], "level": level}
-    require_finite(valuation, "valuation", out_of_range(p.warnings, "property"))
+    require_finite(valuation, "valuation", out_of_range(warnings, "property"))
     answer = {
         "valuation": valuation,
-        "comparables": comparables(model, instance, request.comparables),
+        "comparables": comparables(model, numeric, categorical, request.comparables),
         "deal": deal(valuation, request.terms, settings.deal_defaults()),
         "model": model_info(model),
     }
@@ -132,8 +135,8 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
     return answer
 
 
-def check_terms(request: AnalyzeRequest, settings: AnalyzeSettings) -> None:
-    """400 for terms that contradict each other, or more comparables than allowed."""
+def check_terms(request: AnalyzeRequest) -> None:
+    """400 for terms that contradict each other."""
     errors = []
     if request.terms.down_payment is not None and request.terms.down_payment_percent is not None:
         message = "give down_payment (dollars) or down_payment_percent, not both"
@@ -141,14 +144,6 @@ def check_terms(request: AnalyzeRequest, settings: AnalyzeSettings) -> None:
             FieldError("terms.down_payment", message, "conflict"),
             FieldError("terms.down_payment_percent", message, "conflict"),
         ]
-    if request.comparables > settings.analyze_max_comparables:
-        errors.append(
-            FieldError(
-                "comparables",
-                f"at most {settings.analyze_max_comparables} (ESTATE_ANALYZE_MAX_COMPARABLES)",
-                "less_than_equal",
-            )
-        )
     if errors:
         raise InvalidInputError(f"{len(errors)} invalid field(s); fix them and retry.", errors)
 
@@ -170,23 +165,17 @@ def _validated_property(
     return rows[0]
 
 
-def comparables(model: ServingModel, instance: dict[str, Any], k: int) -> dict[str, Any]:
-    """The `k` most similar training sales, when the bundle carries a sales table.
-
-    The seam for comparable sales (issue 16, item 3): a `ServingModel` that has them
-    answers through its ``comparables(instance, k)``; until then, and for a bundle
-    without the table, the answer says there are none and why.
-    """
-    find: Callable[[dict[str, Any], int], Any] | None = getattr(model, "comparables", None)
+def comparables(
+    model: ServingModel, numeric: np.ndarray, categorical: np.ndarray, k: int
+) -> dict[str, Any]:
+    """The `k` most similar training sales (`ServingModel.comparables`, the search predict's
+    ``parameters.comparables`` runs), or why this bundle has none."""
+    reason = model.no_comparables_reason
+    if reason is not None:
+        return {"available": False, "sales": [], "note": reason}
     if k == 0:
-        return {"available": find is not None, "sales": [], "note": "none asked for"}
-    if find is None:
-        return {
-            "available": False,
-            "sales": [],
-            "note": "this bundle carries no table of comparable sales",
-        }
-    sales = find(instance, k)
+        return {"available": True, "sales": [], "note": "none asked for (comparables: 0)"}
+    (sales,) = model.comparables(numeric, categorical, k)
     return {"available": True, "sales": sales, "note": None}
 
 

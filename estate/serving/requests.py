@@ -189,10 +189,10 @@ class AnalyzeRequest(_Closed):
         default_factory=DealTermsInput,
         description="The deal's terms; anything left out takes its default.",
     )
-    comparables: Annotated[int, Field(ge=0, strict=True)] = Field(
+    comparables: Annotated[int, Field(ge=0, le=20, strict=True)] = Field(
         5,
-        description="How many comparable sales to return (0: none; at most "
-        "ESTATE_ANALYZE_MAX_COMPARABLES, 20). A bundle without a sales table has none.",
+        description="How many comparable sales to return, 0 to 20 (as predict's "
+        "parameters.comparables); a bundle without a table of sales has none and says why.",
     )
 
 

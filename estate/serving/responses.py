@@ -150,7 +150,10 @@ class Comparables(_Closed):
     """analyze: the most similar training sales, when the bundle carries a sales table."""
 
     available: bool = Field(description="Whether this bundle has comparable sales at all.")
-    sales: list[dict[str, Any]] = Field(description="The k most similar sales, closest first.")
+    sales: list[ComparableSale] = Field(
+        description="The k most similar training sales, nearest first (the same search as "
+        "predict's parameters.comparables)."
+    )
     note: str | None = Field(description="Why there are none, when there are none.")
 
 

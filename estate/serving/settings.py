@@ -52,7 +52,6 @@ common to several live once, in a small base class; every variable keeps its
 | ESTATE_DEAL_VACANCY | 0.05 | deal: assumed vacancy, fraction of the rent |
 | ESTATE_DEAL_MAINTENANCE | 0.08 | deal: assumed maintenance, fraction of the rent |
 | ESTATE_ANALYZE_MAX_REQUEST_BYTES | 64000 | largest analyze request body (larger → 413) |
-| ESTATE_ANALYZE_MAX_COMPARABLES | 20 | most comparable sales one analyze request may ask for |
 | ESTATE_LLM_BASE_URL | (none) | OpenAI-compatible API base URL; unset = local engine only |
 | ESTATE_LLM_MODEL | llama-3.3-70b-versatile | chat-completions model name |
 | ESTATE_LLM_API_KEY | (none) | API key for local use (in the cloud: the secret below) |
@@ -228,8 +227,6 @@ class ChatSettings(EndpointSettings, _ChatBody, DealSettings):
 
 class AnalyzeSettings(EndpointSettings, _AnalyzeBody, DealSettings):
     """analyze (estate/serving/analyze.py): one property + deal terms per request."""
-
-    analyze_max_comparables: int = Field(20, ge=0, le=100)
 
 
 class RetrainSettings(StoreSettings):

@@ -47,7 +47,9 @@ def test_a_house_and_a_deal_over_http(urls: dict[str, str]) -> None:
     }
     assert deal["assumptions"]["taxes"]["source"] == "default"
     assert deal["verdict"]["price"] in ("below", "inside", "above")
-    assert "comparables" in body
+    sales = body["comparables"]["sales"]
+    assert len(sales) == EXAMPLE["comparables"] == 5
+    assert [s["distance"] for s in sales] == sorted(s["distance"] for s in sales)
 
 
 @pytest.mark.parametrize(

@@ -181,6 +181,7 @@ def test_chat_and_analyze_agree_on_every_figure(clients: dict[str, FlaskClient])
         ({"property": HOUSE, "terms": []}, "terms"),
         ({"property": HOUSE, "comparables": -1}, "comparables"),
         ({"property": HOUSE, "comparables": 21}, "comparables"),
+        ({"property": HOUSE, "comparables": 2.5}, "comparables"),
         ({"property": HOUSE, "comparables": "5"}, "comparables"),
         ({"property": {**HOUSE, "area": "big"}}, "property.area"),
         ({"property": {**HOUSE, "Garage.Cars": float("nan")}}, "property.Garage.Cars"),
@@ -246,16 +247,23 @@ def test_get_answers_health_schema_and_whether_analyze_applies(
     assert card.mimetype == "text/markdown"
 
 
-def test_comparables_are_said_to_be_absent_when_the_bundle_has_none(
-    clients: dict[str, FlaskClient],
-) -> None:
+def test_comparables_are_predicts_comparable_sales(clients: dict[str, FlaskClient]) -> None:
+    """The same search as predict's parameters.comparables, on the same packed row."""
     _, body = post(clients["analyze"], {"property": HOUSE, "comparables": 3})
     comparables = body["comparables"]
-    if not comparables["available"]:
-        assert comparables["sales"] == []
-        assert "no table of comparable sales" in comparables["note"]
-    else:
-        assert len(comparables["sales"]) == 3
+    assert comparables["available"] is True
+    assert comparables["note"] is None
+    _, predicted = post(
+        clients["predict"], {"instances": [HOUSE], "parameters": {"comparables": 3}}
+    )
+    assert comparables["sales"] == predicted["predictions"][0]["comparables"]
+    assert len(comparables["sales"]) == 3
+    assert all(s["price"] > 0 for s in comparables["sales"])
+    _, none = post(clients["analyze"], {"property": HOUSE, "comparables": 0})
+    assert none["comparables"]["sales"] == []
+    assert none["comparables"]["available"] is True
+    _, default = post(clients["analyze"], {"property": HOUSE})
+    assert len(default["comparables"]["sales"]) == 5
 
 
 def test_a_classification_bundle_is_a_501_saying_analyze_needs_a_price_model(
