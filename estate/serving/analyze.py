@@ -113,7 +113,7 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
     reason = supported(model)
     if reason is not None:
         raise UnsupportedModelError(reason)
-    check_terms(request)
+    check_conflicts(request)
     instance = _validated_property(model, request.property, settings.max_field_errors)
     numeric, categorical, (warnings,) = model.pack([instance])
     prediction, raw = model.run(numeric, categorical)  # predict's packing, predict's call
@@ -135,7 +135,7 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
     return answer
 
 
-def check_terms(request: AnalyzeRequest) -> None:
+def check_conflicts(request: AnalyzeRequest) -> None:
     """400 for terms that contradict each other."""
     errors = []
     if request.terms.down_payment is not None and request.terms.down_payment_percent is not None:
