@@ -153,7 +153,8 @@ def build_table(
         "features (numbers standardised on the model's scale, a category counts 1 when it "
         "differs; weights = normalised mean |SHAP|)"
         + (
-            f", plus great-circle distance (weight {geo_weight:.3f} per {geo_km:.2f} km)"
+            f", plus great-circle distance (weight {geo_weight:.3f} per {geo_km:.2f} km, "
+            + ("the config's geo_share)" if cc.geo_share is not None else "its importance)")
             if geo
             else ""
         )
