@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -97,9 +98,14 @@ def main(argv: list[str] | None = None) -> None:
         ],
         max(5, args.repeats // 200),
     )
+    tracemalloc.start()
+    predict_body(model, asked, settings)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     print(
         f"500 rows, k=5: without {statistics.median(plain) / 1e3:.1f} ms, with "
-        f"{statistics.median(withk) / 1e3:.1f} ms (median)",
+        f"{statistics.median(withk) / 1e3:.1f} ms (median); peak traced memory of the call "
+        f"with comparables {peak / 1e6:.1f} MB",
         flush=True,
     )
 

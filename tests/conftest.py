@@ -42,6 +42,7 @@ fields = ["area", "Bedroom.AbvGr", "Full.Bath", "Year.Built", "Neighborhood"]
 id = "PID"
 latitude = "Latitude"
 longitude = "Longitude"
+geo_share = 0.2
 
 [[candidates]]
 name = "ridge"

@@ -17,11 +17,11 @@ deviation; a category counts 1 when it differs; the weights are the features' gl
 importance (mean |SHAP| over training rows, `ExplainerSpec.global_importance`)
 normalised to sum to 1, so a feature the model prices more counts more. When the data has
 coordinates, latitude and longitude leave the sum and the great-circle distance in km
-(haversine) takes their share of the weight, with ``s`` the median distance of a sale to
-the centre of the data (a house without coordinates is compared without geography).
-Sale dates never count (a house being valued has none). The "main differences" of a
-comparable are the terms of its sum that are largest: where it differs most in what the
-model prices.
+(haversine's, computed from unit vectors: `chord_km`) takes their share of the weight,
+with ``s`` the median distance of a sale to the centre of the data (a house without
+coordinates is compared without geography). Sale dates never count (a house being
+valued has none). The "main differences" of a comparable are the terms of its sum that
+are largest: where it differs most in what the model prices.
 
 Numpy only: no pandas, no scikit-learn, no HTTP.
 """

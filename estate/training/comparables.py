@@ -97,6 +97,11 @@ def build_table(
             geo_importance = 1.0
     total = sum(importance.values()) + geo_importance
     weights = {n: w / total for n, w in importance.items()}
+    geo_weight = geo_importance / total if geo else 0.0
+    if geo and cc.geo_share is not None:  # the config's share for km, the rest as ranked
+        rest = sum(importance.values()) or 1.0
+        weights = {n: w * (1 - cc.geo_share) / rest for n, w in importance.items()}
+        geo_weight = cc.geo_share
     by_name = {f.name: f for f in manifest.input.numeric}
     num_names = [n for n in weights if n in numeric_idx]
     cat_idx = {c.name: j for j, c in enumerate(manifest.input.categorical)}
@@ -143,13 +148,13 @@ def build_table(
     buffer = io.BytesIO()
     np.savez_compressed(buffer, allow_pickle=False, **arrays)
     data = buffer.getvalue()
-    geo_weight = geo_importance / total if geo else 0.0
     method = (
         f"Importance-weighted distance over the model's {len(weights)} most important "
         "features (numbers standardised on the model's scale, a category counts 1 when it "
         "differs; weights = normalised mean |SHAP|)"
         + (
-            f", plus great-circle distance (weight {geo_weight:.3f} per {geo_km:.2f} km)"
+            f", plus great-circle distance (weight {geo_weight:.3f} per {geo_km:.2f} km, "
+            + ("the config's geo_share)" if cc.geo_share is not None else "its importance)")
             if geo
             else ""
         )

@@ -87,6 +87,13 @@ class ComparablesConfig(_Strict):
     features: int = Field(
         12, ge=1, le=50, description="How many of the model's most important features count."
     )
+    geo_share: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the distance given to km (None: the coordinates' own share "
+        "of the model's importance).",
+    )
     max_rows: int = Field(
         20_000, ge=10, le=200_000, description="Most sales kept (the most recent ones)."
     )

@@ -238,6 +238,7 @@ def test_write_bundle_keeps_explainer_file_and_manifest_together(
         write_bundle(target, plain, bundle.model_bytes, bundle.explainer_bytes, card)
     with pytest.raises(BundleError, match="truncated or altered"):
         write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes[:-1], card)
-    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes, card)
+    table = bundle.comparables_bytes
+    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes, card, table)
     again = read_bundle(target, "ames", bundle.manifest.version)
     assert again.explainer_bytes == bundle.explainer_bytes

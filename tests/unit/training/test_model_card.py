@@ -108,7 +108,7 @@ def test_write_bundle_keeps_card_and_manifest_together(ames_store: Path, tmp_pat
         write_bundle(target, bundle.manifest, *args)
     with pytest.raises(BundleError, match="truncated or altered"):
         write_bundle(target, bundle.manifest, *args, bundle.card_bytes + b" ")
-    write_bundle(target, bundle.manifest, *args, bundle.card_bytes)
+    write_bundle(target, bundle.manifest, *args, bundle.card_bytes, bundle.comparables_bytes)
     assert read_bundle(target, "ames", bundle.manifest.version).card_bytes == bundle.card_bytes
 
 
