@@ -44,6 +44,8 @@ from estate.contract.errors import BundleError
 MAX_K: Final = 20
 #: Main differences listed per comparable.
 DIFFERENCES: Final = 3
+#: Largest |position| of a row's feature: absurd inputs stay finite (x 50 features < 3e38).
+FAR: Final = 1e30
 #: Code of a category a row did not send (never equal to a sale's code).
 UNKNOWN: Final = -3
 #: Distance cells computed at once (rows x sales): bounds a batch's memory (~8 MB).
@@ -224,7 +226,9 @@ class Comparables:
         `UNKNOWN` where `missing_category` says the row sent none; (lat, lon) radians
         [r, 2], NaN where a row has no coordinates, or None without geography)."""
         x = numeric[:, self._num_cols] if self.num else np.zeros((numeric.shape[0], 0))
-        q = ((encoded(x, self._impute, self._log1p) - self._mean) * self._scale).astype(np.float32)
+        with np.errstate(all="ignore"):  # an absurd input is far from every sale, not inf
+            q = (encoded(x, self._impute, self._log1p) - self._mean) * self._scale
+        q = np.clip(q, -FAR, FAR).astype(np.float32)  # finite in float32, sums included
         q[np.isnan(x)] = np.nan  # not sent: left out of the distance, not imputed
         rows = numeric.shape[0]
         codes = np.empty((rows, len(self.cat)), dtype=np.int32)
@@ -305,7 +309,7 @@ class Comparables:
                 dist -= self.cat_weight[j] * alike
         km = None
         if geo is not None:
-            placed = ~np.isnan(geo).any(axis=1)  # rows that sent their coordinates
+            placed = np.isfinite(geo).all(axis=1)  # rows that sent their coordinates
             if placed.all():
                 km = chord_km(unit_vectors(geo[:, 0], geo[:, 1]), self._xyz_t)
                 dist += km * self._geo_scale

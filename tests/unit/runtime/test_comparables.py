@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import math
 import shutil
 from pathlib import Path
@@ -354,3 +355,20 @@ def test_a_house_is_compared_on_what_it_sends(
             [s["distance"] for s in alone], abs=1e-5
         )
     assert together[0] == found
+
+
+def test_absurd_inputs_give_finite_distances(model: ServingModel) -> None:
+    """A house far outside the data is far from every sale, in finite numbers JSON can carry."""
+    rows = [
+        {"area": 1e308, "Lot.Area": -1e308, "Year.Built": 1e300},
+        {"area": 1500.0, "Latitude": 1e308, "Longitude": -1e308},
+        {"area": 1500.0, "Latitude": 91.0, "Longitude": 720.0},
+    ]
+    packed = model.pack_flags(rows)
+    found = model.comparables(packed.numeric, packed.categorical, 3, packed.missing_category)
+    for sales in found:
+        assert len(sales) == 3
+        for sale in sales:
+            assert math.isfinite(sale["distance"])
+            assert sale["km"] is None or math.isfinite(sale["km"])
+            json.dumps(sale, allow_nan=False)
