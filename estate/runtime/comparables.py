@@ -20,8 +20,9 @@ coordinates, latitude and longitude leave the sum and the great-circle distance 
 (haversine's, computed from unit vectors: `chord_km`) takes their share of the weight,
 with ``s`` the median distance of a sale to the centre of the data (a house without
 coordinates is compared without geography). Sale dates never count (a house being
-valued has none). The "main differences" of a comparable are the terms of its sum that
-are largest: where it differs most in what the model prices.
+valued has none), nor do the features a house does not send (it is compared on what it
+says, not on imputed typical values). The "main differences" of a comparable are the
+terms of its sum that are largest: where it differs most in what the model prices.
 
 Numpy only: no pandas, no scikit-learn, no HTTP.
 """
@@ -43,6 +44,10 @@ from estate.contract.errors import BundleError
 MAX_K: Final = 20
 #: Main differences listed per comparable.
 DIFFERENCES: Final = 3
+#: Largest |position| of a row's feature: absurd inputs stay finite (x 50 features < 3e38).
+FAR: Final = 1e30
+#: Code of a category a row did not send (never equal to a sale's code).
+UNKNOWN: Final = -3
 #: Distance cells computed at once (rows x sales): bounds a batch's memory (~8 MB).
 CHUNK_CELLS: Final = 1 << 20
 EARTH_KM: Final = 6371.0088
@@ -211,13 +216,20 @@ class Comparables:
         self._cat_total = float(self.cat_weight.sum())
 
     def positions(
-        self, numeric: np.ndarray, categorical: np.ndarray
+        self,
+        numeric: np.ndarray,
+        categorical: np.ndarray,
+        missing_category: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Packed rows in the similarity space: (weighted numbers [r, m], category codes
-        [r, c] with -1 for a category training never saw, (lat, lon) radians [r, 2] with
-        NaN where a row has no coordinates, or None without geography)."""
+        """Packed rows in the similarity space: (weighted numbers [r, m], NaN where the
+        row has no value; category codes [r, c], -1 for a category training never saw,
+        `UNKNOWN` where `missing_category` says the row sent none; (lat, lon) radians
+        [r, 2], NaN where a row has no coordinates, or None without geography)."""
         x = numeric[:, self._num_cols] if self.num else np.zeros((numeric.shape[0], 0))
-        q = ((encoded(x, self._impute, self._log1p) - self._mean) * self._scale).astype(np.float32)
+        with np.errstate(all="ignore"):  # an absurd input is far from every sale, not inf
+            q = (encoded(x, self._impute, self._log1p) - self._mean) * self._scale
+        q = np.clip(q, -FAR, FAR).astype(np.float32)  # finite in float32, sums included
+        q[np.isnan(x)] = np.nan  # not sent: left out of the distance, not imputed
         rows = numeric.shape[0]
         codes = np.empty((rows, len(self.cat)), dtype=np.int32)
         for j, c in enumerate(self.cat):
@@ -225,20 +237,30 @@ class Comparables:
             codes[:, j] = np.fromiter(
                 (get(v, -1) for v in categorical[:, c.column].tolist()), np.int32, count=rows
             )
+            if missing_category is not None:
+                codes[missing_category[:, c.column], j] = UNKNOWN
         geo = None
         if self.geo is not None:
             geo = np.radians(numeric[:, list(self.geo)].astype(np.float64))
         return q, codes, geo
 
     def nearest(
-        self, numeric: np.ndarray, categorical: np.ndarray, k: int
+        self,
+        numeric: np.ndarray,
+        categorical: np.ndarray,
+        k: int,
+        missing_category: np.ndarray | None = None,
     ) -> list[list[dict[str, Any]]]:
-        """The `k` most similar sales of each packed row, nearest first (JSON-ready)."""
+        """The `k` most similar sales of each packed row, nearest first (JSON-ready).
+
+        A feature a row does not have (a NaN number; a category `missing_category`, the
+        packing's flags, marks as not sent) is left out of that row's distance: a house
+        is compared on what it says, not on imputed typical values."""
         rows = numeric.shape[0]
         k = min(k, self.rows)
         if k <= 0 or rows == 0:
             return [[] for _ in range(rows)]
-        q, codes, geo = self.positions(numeric, categorical)
+        q, codes, geo = self.positions(numeric, categorical, missing_category)
         chunk = max(1, CHUNK_CELLS // (self.rows * max(1, len(self.num))))
         answers: list[list[dict[str, Any]]] = []
         for start in range(0, rows, chunk):
@@ -269,14 +291,25 @@ class Comparables:
         self, q: np.ndarray, codes: np.ndarray, geo: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """[rows, sales] distances (float32) and km (None without geography)."""
-        dist = np.abs(self._pos_t[None, :, :] - q[:, :, None]).sum(axis=1, dtype=np.float32)
+        known = ~np.isnan(q)
+        if known.all():
+            dist = np.abs(self._pos_t[None, :, :] - q[:, :, None]).sum(axis=1, dtype=np.float32)
+        elif q.shape[0] == 1:  # one row: only its known features
+            cols = np.flatnonzero(known[0])
+            block = np.abs(self._pos_t[None, cols, :] - q[:, cols, None])
+            dist = block.sum(axis=1, dtype=np.float32)
+        else:
+            block = np.abs(self._pos_t[None, :, :] - np.where(known, q, 0)[:, :, None])
+            block *= known[:, :, None]
+            dist = block.sum(axis=1, dtype=np.float32)
         if codes.shape[1]:  # Σ w over differing categories = Σ w - Σ w over equal ones
             dist += self._cat_total
             for j in range(codes.shape[1]):
-                dist -= self.cat_weight[j] * (self._codes_t[j] == codes[:, j, None])
+                alike = (self._codes_t[j] == codes[:, j, None]) | (codes[:, j, None] == UNKNOWN)
+                dist -= self.cat_weight[j] * alike
         km = None
         if geo is not None:
-            placed = ~np.isnan(geo).any(axis=1)  # rows that sent their coordinates
+            placed = np.isfinite(geo).all(axis=1)  # rows that sent their coordinates
             if placed.all():
                 km = chord_km(unit_vectors(geo[:, 0], geo[:, 1]), self._xyz_t)
                 dist += km * self._geo_scale
@@ -301,8 +334,8 @@ class Comparables:
         """One row's comparables as JSON objects."""
         terms = np.hstack(
             [
-                np.abs(self._pos_t[:, top].T - q),  # [k, m]
-                self.cat_weight * (codes != self._codes_t[:, top].T),  # [k, c]
+                np.nan_to_num(np.abs(self._pos_t[:, top].T - q)),  # [k, m]; unknown: 0
+                self.cat_weight * ((codes != self._codes_t[:, top].T) & (codes != UNKNOWN)),
             ]
         )
         largest = np.argsort(-terms, axis=1, kind="stable")[:, :DIFFERENCES].tolist()

@@ -254,16 +254,22 @@ class ServingModel:
         return f"{m.name}/{m.version} has no comparable sales: {why}."
 
     def comparables(
-        self, numeric: np.ndarray, categorical: np.ndarray, k: int
+        self,
+        numeric: np.ndarray,
+        categorical: np.ndarray,
+        k: int,
+        missing_category: np.ndarray | None = None,
     ) -> list[list[dict[str, Any]]]:
         """The `k` most similar training sales of each packed row, nearest first, with
         price, sale date, distance and main differences (`estate.runtime.comparables`).
 
-        Raises `NoComparablesError` (its message says why) when the bundle has none.
+        Pass `Packed.missing_category` so categories a row did not send stay out of its
+        distance, as missing numbers (NaN) do. Raises `NoComparablesError` (its message
+        says why) when the bundle has none.
         """
         if self.comparable_sales is None:
             raise NoComparablesError(self.no_comparables_reason or "no comparable sales")
-        return self.comparable_sales.nearest(numeric, categorical, k)
+        return self.comparable_sales.nearest(numeric, categorical, k, missing_category)
 
     def interval(self, raw: float) -> tuple[float, float] | None:
         """Conformal interval in target units (regression only; `estate.runtime.outputs`)."""

@@ -21,6 +21,7 @@ def with_comparables(
     items: list[dict[str, Any]],
     k: int,
     answer: dict[str, Any],
+    missing_category: np.ndarray | None = None,
 ) -> None:
     """Add each row's `k` comparable sales to `items` (predictions or explanations), or,
     for a model without them, say why in ``answer["comparables_unavailable"]``."""
@@ -28,7 +29,7 @@ def with_comparables(
     if reason is not None:
         answer["comparables_unavailable"] = reason
         return
-    sales = model.comparables(numeric, categorical, k)
+    sales = model.comparables(numeric, categorical, k, missing_category)
     for item, found in zip(items, sales, strict=True):
         item["comparables"] = found
 

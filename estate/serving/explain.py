@@ -73,8 +73,16 @@ def explain_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     answer: dict[str, Any] = {"explanations": explanations}
     if k:  # the rows are valid: explain_instances checked them
         rows = validate_instances(model.adapter, request.instances, settings.max_field_errors)
-        numeric, categorical, _ = model.pack(rows)
-        with_comparables(model, numeric, categorical, explanations, k, answer)
+        packed = model.pack_flags(rows)
+        with_comparables(
+            model,
+            packed.numeric,
+            packed.categorical,
+            explanations,
+            k,
+            answer,
+            packed.missing_category,
+        )
     answer["model"] = model_info(model)
     return answer
 

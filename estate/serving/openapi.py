@@ -60,7 +60,8 @@ def operations(output: str) -> list[Operation]:
             "by an importance-weighted distance over the model's most important features "
             "(numbers standardised on the model's scale, categories 1 when they differ, "
             "weights = normalised mean |SHAP|) plus great-circle distance when the data has "
-            "coordinates. A model without comparables answers 200 without them and says why "
+            "coordinates; features an instance does not send are left out of its distance. "
+            "A model without comparables answers 200 without them and says why "
             "in `comparables_unavailable`; at most 500 instances may ask for them "
             "(ESTATE_COMPARABLES_MAX_INSTANCES; 413 above).",
             PredictRequest,

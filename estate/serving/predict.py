@@ -55,10 +55,10 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     """
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body, settings.max_field_errors)
-    k = comparables_asked(
-        request.parameters, len(request.instances), settings.comparables_max_instances
-    )
     packed = model.pack_checked(request.instances, settings.max_field_errors)
+    k = comparables_asked(  # rows as packed, whatever form the body sent them in
+        request.parameters, packed.numeric.shape[0], settings.comparables_max_instances
+    )
     prediction, raw = model.run(packed.numeric, packed.categorical)
     bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
     per_row = len(prediction) <= settings.row_warnings_max_instances
@@ -81,7 +81,15 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
         require_finite(predictions[i], f"predictions[{i}]", partial(_inputs, model, packed, i))
     answer: dict[str, Any] = {"predictions": predictions}
     if k:
-        with_comparables(model, packed.numeric, packed.categorical, predictions, k, answer)
+        with_comparables(
+            model,
+            packed.numeric,
+            packed.categorical,
+            predictions,
+            k,
+            answer,
+            packed.missing_category,
+        )
     if not per_row:
         answer["warning_summary"] = model.warning_summary(packed, settings.warning_rows_listed)
     answer["model"] = model_info(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import math
 import shutil
 from pathlib import Path
@@ -315,3 +316,59 @@ def test_the_golden_v1_bundle_loads_and_serves_without_comparables() -> None:
     served = ServingModel(old.manifest, old.model_bytes)
     assert served.comparable_sales is None
     assert served.no_comparables_reason
+
+
+def test_a_house_is_compared_on_what_it_sends(
+    model: ServingModel, sales: list[dict[str, str]]
+) -> None:
+    """Features a house does not send stay out of its distance (no imputed medians), on
+    the one-row path and the batch path alike."""
+    sent = {"area": 1450.0, "Year.Built": 1962.0, "Neighborhood": "NAmes"}
+    packed = model.pack_flags([sent])
+    (found,) = model.comparables(packed.numeric, packed.categorical, 10, packed.missing_category)
+    for sale in found:
+        assert {d["feature"] for d in sale["differences"]} <= set(sent)
+        assert sale["km"] is None
+    assert all(s["fields"]["Neighborhood"] == "NAmes" for s in found)
+    nearest = found[0]
+    assert abs(nearest["fields"]["area"] - 1450) < 100
+    assert abs(nearest["fields"]["Year.Built"] - 1962) <= 3
+    # A category not sent is no difference, with the packing's flags; without them it is
+    # the imputed mode, which then counts.
+    bare = model.pack_flags([{"area": 1450.0, "Year.Built": 1962.0}])
+    (flagged,) = model.comparables(bare.numeric, bare.categorical, 20, bare.missing_category)
+    assert not any(d["feature"] == "Neighborhood" for s in flagged for d in s["differences"])
+    (unflagged,) = model.comparables(bare.numeric, bare.categorical, 20)
+    mode = next(c.impute for c in model.categorical if c.name == "Neighborhood")
+    assert all(s["fields"]["Neighborhood"] == mode for s in unflagged[:5])
+    batch = model.pack_flags([sent, instance(sales[3], model.manifest), {"area": 900.0}])
+    together = model.comparables(batch.numeric, batch.categorical, 10, batch.missing_category)
+    for i in range(3):
+        alone = model.comparables(
+            batch.numeric[i : i + 1],
+            batch.categorical[i : i + 1],
+            10,
+            batch.missing_category[i : i + 1],
+        )[0]
+        assert [s["id"] for s in together[i]] == [s["id"] for s in alone]
+        assert [s["distance"] for s in together[i]] == pytest.approx(
+            [s["distance"] for s in alone], abs=1e-5
+        )
+    assert together[0] == found
+
+
+def test_absurd_inputs_give_finite_distances(model: ServingModel) -> None:
+    """A house far outside the data is far from every sale, in finite numbers JSON can carry."""
+    rows = [
+        {"area": 1e308, "Lot.Area": -1e308, "Year.Built": 1e300},
+        {"area": 1500.0, "Latitude": 1e308, "Longitude": -1e308},
+        {"area": 1500.0, "Latitude": 91.0, "Longitude": 720.0},
+    ]
+    packed = model.pack_flags(rows)
+    found = model.comparables(packed.numeric, packed.categorical, 3, packed.missing_category)
+    for sales in found:
+        assert len(sales) == 3
+        for sale in sales:
+            assert math.isfinite(sale["distance"])
+            assert sale["km"] is None or math.isfinite(sale["km"])
+            json.dumps(sale, allow_nan=False)

@@ -88,8 +88,8 @@ def comparables(model: ServingModel, instance: dict[str, Any], k: int = 5) -> di
     reason = model.no_comparables_reason
     if reason is not None:
         return {"unavailable": reason}
-    numeric, categorical, _ = model.pack([instance])
-    (sales,) = model.comparables(numeric, categorical, k)
+    packed = model.pack_flags([instance])
+    (sales,) = model.comparables(packed.numeric, packed.categorical, k, packed.missing_category)
     prices = sorted(s["price"] for s in sales)
     spec = model.manifest.comparables
     return {
