@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import flask
-import numpy as np
 
 from estate.contract.errors import (
     CannotEstimateError,
@@ -25,6 +24,7 @@ from estate.contract.errors import (
 from estate.contract.instances import instance_json_schema, require_values, validate_instances
 from estate.runtime import deal as deal_core
 from estate.runtime.finite import out_of_range, require_finite
+from estate.runtime.packing import Packed
 from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving.endpoint import serve
 from estate.serving.requests import AnalyzeRequest, DealTermsInput, parse_body
@@ -115,8 +115,9 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
         raise UnsupportedModelError(reason)
     check_conflicts(request)
     instance = _validated_property(model, request.property, settings.max_field_errors)
-    numeric, categorical, (warnings,) = model.pack([instance])
-    prediction, raw = model.run(numeric, categorical)  # predict's packing, predict's call
+    packed = model.pack_flags([instance])  # predict's packing, predict's call
+    warnings = model.row_warnings(packed, 0)
+    prediction, raw = model.run(packed.numeric, packed.categorical)
     price = float(prediction[0])
     bounds = model.interval(float(raw[0]))
     valuation: dict[str, Any] = {"price": price, "interval": None, "warnings": warnings}
@@ -126,7 +127,7 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
     require_finite(valuation, "valuation", out_of_range(warnings, "property"))
     answer = {
         "valuation": valuation,
-        "comparables": comparables(model, numeric, categorical, request.comparables),
+        "comparables": comparables(model, packed, request.comparables),
         "deal": deal(valuation, request.terms, settings.deal_defaults()),
         "model": model_info(model),
     }
@@ -165,17 +166,16 @@ def _validated_property(
     return rows[0]
 
 
-def comparables(
-    model: ServingModel, numeric: np.ndarray, categorical: np.ndarray, k: int
-) -> dict[str, Any]:
+def comparables(model: ServingModel, packed: Packed, k: int) -> dict[str, Any]:
     """The `k` most similar training sales (`ServingModel.comparables`, the search predict's
-    ``parameters.comparables`` runs), or why this bundle has none."""
+    ``parameters.comparables`` runs: unsent features stay out of the distance), or why
+    this bundle has none."""
     reason = model.no_comparables_reason
     if reason is not None:
         return {"available": False, "sales": [], "note": reason}
     if k == 0:
         return {"available": True, "sales": [], "note": "none asked for (comparables: 0)"}
-    (sales,) = model.comparables(numeric, categorical, k)
+    (sales,) = model.comparables(packed.numeric, packed.categorical, k, packed.missing_category)
     return {"available": True, "sales": sales, "note": None}
 
 

@@ -259,6 +259,13 @@ def test_comparables_are_predicts_comparable_sales(clients: dict[str, FlaskClien
     assert comparables["sales"] == predicted["predictions"][0]["comparables"]
     assert len(comparables["sales"]) == 3
     assert all(s["price"] > 0 for s in comparables["sales"])
+    # A sparse house too: what it did not send stays out of both distances alike.
+    sparse = {"area": 1500, "Overall.Qual": 6}
+    _, body = post(clients["analyze"], {"property": sparse, "comparables": 3})
+    _, predicted = post(
+        clients["predict"], {"instances": [sparse], "parameters": {"comparables": 3}}
+    )
+    assert body["comparables"]["sales"] == predicted["predictions"][0]["comparables"]
     _, none = post(clients["analyze"], {"property": HOUSE, "comparables": 0})
     assert none["comparables"]["sales"] == []
     assert none["comparables"]["available"] is True
