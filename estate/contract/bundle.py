@@ -169,6 +169,43 @@ class CategoricalFeature(ContractModel):
     description: str = ""
     label: str | None = Field(None, description="Readable name (None: show `name`).")
     unit: str | None = None
+    ordinal: list[str] | None = Field(
+        None,
+        description="Ordered levels, lowest first: the graph encodes this feature as one "
+        "number, its level (see `ordinal_level`), instead of one-hot columns. None: one-hot.",
+    )
+
+
+#: Level of a missing value (`MISSING_CATEGORY`) on an ordinal scale that does not name it.
+ORDINAL_MISSING_LEVEL = 0.0
+
+
+def ordinal_levels(feature: CategoricalFeature) -> dict[str, float]:
+    """Category → number of an ordinal feature: ``levels[i]`` is ``i + 1`` and a missing
+    value (``"NA"``, unless the scale names it) is 0, below every level.
+
+    A value the scale does not hold never reaches here from training (the config is
+    refused); at serving it is packed as an unknown category (flagged "unknown") and
+    encoded as the level of the training mode (``impute``), the value a missing input
+    of a feature without ``"NA"`` gets: the model uses its most common value.
+    """
+    levels = {c: float(i + 1) for i, c in enumerate(feature.ordinal or [])}
+    levels.setdefault(MISSING_CATEGORY, ORDINAL_MISSING_LEVEL)
+    return levels
+
+
+class DerivedFeature(NumericFeature):
+    """A number the graph computes from raw inputs by a formula (`estate.runtime.formula`);
+    callers never send it. Its statistics are those of its training values.
+
+    Inputs are the values the model sees (a missing number is its training median, an
+    ordinal feature its level); a result that is not finite (a zero denominator,
+    overflow) becomes ``impute``, the derived feature's training median.
+    """
+
+    kind: Literal["derived"] = "derived"  # type: ignore[assignment]
+    formula: str = Field(description="The formula, e.g. 'Yr.Sold - Year.Built'.")
+    inputs: list[str] = Field(description="The raw features the formula reads.")
 
 
 class InputSchema(ContractModel):
@@ -177,13 +214,22 @@ class InputSchema(ContractModel):
     numeric: list[NumericFeature]
     categorical: list[CategoricalFeature]
     dropped: list[str] = Field(default_factory=list, description="Columns ignored by the model.")
+    derived: list[DerivedFeature] = Field(
+        default_factory=list,
+        description="Features the graph derives from the raw inputs (not sent by callers), "
+        "in the order of their encoded columns. Empty: none (the old behaviour).",
+    )
 
     def names(self) -> list[str]:
         return [f.name for f in self.numeric] + [f.name for f in self.categorical]
 
     def labels(self) -> dict[str, str]:
         """Feature name → readable label, for the features whose config gave one."""
-        features: list[NumericFeature | CategoricalFeature] = [*self.numeric, *self.categorical]
+        features: list[NumericFeature | CategoricalFeature] = [
+            *self.numeric,
+            *self.categorical,
+            *self.derived,
+        ]
         return {f.name: f.label for f in features if f.label}
 
 

@@ -20,6 +20,7 @@ from estate.contract.bundle import (
     CategoricalFeature,
     ConformalInterval,
     DecisionThreshold,
+    DerivedFeature,
     DriftReference,
     InputSchema,
     Lineage,
@@ -87,7 +88,8 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     named = set(config.categorical) | (
         set(config.log1p) if isinstance(config.log1p, list) else set()
     )
-    named |= set(config.features)
+    named |= set(config.features) | set(config.ordinal)
+    named -= set(config.derived)  # computed, not read: the encoder checks their inputs
     if config.period is not None:
         named |= {c for c in (config.period.year, config.period.month) if c}
     absent = sorted(named - set(frame.columns))
@@ -98,7 +100,7 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
         )
     # Before the row filter, which may compare a column that holds text by mistake.
     # Dropped columns (ids) and a classifier's labels may hold anything.
-    free = set(config.categorical) | set(config.drop_columns)
+    free = set(config.categorical) | set(config.drop_columns) | set(config.ordinal)
     check_columns(frame, table.uri, free | ({config.target} if config.classifier else set()))
     if config.row_filter:
         try:
@@ -129,7 +131,12 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     n_hold = round(len(y) * config.holdout_fraction)
     holdout, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     log1p: str | list[str] = config.log1p
-    encoder = TabularEncoder(categorical=config.categorical, log1p=log1p)
+    encoder = TabularEncoder(
+        categorical=config.categorical,
+        log1p=log1p,
+        ordinal=config.ordinal_scales(),
+        derived=config.derived,
+    )
     try:
         encoder.fit(features.iloc[train])
     except ConfigError as exc:
@@ -378,7 +385,7 @@ def training_summary(config: DatasetConfig, data: Prepared, say: Progress) -> di
     }
 
 
-_Feature = TypeVar("_Feature", NumericFeature, CategoricalFeature)
+_Feature = TypeVar("_Feature", NumericFeature, CategoricalFeature, DerivedFeature)
 
 
 def documented(feature: _Feature, config: DatasetConfig) -> _Feature:
@@ -441,6 +448,7 @@ def export_and_gate(
         numeric=[documented(f, config) for f in enc.numeric_features],
         categorical=[documented(f, config) for f in enc.categorical_features],
         dropped=[c for c in config.drop_columns if c in table.frame.columns],
+        derived=[documented(f, config) for f in enc.derived_features],
     )
 
     def assemble(export: ExportFacts) -> Manifest:
