@@ -245,6 +245,18 @@ class OutputSpec(ContractModel):
     negative_label: str | None = None
 
 
+class PredictCost(ContractModel):
+    """What a candidate costs to serve (estate/export/cost.py): a report, not a gate."""
+
+    onnx_ms_per_1000_rows: float = Field(
+        description="Median ONNX time of 1,000 rows on one onnxruntime thread (the whole "
+        "graph, preprocessing included; a blend: its members' added)."
+    )
+    trees: int = Field(description="Trees of the tree members (0: linear only).")
+    shap_paths: int = Field(description="Root-to-leaf paths the exact explainer walks.")
+    model_bytes: int = Field(description="Size of the candidate's ONNX graph.")
+
+
 class CandidateResult(ContractModel):
     """One candidate model's scores: same folds and same holdout for every candidate."""
 
@@ -255,6 +267,7 @@ class CandidateResult(ContractModel):
     cv_fold_scores: list[float]
     holdout_metrics: dict[str, float]
     fit_seconds: float
+    cost: PredictCost | None = Field(None, description="Predict cost (None: not measured).")
 
 
 class ConformalInterval(ContractModel):

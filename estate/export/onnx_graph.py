@@ -5,9 +5,9 @@ The preprocessing part is written by hand from the encoded layout
 takes two packed inputs (see `estate.contract.bundle`) and costs a fixed handful of nodes
 whatever the column count: impute (IsNaN/Where), ordinal levels (one LabelEncoder),
 derived features (their formula's Add/Sub/Mul/Div nodes, then IsNaN/IsInf/Where),
-log1p (Max/Add/Log/Where), one-hot (StringConcat → one LabelEncoder → ScatterElements). The estimator is converted by
-skl2onnx, with onnxmltools' converter registered for XGBoost so that XGBoost also works
-inside pipelines and voting ensembles.
+log1p (Max/Add/Log/Where), one-hot (StringConcat → one LabelEncoder → ScatterElements).
+The estimator is converted by skl2onnx, with onnxmltools' converter registered for
+XGBoost so that XGBoost also works inside pipelines and voting ensembles.
 """
 
 from __future__ import annotations
@@ -78,10 +78,10 @@ def _number_nodes(layout: EncodedLayout, nodes: list[Any], inits: list[Any]) -> 
         parts.append(_ordinal_nodes(layout, nodes, inits))
     block = _concat(parts, "enc_base", nodes)
     if layout.derived:
-        derived = [_formula_nodes(layout, i, block, nodes, inits) for i in range(len(layout.derived))]
-        inits.append(
-            _const("enc_dimpute", layout.derived_impute.reshape(1, len(layout.derived)))
-        )
+        derived = [
+            _formula_nodes(layout, i, block, nodes, inits) for i in range(len(layout.derived))
+        ]
+        inits.append(_const("enc_dimpute", layout.derived_impute.reshape(1, len(layout.derived))))
         raw = _concat(derived, "enc_draw", nodes)
         nodes += [  # not finite (x/0, 0/0, overflow) → the derived feature's median
             helper.make_node("IsNaN", [raw], ["enc_dnan"]),

@@ -4,9 +4,10 @@
 packed instances exactly as the ONNX graph does (`estate.runtime.layout`), adds exact
 linear SHAP and TreeSHAP (`estate.runtime.treeshap`) on the encoded columns and sums
 one-hot columns back to the raw feature they came from (a derived feature's column is
-its own: its SHAP value is reported as that feature, beside the inputs' own). `ShapTables` is the arithmetic
-on the file's arrays, shared with the export side's additivity check. Turning the values
-into per-instance answers is `estate.runtime.explanations`.
+its own: its SHAP value is reported as that feature, beside the inputs' own).
+`ShapTables` is the arithmetic on the file's arrays, shared with the export side's
+additivity check. Turning the values into per-instance answers is
+`estate.runtime.explanations`.
 """
 
 from __future__ import annotations

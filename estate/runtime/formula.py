@@ -133,7 +133,7 @@ def parse(text: str) -> Formula:
     parser = _Parser(text, tokens)
     tree = parser.expr(0)
     if parser.pos < len(tokens):
-        kind, value, at = tokens[parser.pos]
+        _kind, value, at = tokens[parser.pos]
         raise FormulaError(f"unexpected {value!r} at character {at + 1} of {text!r}")
     names: list[str] = []
     _collect(tree, names)

@@ -112,9 +112,11 @@ class EncodedLayout:
     @property
     def raw_names(self) -> list[str]:
         """The reported features: numeric names, categorical names, then derived names."""
-        return [f.name for f in self.numeric] + [c.name for c in self.categorical] + [
-            d.name for d in self.derived
-        ]
+        return (
+            [f.name for f in self.numeric]
+            + [c.name for c in self.categorical]
+            + [d.name for d in self.derived]
+        )
 
     @property
     def width(self) -> int:

@@ -143,20 +143,20 @@ class DatasetConfig(_Strict):
     def _check_features(self) -> None:
         """Ordinal scales and derived formulas: every message names the config key."""
         for name, levels in self.scales.items():
-            _check_levels(f"scales.{_key(name)}", levels)
+            _check_levels(f"scales.{toml_key(name)}", levels)
         for column, scale in self.ordinal.items():
-            where = f"ordinal.{_key(column)}"
+            where = f"ordinal.{toml_key(column)}"
             if isinstance(scale, str):
                 if scale not in self.scales:
                     raise ValueError(
-                        f"{where} = {scale!r} names no scale; define scales.{_key(scale)} = "
+                        f"{where} = {scale!r} names no scale; define scales.{toml_key(scale)} = "
                         f"[lowest, ..., highest] or give the levels; scales: {sorted(self.scales)}"
                     )
             else:
                 _check_levels(where, scale)
         ordinal_names = set(self.ordinal)
         for name, text in self.derived.items():
-            where = f"derived.{_key(name)}"
+            where = f"derived.{toml_key(name)}"
             try:
                 formula = parse(text)
             except FormulaError as exc:
@@ -191,7 +191,7 @@ class DatasetConfig(_Strict):
         return self.task == "binary_classification"
 
 
-def _key(name: str) -> str:
+def toml_key(name: str) -> str:
     """A TOML key as the config writes it (quoted when it has dots or other characters)."""
     return name if name.replace("_", "").replace("-", "").isalnum() else f'"{name}"'
 

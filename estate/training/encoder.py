@@ -27,6 +27,7 @@ from estate.contract.errors import ConfigError
 from estate.runtime.formula import parse
 from estate.runtime.layout import EncodedLayout
 from estate.runtime.packing import CategoryColumn, PackingRule, pack_table
+from estate.training.config import toml_key
 
 _QUANTILES = {
     "p01": 0.01,
@@ -93,7 +94,7 @@ class TabularEncoder:
             absent = [n for n in formula.inputs if n not in readable]
             if absent:
                 raise ConfigError(
-                    f"derived.{name!r} = {text!r} reads {absent}, which are not numeric or "
+                    f"derived.{toml_key(name)} = {text!r} reads {absent}, which are not numeric or "
                     f"ordinal feature columns of the data; readable: {sorted(readable)}"
                 )
             values = np.broadcast_to(formula.evaluate(readable), (len(frame),))
@@ -108,9 +109,7 @@ class TabularEncoder:
         values = column.astype("float64").to_numpy()
         finite = values[np.isfinite(values)]
         if finite.size == 0:
-            raise ConfigError(
-                f"{what} {name!r} has no finite value; drop it in the config."
-            )
+            raise ConfigError(f"{what} {name!r} has no finite value; drop it in the config.")
         if isinstance(self.log1p, str):
             skew = _skew(finite)
             use_log = (
@@ -192,7 +191,7 @@ def _as_ordinal(feature: CategoricalFeature, levels: list[str]) -> CategoricalFe
     outside = sorted(set(feature.categories) - set(levels) - {MISSING_CATEGORY})
     if outside:
         raise ConfigError(
-            f"ordinal.{feature.name!r}: the data holds {outside}, which its levels "
+            f"ordinal.{toml_key(feature.name)}: the data holds {outside}, which its levels "
             f"{levels} do not name; add them to the scale (lowest first) or drop the "
             f"column from ordinal. (A missing value, {MISSING_CATEGORY!r}, is level 0.)"
         )

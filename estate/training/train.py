@@ -26,6 +26,7 @@ from estate.contract.bundle import (
     Lineage,
     Manifest,
     NumericFeature,
+    PredictCost,
     new_version,
     normalize_category,
 )
@@ -197,6 +198,7 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
     Zho, yho = data.Z[data.holdout], data.y[data.holdout]
     specs = {c.name: (c.estimator, c.params) for c in config.candidates}
     scored: dict[str, Scored] = {}
+    cost_rows = data.encoder.pack(data.features.iloc[data.train[:1000]])
     ordered = sorted(config.candidates, key=lambda c: c.estimator == "blend")
     for cand in ordered:
         t0 = time.perf_counter()
@@ -221,6 +223,7 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
             oof, hold = np.asarray(oof), np.asarray(hold)
             fold_scores = [metrics_for(config, ytr[f], oof[f])[metric] for f in data.folds]
             fitted = None
+            cost = blend_cost([scored[m].result.cost for m in members])
         else:
             oof = np.empty_like(ytr)
             fold_scores = []
@@ -230,6 +233,7 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
                 say(f"{cand.name}: fold {i + 1}/{len(data.folds)} {metric}={fold_scores[-1]:.4f}")
             fitted = make().fit(Ztr, ytr)
             hold = predict_raw(fitted, Zho, config.classifier)
+            cost = candidate_cost(config, data, fitted, cost_rows)
         result = CandidateResult(
             name=cand.name,
             estimator=cand.estimator,
@@ -238,14 +242,48 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
             cv_fold_scores=fold_scores,
             holdout_metrics=metrics_for(config, yho, hold),
             fit_seconds=round(time.perf_counter() - t0, 3),
+            cost=cost,
+        )
+        shown = (
+            f"; predict {cost.onnx_ms_per_1000_rows:.1f} ms/1,000 rows, {cost.trees} trees, "
+            f"{cost.shap_paths} SHAP paths"
+            if cost
+            else ""
         )
         say(
             f"{cand.name}: CV {metric}={result.cv_metrics[metric]:.4f} "
             f"holdout {metric}={result.holdout_metrics[metric]:.4f} "
-            f"({result.fit_seconds:.1f}s)"
+            f"({result.fit_seconds:.1f}s{shown})"
         )
         scored[cand.name] = Scored(result, oof, hold, fitted)
     return scored
+
+
+def candidate_cost(
+    config: DatasetConfig, data: Prepared, fitted: Any, rows: tuple[np.ndarray, np.ndarray]
+) -> PredictCost | None:
+    """The fitted candidate's predict cost (`estate.export.cost`); None if it cannot export."""
+    from estate.contract.errors import ExportError
+    from estate.export.cost import measure_cost
+
+    try:
+        return measure_cost(
+            data.encoder.layout,
+            fitted,
+            rows,
+            classifier=config.classifier,
+            log_target=config.target_transform == "log",
+        )
+    except ExportError:
+        return None  # the export proper will say why, if this candidate wins
+
+
+def blend_cost(costs: list[PredictCost | None]) -> PredictCost | None:
+    """A blend's cost: its members' added (None when one is unknown)."""
+    from estate.export.cost import added
+
+    known = [c for c in costs if c is not None]
+    return added(known) if len(known) == len(costs) else None
 
 
 @dataclass

@@ -123,7 +123,8 @@ def test_graph_matches_encoder_on_missing_zero_denominators_unknown_and_overflow
     assert np.all(np.isfinite(got[:, start : start + len(DERIVED)]))  # raw 1e308 is inf in f32
     kitchen = enc.layout.names.index("kitchen")
     mode_level = ordinal_levels(enc.categorical_features[0])[enc.categorical_features[0].impute]
-    assert got[7, kitchen] == 1.0 and got[8, kitchen] == mode_level
+    assert got[7, kitchen] == 1.0
+    assert got[8, kitchen] == mode_level
     numbers = enc.layout.numbers(numeric, categorical)
     assert numbers[9, start] == enc.derived_features[0].impute  # inf → the median
     assert numbers[10, start + 1] == enc.numeric_features[3].impute - enc.numeric_features[4].impute
