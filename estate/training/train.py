@@ -216,7 +216,11 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
             missing = [m for m in members if m not in scored]
             if missing:
                 raise ConfigError(f"Blend {cand.name!r} names unknown candidates {missing}.")
-            weights = np.asarray(cand.params.get("weights") or [1.0] * len(members), dtype=float)
+            params = dict(cand.params)
+            if params.get("weights") == cands.OOF_WEIGHTS:
+                params["weights"] = cands.oof_weights([scored[m].oof for m in members], ytr)
+                say(f"{cand.name}: weights fitted on out-of-fold predictions {params['weights']}")
+            weights = np.asarray(params.get("weights") or [1.0] * len(members), dtype=float)
             weights = weights / weights.sum()
             oof = sum(w * scored[m].oof for w, m in zip(weights, members, strict=True))
             hold = sum(w * scored[m].holdout_pred for w, m in zip(weights, members, strict=True))
@@ -225,6 +229,7 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
             fitted = None
             cost = blend_cost([scored[m].result.cost for m in members])
         else:
+            params = cand.params
             oof = np.empty_like(ytr)
             fold_scores = []
             for i, test, pred in out_of_fold(make, Ztr, ytr, data.folds, config.classifier):
@@ -237,7 +242,7 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
         result = CandidateResult(
             name=cand.name,
             estimator=cand.estimator,
-            params=cand.params,
+            params=params,
             cv_metrics=metrics_for(config, ytr, oof),
             cv_fold_scores=fold_scores,
             holdout_metrics=metrics_for(config, yho, hold),
@@ -349,17 +354,18 @@ def choose_and_refit(
     best = ranking[0]
     say(f"best: {best.result.name} (CV {metric}={best.result.cv_metrics[metric]:.4f}); refitting")
     spec = next(c for c in config.candidates if c.name == best.result.name)
+    params = best.result.params  # a blend's fitted weights (params.weights = "oof")
     fitted = best.fitted
     if fitted is None:
         specs = {c.name: (c.estimator, c.params) for c in config.candidates}
         fitted = cands.build(
             spec.estimator,
-            spec.params,
+            params,
             classifier=config.classifier,
             seed=config.seed,
             members=specs,
         ).fit(data.Z[data.train], data.y[data.train])
-    return Choice(best, spec.params, fitted, metric)
+    return Choice(best, params, fitted, metric)
 
 
 def calibrate(config: DatasetConfig, data: Prepared, choice: Choice, say: Progress) -> Calibration:
