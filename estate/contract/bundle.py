@@ -214,21 +214,25 @@ class InputSchema(ContractModel):
     numeric: list[NumericFeature]
     categorical: list[CategoricalFeature]
     dropped: list[str] = Field(default_factory=list, description="Columns ignored by the model.")
-    derived: list[DerivedFeature] = Field(
-        default_factory=list,
+    derived: list[DerivedFeature] | None = Field(
+        None,
         description="Features the graph derives from the raw inputs (not sent by callers), "
-        "in the order of their encoded columns. Empty: none (the old behaviour).",
+        "in the order of their encoded columns. None: none (the old behaviour).",
     )
 
     def names(self) -> list[str]:
         return [f.name for f in self.numeric] + [f.name for f in self.categorical]
+
+    def derived_features(self) -> list[DerivedFeature]:
+        """The derived features (none for a bundle that declares none)."""
+        return list(self.derived or [])
 
     def labels(self) -> dict[str, str]:
         """Feature name → readable label, for the features whose config gave one."""
         features: list[NumericFeature | CategoricalFeature] = [
             *self.numeric,
             *self.categorical,
-            *self.derived,
+            *(self.derived or []),
         ]
         return {f.name: f.label for f in features if f.label}
 

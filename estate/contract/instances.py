@@ -53,7 +53,7 @@ def _describe(parts: list[str]) -> str:
 def _used_by(schema: InputSchema) -> dict[str, str]:
     """Input name → the sentence naming the derived features that read it."""
     readers: dict[str, list[str]] = {}
-    for d in schema.derived:
+    for d in schema.derived_features():
         for name in d.inputs:
             readers.setdefault(name, []).append(d.name)
     return {n: f"The model also derives {', '.join(ds)} from it." for n, ds in readers.items()}
@@ -61,7 +61,7 @@ def _used_by(schema: InputSchema) -> dict[str, str]:
 
 def _derived_doc(schema: InputSchema) -> dict[str, Any]:
     """The instance schema's note of the features the graph computes from the fields."""
-    rules = "; ".join(f"{d.name} = {d.formula}" for d in schema.derived)
+    rules = "; ".join(f"{d.name} = {d.formula}" for d in schema.derived_features())
     return {
         "description": "Raw fields of one property. The model also computes, from them "
         f"(never send these): {rules}. A missing input counts as its training median; a "
@@ -70,7 +70,7 @@ def _derived_doc(schema: InputSchema) -> dict[str, Any]:
             {"name": d.name, "formula": d.formula, "inputs": list(d.inputs)}
             | ({"label": d.label} if d.label else {})
             | ({"unit": d.unit} if d.unit else {})
-            for d in schema.derived
+            for d in schema.derived_features()
         ],
     }
 
@@ -116,7 +116,7 @@ def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
         extra="forbid",
         coerce_numbers_to_str=True,
         title="Instance",
-        json_schema_extra=_derived_doc(schema) if schema.derived else None,
+        json_schema_extra=_derived_doc(schema) if schema.derived_features() else None,
     )
     item: Any = with_config(config)(instance)
     adapter: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[item])  # type: ignore[valid-type]

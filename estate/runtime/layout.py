@@ -107,7 +107,7 @@ class EncodedLayout:
 
     @staticmethod
     def of(schema: InputSchema) -> EncodedLayout:
-        return EncodedLayout(schema.numeric, schema.categorical, schema.derived)
+        return EncodedLayout(schema.numeric, schema.categorical, schema.derived_features())
 
     @property
     def raw_names(self) -> list[str]:

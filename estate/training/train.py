@@ -492,7 +492,7 @@ def export_and_gate(
         numeric=[documented(f, config) for f in enc.numeric_features],
         categorical=[documented(f, config) for f in enc.categorical_features],
         dropped=[c for c in config.drop_columns if c in table.frame.columns],
-        derived=[documented(f, config) for f in enc.derived_features],
+        derived=[documented(f, config) for f in enc.derived_features] or None,
     )
 
     def assemble(export: ExportFacts) -> Manifest:

@@ -59,7 +59,7 @@ def test_manifest_describes_the_explainer(ames_manifest: Manifest) -> None:
     assert spec is not None
     assert spec.scale == "raw"
     assert set(spec.members.values()) <= {"linear", "xgboost", "random_forest"}
-    derived = [d.name for d in ames_manifest.input.derived]
+    derived = [d.name for d in ames_manifest.input.derived_features()]
     assert derived == ["Total.SF", "Age"]  # the tiny config derives these in the graph
     assert set(spec.global_importance) == set(ames_manifest.input.names()) | set(derived)
     ranked = list(spec.global_importance.values())
@@ -98,7 +98,7 @@ def test_real_house_reads_as_dollars_and_factors(served: Any) -> None:
         assert c["factor"] == pytest.approx(math.exp(c["shap"]))
         assert (c["effect"] > 0) == (c["shap"] > 0)
     rest = answer["other_features"]
-    reported = len(served.feature_names) + len(served.manifest.input.derived)
+    reported = len(served.feature_names) + len(served.manifest.input.derived_features())
     assert rest["features"] == reported - 5
     base_price = answer["base_value"]["price"]
     assert base_price == pytest.approx(math.exp(answer["base_value"]["shap"]))
@@ -127,7 +127,7 @@ def test_missing_features_are_imputed_flagged_and_still_add_up(served: Any) -> N
     from estate.runtime.explanations import explain_instances
 
     (answer,) = explain_instances(served, example("predict_partial.json")["instances"])
-    derived = {d.name: d for d in served.manifest.input.derived}
+    derived = {d.name: d for d in served.manifest.input.derived_features()}
     flagged = {c["feature"] for c in answer["contributions"] if c.get("imputed")}
     warned = {w["field"] for w in answer["warnings"] if w["code"] == "imputed"}
     assert flagged - set(derived) == warned
