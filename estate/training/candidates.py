@@ -78,25 +78,25 @@ def _logistic(params: dict[str, Any], seed: int) -> Any:
 def _forest_regressor(params: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import RandomForestRegressor
 
-    return RandomForestRegressor(random_state=seed, n_jobs=-1, **params)
+    return RandomForestRegressor(**{"random_state": seed, "n_jobs": -1, **params})
 
 
 def _forest_classifier(params: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import RandomForestClassifier
 
-    return RandomForestClassifier(random_state=seed, n_jobs=-1, **params)
+    return RandomForestClassifier(**{"random_state": seed, "n_jobs": -1, **params})
 
 
 def _xgb_regressor(params: dict[str, Any], seed: int) -> Any:
     from xgboost import XGBRegressor
 
-    return XGBRegressor(random_state=seed, n_jobs=-1, tree_method="hist", **params)
+    return XGBRegressor(**{"random_state": seed, "n_jobs": -1, "tree_method": "hist", **params})
 
 
 def _xgb_classifier(params: dict[str, Any], seed: int) -> Any:
     from xgboost import XGBClassifier
 
-    return XGBClassifier(random_state=seed, n_jobs=-1, tree_method="hist", **params)
+    return XGBClassifier(**{"random_state": seed, "n_jobs": -1, "tree_method": "hist", **params})
 
 
 REGRESSORS: Mapping[str, Factory] = {

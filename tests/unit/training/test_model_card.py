@@ -123,6 +123,7 @@ def test_labels_reach_the_manifest_and_the_instance_schema(ames_manifest: Manife
         "area": "Living area",
         "Overall.Qual": "Overall quality",
         "Neighborhood": "Neighbourhood",
+        "Total.SF": "Total floor area",  # a derived feature's label (tests/conftest.py)
     }
     props = instance_json_schema(instance_adapter(ames_manifest.input))["properties"]
     assert props["area"]["title"] == "Living area"
