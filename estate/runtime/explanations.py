@@ -102,10 +102,12 @@ def _one(
         for f, v in zip(m.input.numeric, numeric, strict=True)
     ]
     values += [str(c) for c in categorical]
-    values += [_number(float(v), d.integer) for d, v in zip(m.input.derived_features(), derived, strict=True)]
-    imputed = [name in imputed_fields for name in explainer.raw_names]  # as the warnings say
     formulas = {d.name: d for d in m.input.derived_features()}
-    for d in m.input.derived_features():
+    values += [
+        _number(float(v), d.integer) for d, v in zip(formulas.values(), derived, strict=True)
+    ]
+    imputed = [name in imputed_fields for name in explainer.raw_names]  # as the warnings say
+    for d in formulas.values():
         imputed[explainer.raw_names.index(d.name)] = any(n in imputed_fields for n in d.inputs)
     order = np.argsort(-np.abs(phi), kind="stable")
     items: list[dict[str, Any]] = []

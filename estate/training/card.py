@@ -125,7 +125,7 @@ def _metric_table(manifest: Manifest) -> list[str]:
         spend = (
             f"{cost.onnx_ms_per_1000_rows:.1f} | {cost.trees} | {cost.shap_paths}"
             if cost
-            else "– | – | –"
+            else "n/a | n/a | n/a"
         )
         lines.append(f"| {c.name}{star} | {c.estimator} | {cv} | {ho} | {spend} |")
     return lines

@@ -104,6 +104,14 @@ class DatasetConfig(_Strict):
         "pipeline's agrees whatever its odds (float32 cannot resolve tiny probabilities).",
     )
     candidates: list[Candidate] = Field(min_length=1)
+    cheaper_within: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.1,
+        description="Choose the cheapest candidate to predict (ONNX ms per 1,000 rows) "
+        "among those whose CV selection metric is within this fraction of the best "
+        "(0.005 = 0.5 %); 0: the best CV, whatever it costs.",
+    )
     gates: Gates = Field(default_factory=Gates)
     features: dict[str, FeatureDoc] = Field(
         default_factory=dict, description="Feature name → label, description and unit."

@@ -345,13 +345,40 @@ def load_and_prepare(config: DatasetConfig, data_uri: str, say: Progress) -> tup
     return table, data
 
 
+def cheapest_near_best(
+    ranking: list[Scored], metric: str, higher: bool, within: float, say: Progress
+) -> Scored:
+    """The best by CV, or (``cheaper_within`` > 0) the cheapest to predict among the
+    candidates whose CV is within that fraction of the best's."""
+    best = ranking[0]
+    if within <= 0 or best.result.cost is None:
+        return best
+    top = best.result.cv_metrics[metric]
+    bound = top * (1 - within) if higher else top * (1 + within)
+    near = [
+        s
+        for s in ranking
+        if s.result.cost is not None
+        and (
+            s.result.cv_metrics[metric] >= bound if higher else s.result.cv_metrics[metric] <= bound
+        )
+    ]
+    chosen = min(near, key=lambda s: s.result.cost.onnx_ms_per_1000_rows if s.result.cost else 0)
+    if chosen is not best:
+        say(
+            f"{chosen.result.name} is within {within:.1%} of {best.result.name}'s CV {metric} "
+            f"and cheaper to predict: choosing it (cheaper_within)"
+        )
+    return chosen
+
+
 def choose_and_refit(
     config: DatasetConfig, data: Prepared, scored: dict[str, Scored], say: Progress
 ) -> Choice:
     """The best candidate by CV, refit on all training rows unless scoring already did."""
     metric, higher = selection_metric(config.classifier, config.target_transform == "log")
     ranking = sorted(scored.values(), key=lambda s: s.result.cv_metrics[metric], reverse=higher)
-    best = ranking[0]
+    best = cheapest_near_best(ranking, metric, higher, config.cheaper_within, say)
     say(f"best: {best.result.name} (CV {metric}={best.result.cv_metrics[metric]:.4f}); refitting")
     spec = next(c for c in config.candidates if c.name == best.result.name)
     params = best.result.params  # a blend's fitted weights (params.weights = "oof")
