@@ -7,7 +7,8 @@ subset is blended with weights fitted on out-of-fold predictions (`oof_weights`)
 
     PYTHONPATH=. .venv/bin/python bench/experiments/ames_features.py [config] [model ...]
 
-with model names from `MODELS` (default: all). Cheap by design: n_jobs=2.
+with model names from `MODELS` (default: all); ``--all-rows`` scores 5-fold CV on every
+sale the row filter keeps (train + holdout) instead. Cheap by design: n_jobs=2.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import numpy as np
 from estate.training import candidates
 from estate.training.config import load_config
 from estate.training.data import load_table
+from estate.training.evaluate import fold_indices
 from estate.training.train import prepare
 
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "ridge10": ("ridge", {"alpha": 10.0, "scale": False}),
+    "ridge": ("ridge", {"alpha": 20.0, "scale": False}),
     "ridge20": ("ridge", {"alpha": 20.0, "scale": False}),
     "lasso": ("lasso", {"alpha": 0.0004, "scale": True}),
     "enet": ("elastic_net", {"alpha": 0.0008, "l1_ratio": 0.5, "scale": True}),
@@ -85,12 +88,20 @@ def out_of_fold(
 
 
 def main(argv: list[str]) -> None:
+    all_rows = "--all-rows" in argv
+    argv = [a for a in argv if a != "--all-rows"]
     path = argv[0] if argv else "configs/ames.toml"
     names = argv[1:] or list(MODELS)
     config = load_config(path)
     data = prepare(config, load_table(config.data))
-    Z, y = data.Z[data.train].astype(np.float64), data.y[data.train]
-    print(f"{path}: {Z.shape[1]} encoded columns, {len(y)} training rows", flush=True)
+    folds = data.folds
+    if all_rows:  # every sale the row filter keeps: train + holdout, the same KFold rule
+        rows = np.arange(len(data.y))
+        folds = fold_indices(rows.size, data.y, config.folds, config.seed, False)
+    else:
+        rows = data.train
+    Z, y = data.Z[rows].astype(np.float64), data.y[rows]
+    print(f"{path}: {Z.shape[1]} encoded columns, {len(y)} rows", flush=True)
     oof: dict[str, np.ndarray] = {}
     for name in names:
         kind, params = MODELS[name]
@@ -98,7 +109,7 @@ def main(argv: list[str]) -> None:
             params = {**params, "n_jobs": 2}
         t0 = time.perf_counter()
         make = partial(candidates.build, kind, params, classifier=False, seed=42)
-        oof[name] = out_of_fold(make, Z, y, data.folds)
+        oof[name] = out_of_fold(make, Z, y, folds)
         took = time.perf_counter() - t0
         print(f"{name:14s} CV rmse_log {rmse(y, oof[name]):.4f} ({took:.0f}s)", flush=True)
     for size in range(2, len(oof) + 1):
