@@ -3,9 +3,10 @@
 The preprocessing part is written by hand from the encoded layout
 (`estate.runtime.layout.EncodedLayout`, which training fits) so that it
 takes two packed inputs (see `estate.contract.bundle`) and costs a fixed handful of nodes
-whatever the column count: impute (IsNaN/Where), ordinal levels (one LabelEncoder),
+whatever the column count: impute (IsNaN/Where), one LabelEncoder hashing every
+categorical cell once (StringConcat'ed keys → a one-hot column or an ordinal level),
 derived features (their formula's Add/Sub/Mul/Div nodes, then IsNaN/IsInf/Where),
-log1p (Max/Add/Log/Where), one-hot (StringConcat → one LabelEncoder → ScatterElements).
+log1p (Max/Add/Log/Where), one-hot (ScatterElements).
 The estimator is converted by skl2onnx, with onnxmltools' converter registered for
 XGBoost so that XGBoost also works inside pipelines and voting ensembles.
 """
@@ -52,6 +53,7 @@ def encoder_graph(layout: EncodedLayout) -> tuple[list[Any], list[Any], list[Any
         nodes.append(
             helper.make_node("StringConcat", ["enc_prefix", CATEGORICAL_INPUT], ["enc_keys"])
         )
+        nodes.append(_codes_node(layout))
     if layout.number_width:
         blocks.append(_number_nodes(layout, nodes, inits))
     if layout.category_index:
@@ -116,34 +118,52 @@ def _concat(parts: list[str], name: str, nodes: list[Any]) -> str:
     return name
 
 
-def _ordinal_nodes(layout: EncodedLayout, nodes: list[Any], inits: list[Any]) -> str:
-    """Ordinal features' levels (float64 [N, o]): one LabelEncoder on the prefixed keys;
-    a text the scale does not hold → the training mode's level."""
-    o = len(layout.ordinal)
+def _codes_node(layout: EncodedLayout) -> Any:
+    """One LabelEncoder over every categorical cell (strings are hashed once): a one-hot
+    feature's category → its column in the one-hot block, an ordinal feature's text → its
+    level, anything else → -1 (float32 holds both exactly)."""
     keys: list[str] = []
-    values: list[int] = []
+    values: list[float] = []
+    start = layout.width - len(layout.category_index)
+    for (j, c), col in layout.category_index.items():
+        keys.append(f"{j}{_SEP}{c}")
+        values.append(float(col - start))
     for j, mapping in zip(layout.ordinal, layout.ordinal_map, strict=True):
         for text, level in mapping.items():
             keys.append(f"{j}{_SEP}{text}")
-            values.append(int(level))
+            values.append(float(level))
+    return helper.make_node(
+        "LabelEncoder",
+        ["enc_keys"],
+        ["enc_codes"],
+        domain="ai.onnx.ml",
+        keys_strings=keys,
+        values_floats=values,
+        default_float=-1.0,
+    )
+
+
+def _codes_of(columns: list[int], m: int, name: str, nodes: list[Any], inits: list[Any]) -> str:
+    """The codes of some categorical columns (all of them: no Gather)."""
+    if columns == list(range(m)):
+        return "enc_codes"
+    inits.append(_const(f"{name}_cols", np.array(columns, dtype=np.int64)))
+    nodes.append(helper.make_node("Gather", ["enc_codes", f"{name}_cols"], [name], axis=1))
+    return name
+
+
+def _ordinal_nodes(layout: EncodedLayout, nodes: list[Any], inits: list[Any]) -> str:
+    """Ordinal features' levels (float64 [N, o]) from the shared codes; a text the scale
+    does not hold (-1) → the training mode's level."""
+    o = len(layout.ordinal)
+    codes = _codes_of(layout.ordinal, len(layout.categorical), "enc_ord_codes", nodes, inits)
     inits += [
-        _const("enc_ord_cols", np.array(layout.ordinal, dtype=np.int64)),
         _const("enc_ord_default", layout.ordinal_default.reshape(1, o)),
-        _const("enc_ord_zero", np.array(0, dtype=np.int64)),
+        _const("enc_ord_zero", np.array(0.0, dtype=np.float32)),
     ]
     nodes += [
-        helper.make_node("Gather", ["enc_keys", "enc_ord_cols"], ["enc_ord_keys"], axis=1),
-        helper.make_node(
-            "LabelEncoder",
-            ["enc_ord_keys"],
-            ["enc_ord_idx"],
-            domain="ai.onnx.ml",
-            keys_strings=keys,
-            values_int64s=values,
-            default_int64=-1,
-        ),
-        helper.make_node("Less", ["enc_ord_idx", "enc_ord_zero"], ["enc_ord_unknown"]),
-        helper.make_node("Cast", ["enc_ord_idx"], ["enc_ord_level"], to=TensorProto.DOUBLE),
+        helper.make_node("Less", [codes, "enc_ord_zero"], ["enc_ord_unknown"]),
+        helper.make_node("Cast", [codes], ["enc_ord_level"], to=TensorProto.DOUBLE),
         helper.make_node(
             "Where", ["enc_ord_unknown", "enc_ord_default", "enc_ord_level"], ["enc_ordinal"]
         ),
@@ -188,26 +208,23 @@ def _formula_nodes(
 
 
 def _onehot_nodes(layout: EncodedLayout, nodes: list[Any], inits: list[Any]) -> str:
-    """One-hot columns of the non-ordinal categorical features (float32 [N, width])."""
-    index = layout.category_index
-    width = len(index)
-    start = layout.width - width
+    """One-hot columns of the non-ordinal categorical features (float32 [N, width]) from
+    the shared codes: an unseen category (-1) sets a spare column, sliced off below."""
+    width = len(layout.category_index)
+    onehot = [j for j, c in enumerate(layout.categorical) if c.ordinal is None]
+    codes = _codes_of(onehot, len(layout.categorical), "enc_oh_codes", nodes, inits)
     inits += [
         _const("enc_width", np.array([width + 1], dtype=np.int64)),
+        _const("enc_spare", np.array(float(width), dtype=np.float32)),
+        _const("enc_zero_f", np.array(0.0, dtype=np.float32)),
         _const("enc_zero_i", np.array([0], dtype=np.int64)),
         _const("enc_one_i", np.array([1], dtype=np.int64)),
         _const("enc_end", np.array([width], dtype=np.int64)),
     ]
     nodes += [
-        helper.make_node(
-            "LabelEncoder",
-            ["enc_keys"],
-            ["enc_idx"],
-            domain="ai.onnx.ml",
-            keys_strings=[f"{j}{_SEP}{c}" for (j, c) in index],
-            values_int64s=[col - start for col in index.values()],
-            default_int64=width,  # unseen category → a spare column, sliced off below
-        ),
+        helper.make_node("Less", [codes, "enc_zero_f"], ["enc_unseen"]),
+        helper.make_node("Where", ["enc_unseen", "enc_spare", codes], ["enc_idx_f"]),
+        helper.make_node("Cast", ["enc_idx_f"], ["enc_idx"], to=TensorProto.INT64),
         helper.make_node("Shape", [CATEGORICAL_INPUT], ["enc_rows"], end=1),
         helper.make_node("Concat", ["enc_rows", "enc_width"], ["enc_oh_shape"], axis=0),
         helper.make_node(
