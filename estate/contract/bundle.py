@@ -201,6 +201,11 @@ class DerivedFeature(NumericFeature):
     Inputs are the values the model sees (a missing number is its training median, an
     ordinal feature its level); a result that is not finite (a zero denominator,
     overflow) becomes ``impute``, the derived feature's training median.
+
+    Compatibility (rule 1): the graph computes derived and ordinal features itself, so a
+    reader that predates these fields still predicts exactly; its explainer, which would
+    re-encode rows without them, refuses the bundle's explainer file (the encoded columns
+    differ) with a "re-export" error rather than misreading it.
     """
 
     kind: Literal["derived"] = "derived"  # type: ignore[assignment]
