@@ -171,6 +171,48 @@ class CategoricalFeature(ContractModel):
     description: str = ""
     label: str | None = Field(None, description="Readable name (None: show `name`).")
     unit: str | None = None
+    ordinal: list[str] | None = Field(
+        None,
+        description="Ordered levels, lowest first: the graph encodes this feature as one "
+        "number, its level (see `ordinal_level`), instead of one-hot columns. None: one-hot.",
+    )
+
+
+#: Level of a missing value (`MISSING_CATEGORY`) on an ordinal scale that does not name it.
+ORDINAL_MISSING_LEVEL = 0.0
+
+
+def ordinal_levels(feature: CategoricalFeature) -> dict[str, float]:
+    """Category → number of an ordinal feature: ``levels[i]`` is ``i + 1`` and a missing
+    value (``"NA"``, unless the scale names it) is 0, below every level.
+
+    A value the scale does not hold never reaches here from training (the config is
+    refused); at serving it is packed as an unknown category (flagged "unknown") and
+    encoded as the level of the training mode (``impute``), the value a missing input
+    of a feature without ``"NA"`` gets: the model uses its most common value.
+    """
+    levels = {c: float(i + 1) for i, c in enumerate(feature.ordinal or [])}
+    levels.setdefault(MISSING_CATEGORY, ORDINAL_MISSING_LEVEL)
+    return levels
+
+
+class DerivedFeature(NumericFeature):
+    """A number the graph computes from raw inputs by a formula (`estate.runtime.formula`);
+    callers never send it. Its statistics are those of its training values.
+
+    Inputs are the values the model sees (a missing number is its training median, an
+    ordinal feature its level); a result that is not finite (a zero denominator,
+    overflow) becomes ``impute``, the derived feature's training median.
+
+    Compatibility (rule 1): the graph computes derived and ordinal features itself, so a
+    reader that predates these fields still predicts exactly; its explainer, which would
+    re-encode rows without them, refuses the bundle's explainer file (the encoded columns
+    differ) with a "re-export" error rather than misreading it.
+    """
+
+    kind: Literal["derived"] = "derived"  # type: ignore[assignment]
+    formula: str = Field(description="The formula, e.g. 'Yr.Sold - Year.Built'.")
+    inputs: list[str] = Field(description="The raw features the formula reads.")
 
 
 class InputSchema(ContractModel):
@@ -179,13 +221,26 @@ class InputSchema(ContractModel):
     numeric: list[NumericFeature]
     categorical: list[CategoricalFeature]
     dropped: list[str] = Field(default_factory=list, description="Columns ignored by the model.")
+    derived: list[DerivedFeature] | None = Field(
+        None,
+        description="Features the graph derives from the raw inputs (not sent by callers), "
+        "in the order of their encoded columns. None: none (the old behaviour).",
+    )
 
     def names(self) -> list[str]:
         return [f.name for f in self.numeric] + [f.name for f in self.categorical]
 
+    def derived_features(self) -> list[DerivedFeature]:
+        """The derived features (none for a bundle that declares none)."""
+        return list(self.derived or [])
+
     def labels(self) -> dict[str, str]:
         """Feature name → readable label, for the features whose config gave one."""
-        features: list[NumericFeature | CategoricalFeature] = [*self.numeric, *self.categorical]
+        features: list[NumericFeature | CategoricalFeature] = [
+            *self.numeric,
+            *self.categorical,
+            *(self.derived or []),
+        ]
         return {f.name: f.label for f in features if f.label}
 
 
@@ -201,6 +256,18 @@ class OutputSpec(ContractModel):
     negative_label: str | None = None
 
 
+class PredictCost(ContractModel):
+    """What a candidate costs to serve (estate/export/cost.py): a report, not a gate."""
+
+    onnx_ms_per_1000_rows: float = Field(
+        description="Median ONNX time of 1,000 rows on one onnxruntime thread (the whole "
+        "graph, preprocessing included; a blend: its members' added)."
+    )
+    trees: int = Field(description="Trees of the tree members (0: linear only).")
+    shap_paths: int = Field(description="Root-to-leaf paths the exact explainer walks.")
+    model_bytes: int = Field(description="Size of the candidate's ONNX graph.")
+
+
 class CandidateResult(ContractModel):
     """One candidate model's scores: same folds and same holdout for every candidate."""
 
@@ -211,6 +278,7 @@ class CandidateResult(ContractModel):
     cv_fold_scores: list[float]
     holdout_metrics: dict[str, float]
     fit_seconds: float
+    cost: PredictCost | None = Field(None, description="Predict cost (None: not measured).")
 
 
 class ConformalInterval(ContractModel):

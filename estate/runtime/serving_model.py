@@ -69,6 +69,7 @@ class ServingModel:
         self.labels = schema.labels()  # feature → readable label, where the config gave one
         self.units = {f.name: f.unit for f in schema.numeric if f.unit}
         self.units |= {c.name: c.unit for c in schema.categorical if c.unit}
+        self.units |= {d.name: d.unit for d in schema.derived_features() if d.unit}
         self.numeric = schema.numeric
         self.categorical = schema.categorical
         self._packer = DictPacker(schema)

@@ -280,6 +280,10 @@ class Contribution(_Closed):
     label: str | None = Field(None, description="Readable name, when the config gives one.")
     unit: str | None = Field(None, description="Unit of `value`, when the config gives one.")
     value: float | str | None = Field(description="The value used (after imputation).")
+    formula: str | None = Field(
+        None, description="A derived feature (computed by the model, not sent): its formula."
+    )
+    inputs: list[str] | None = Field(None, description="A derived feature: the fields it reads.")
     imputed: bool | None = None
     shap: float = Field(description="SHAP value in the explained scale (see `scale`).")
     factor: float | None = Field(None, description="Log-target models: exp(shap).")
