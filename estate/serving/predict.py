@@ -51,8 +51,8 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body, settings.max_field_errors)
     packed = model.pack_checked(request.instances, settings.max_field_errors)
-    prediction, raw = model.run(packed.numeric, packed.categorical)
-    bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
+    prediction, raw, scale = model.run(packed.numeric, packed.categorical)
+    bounds, label = intervals(raw, model.manifest, scale), labels(prediction, model.manifest)
     per_row = len(prediction) <= settings.row_warnings_max_instances
     finite = np.isfinite(prediction)
     if bounds is not None:
