@@ -220,9 +220,9 @@ class AdaptiveInterval(ContractModel):
 
     ``scale`` is the graph's `SCALE_OUTPUT` (a small model of the expected |residual| of
     this row); `quantile` is the conformal quantile of |residual| / scale on out-of-fold
-    predictions. A scale outside ``[scale_min, scale_max]`` (the training range) is
-    clipped to it, and a non-finite one counts as ``scale_max`` (the widest), so a bad
-    scale can widen a band but never make it NaN or inverted (`estate.runtime.outputs`).
+    predictions. Serving clips a scale to ``[scale_min, scale_max]`` (the training range)
+    and reads NaN as ``scale_max`` (the widest), so no scale can make a band NaN or
+    inverted (`estate.runtime.outputs.served_scale`).
     """
 
     method: Literal["normalized_conformal"] = "normalized_conformal"

@@ -80,7 +80,7 @@ def test_an_adaptive_interval_is_raw_plus_minus_quantile_times_scale_then_exp(
     [
         (np.nan, "max"),
         (np.inf, "max"),
-        (-np.inf, "max"),
+        (-np.inf, "min"),
         (0.0, "min"),
         (-1.0, "min"),
         (1e-30, "min"),
@@ -90,7 +90,7 @@ def test_an_adaptive_interval_is_raw_plus_minus_quantile_times_scale_then_exp(
 def test_a_scale_the_graph_should_never_give_widens_the_band_never_breaks_it(
     model: ServingModel, given: float, used: str
 ) -> None:
-    """Clipped to the training range, NaN/inf as the widest: finite, lower < raw < upper."""
+    """Clipped to the training range, NaN as the widest: finite, lower < raw < upper."""
     m, spec = model.manifest, adaptive(model.manifest)
     bounds = intervals(np.array([12.0]), m, np.array([given]))
     assert bounds is not None
