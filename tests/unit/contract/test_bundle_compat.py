@@ -240,3 +240,28 @@ def test_writers_cannot_misspell_or_mistype_a_field(tmp_path: Path) -> None:
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert 'Unexpected keyword argument "shaa256"' in checked.stdout
     assert 'Argument "bytes" to "ModelFile" has incompatible type "str"' in checked.stdout
+
+
+def test_a_manifest_declaring_an_adaptive_interval_needs_the_scale_output() -> None:
+    """A writer bug (an adaptive interval without the graph output it reads) is refused
+    at load, not answered with a fixed band or a 500 on the first request."""
+    from estate.contract.bundle import AdaptiveInterval
+    from estate.runtime.serving_model import ServingModel
+
+    bundle = read_bundle(LocalStore(GOLDEN), "ames")
+    interval = bundle.manifest.interval
+    assert interval is not None
+    spec = AdaptiveInterval(
+        quantile=2.0,
+        scale_min=0.05,
+        scale_max=0.5,
+        scale_model="test",
+        calibration_rows=1,
+        holdout_coverage=0.9,
+        holdout_median_width=1.0,
+    )
+    manifest = bundle.manifest.model_copy(
+        update={"interval": interval.model_copy(update={"adaptive": spec})}
+    )
+    with pytest.raises(BundleError, match="has no 'scale' output; re-export the bundle"):
+        ServingModel(manifest, bundle.model_bytes)
