@@ -14,7 +14,9 @@ The ONNX graph always has the same interface, so serving needs nothing but this 
   ``categorical`` (string ``[N, len(categorical features)]``), columns in manifest order;
   an input is absent when the data set has no feature of that kind;
 * outputs ``prediction`` (float ``[N]``: the target in its own units, or the positive
-  class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price).
+  class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price);
+  a regression graph with an adaptive interval (``interval.adaptive``) has a third,
+  ``scale`` (float ``[N]``: the expected size of this row's error, in the raw scale).
 
 Compatibility rule (manifest and serving pointer alike):
 
@@ -63,6 +65,8 @@ NUMERIC_INPUT = "numeric"
 CATEGORICAL_INPUT = "categorical"
 PREDICTION_OUTPUT = "prediction"
 RAW_OUTPUT = "raw"
+#: Optional third output: the per-row interval scale (`AdaptiveInterval`).
+SCALE_OUTPUT = "scale"
 
 # How raw values become the graph's inputs: one rule, which `estate.runtime.packing`
 # implements for JSON rows, DataFrames and Arrow tables alike (predict, explain, chat,
@@ -281,8 +285,57 @@ class CandidateResult(ContractModel):
     cost: PredictCost | None = Field(None, description="Predict cost (None: not measured).")
 
 
+class AdaptiveInterval(ContractModel):
+    """Normalized conformal: raw ± quantile · scale, then the inverse transform.
+
+    ``scale`` is the graph's `SCALE_OUTPUT` (a small model of the expected |residual| of
+    this row); `quantile` is the conformal quantile of |residual| / scale on out-of-fold
+    predictions. Serving clips a scale to ``[scale_min, scale_max]`` (the training range)
+    and reads NaN as ``scale_max`` (the widest), so no scale can make a band NaN or
+    inverted (`estate.runtime.outputs.served_scale`).
+    """
+
+    method: Literal["normalized_conformal"] = "normalized_conformal"
+    output: Literal["scale"] = "scale"
+    quantile: float = Field(description="Conformal quantile of |residual| / scale.")
+    scale_min: float = Field(gt=0, description="Smallest scale served (training minimum).")
+    scale_max: float = Field(gt=0, description="Largest scale served (training maximum).")
+    scale_model: str = Field(description="What estimates the scale, for people.")
+    calibration_rows: int
+    holdout_coverage: float
+    holdout_median_width: float
+
+
+class FifthCoverage(ContractModel):
+    """Holdout coverage of the interval among the rows in one fifth of predicted value."""
+
+    lower: float = Field(description="Smallest prediction in this fifth (output units).")
+    upper: float = Field(description="Largest prediction in this fifth (output units).")
+    rows: int
+    coverage: float
+    median_relative_width: float | None = Field(
+        None, description="Median (upper - lower) / prediction in this fifth."
+    )
+
+
+class IntervalComparison(ContractModel):
+    """One interval method on the holdout, beside the others (same rows, same model)."""
+
+    method: str
+    served: bool = Field(description="The method predict answers with.")
+    coverage: float
+    median_width: float = Field(description="Median upper - lower, output units.")
+    median_relative_width: float = Field(description="Median (upper - lower) / prediction.")
+    by_fifth: list[FifthCoverage]
+
+
 class ConformalInterval(ContractModel):
-    """Regression interval: raw ± quantile (in the raw scale), then the inverse transform."""
+    """Regression interval: raw ± quantile (in the raw scale), then the inverse transform.
+
+    With ``adaptive`` (added within format 1, rule 1) the band is per row instead
+    (`AdaptiveInterval`); the fields above it still describe the fixed band, calibrated on
+    the same predictions, which is what a reader that predates ``adaptive`` serves.
+    """
 
     method: Literal["cross_conformal"] = "cross_conformal"
     level: float
@@ -290,6 +343,22 @@ class ConformalInterval(ContractModel):
     calibration_rows: int
     holdout_coverage: float
     holdout_median_width: float
+    adaptive: AdaptiveInterval | None = Field(
+        None, description="Per-row band served instead of the fixed one (None: fixed band)."
+    )
+    comparison: list[IntervalComparison] | None = Field(
+        None, description="Each interval method on the holdout, computed by training."
+    )
+
+    @property
+    def served_coverage(self) -> float:
+        """Holdout coverage of the band predict serves."""
+        return (self.adaptive or self).holdout_coverage
+
+    @property
+    def served_median_width(self) -> float:
+        """Holdout median width (output units) of the band predict serves."""
+        return (self.adaptive or self).holdout_median_width
 
 
 class DecisionThreshold(ContractModel):
@@ -329,6 +398,9 @@ class Parity(ContractModel):
     tolerance_rel: float
     tolerance_abs: float | None = Field(
         None, description="Classification: absolute tolerance on the probability."
+    )
+    scale_max_rel_diff: float | None = Field(
+        None, description="Adaptive interval: largest relative difference of the scale output."
     )
 
 
@@ -414,15 +486,6 @@ class ExplainerSpec(ContractModel):
         description="Max |base + Σ SHAP - ONNX output| on the parity rows, in `scale` "
         "(in probability for 'log_odds')."
     )
-
-
-class FifthCoverage(ContractModel):
-    """Holdout coverage of the interval among the rows in one fifth of predicted value."""
-
-    lower: float = Field(description="Smallest prediction in this fifth (output units).")
-    upper: float = Field(description="Largest prediction in this fifth (output units).")
-    rows: int
-    coverage: float
 
 
 class FeatureRange(ContractModel):

@@ -52,7 +52,7 @@ def explain_instances(
     rows = validate_instances(model.adapter, instances, max_field_errors)
     require_values(rows)
     numeric, categorical, warnings = model.pack(rows)
-    prediction, _ = model.run(numeric, categorical)
+    prediction = model.run(numeric, categorical).prediction
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
         phi = explainer.shap(numeric, categorical)
         derived = explainer.derived_values(numeric, categorical)

@@ -117,9 +117,9 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
     instance = _validated_property(model, request.property, settings.max_field_errors)
     packed = model.pack_flags([instance])  # predict's packing, predict's call
     warnings = model.row_warnings(packed, 0)
-    prediction, raw = model.run(packed.numeric, packed.categorical)
+    prediction, raw, scale = model.run(packed.numeric, packed.categorical)
     price = float(prediction[0])
-    bounds = model.interval(float(raw[0]))
+    bounds = model.interval(float(raw[0]), None if scale is None else float(scale[0]))
     valuation: dict[str, Any] = {"price": price, "interval": None, "warnings": warnings}
     if bounds is not None and model.manifest.interval is not None:
         level = model.manifest.interval.level

@@ -128,6 +128,11 @@ class DatasetConfig(_Strict):
     folds: int = Field(5, ge=2, le=20)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     interval_level: float = Field(0.9, gt=0.5, lt=1.0)
+    interval_method: Literal["normalized_conformal", "cross_conformal"] = Field(
+        "normalized_conformal",
+        description="Regression interval served: a per-row band (normalized conformal, "
+        "with a scale output in the graph) or one fixed band for every row.",
+    )
     parity_tolerance: float = Field(
         1e-4,
         gt=0.0,

@@ -76,7 +76,7 @@ def test_additivity_on_every_ames_holdout_row(served: Any, tiny_ames_config: Pat
     instances = holdout_instances(tiny_ames_config)
     assert len(instances) == served.manifest.training["rows_holdout"]
     numeric, categorical, _ = served.pack(served.adapter.validate_python(instances))
-    _, raw = served.run(numeric, categorical)
+    raw = served.run(numeric, categorical).raw
     phi = served.explainer.shap(numeric, categorical)
     assert np.abs(served.explainer.base + phi.sum(axis=1) - raw).max() < 1e-4
     answers = explain_instances(served, instances)

@@ -56,7 +56,7 @@ def estimate(
         "imputed": [w["field"] for w in p.warnings if w["code"] == "imputed"],
         "warnings": labelled(model, [w for w in p.warnings if w["code"] != "imputed"]),
     }
-    bounds = model.interval(p.raw)
+    bounds = model.interval(p.raw, p.scale)
     if bounds is not None and model.manifest.interval is not None:
         out["interval"] = {
             "lower": bounds[0],
