@@ -23,10 +23,12 @@ import numpy as np
 _CHUNK_ELEMENTS = 600_000
 #: Paths up to this many unique features get a precomputed table of all 0/1 patterns ...
 _TABLE_DEPTH = 8
-#: ... as long as a group's table stays below this many float64 values (16 MB).
-_TABLE_ELEMENTS = 2_000_000
-#: Trees with at most this many cells (see `_Cells`) are solved whole at load.
-_CELL_LIMIT = 256
+#: ... as long as a group's table stays below this many float32 values (32 MB): up to
+#: 800 depth-6 XGBoost trees (≈ 30k paths of 6 features x 64 patterns x 6).
+_TABLE_ELEMENTS = 8_000_000
+#: Trees of at most this many distinct conditions (one outcome byte, see `_Cells`) are
+#: solved whole at load; 0 serves every tree from per-path tables.
+_CELL_CONDITIONS = 8
 #: Rows x (tree, threshold) entries per chunk of the cell lookup (stays in cache).
 _CELL_CHUNK = 200_000
 #: Multiplier that packs eight 0/1 bytes of a uint64 into its top byte (bit j = byte j).
@@ -157,7 +159,8 @@ class _Group:
             bits = (np.arange(2**depth)[:, None] >> np.arange(depth)) & 1  # [2^D, D]
             one = np.broadcast_to(bits[:, None, :], (2**depth, idx.size, depth))
             solved = _element_shap(one.astype(np.float64), zero, value)  # [2^D, p, D]
-            table = np.ascontiguousarray(solved.transpose(1, 0, 2)).ravel()  # [p][pattern][d]
+            # [p][pattern][d]; float32 is ~1e-7 relative, below the ONNX graph's float32
+            table = np.ascontiguousarray(solved.transpose(1, 0, 2), dtype=np.float32).ravel()
             gather = sorted_path * (2**depth * depth) + sorted_elem  # pattern 0's position
         return _Group(
             depth=depth,
@@ -180,7 +183,7 @@ class _Group:
 
     def inside(self, X: np.ndarray) -> np.ndarray:
         """Does each row satisfy each path element? bool [rows, paths, depth]."""
-        x = X.astype(np.float32)[:, self.feature]
+        x = np.take(X.astype(np.float32, copy=False), self.feature, axis=1)
         if self.rule == "lt":
             hit = (x >= self.lower) & (x < self.upper)
         elif self.rule == "leq":
@@ -210,12 +213,13 @@ class _Group:
             pattern = hit[:, :, 0].astype(np.intp)  # [n, p]: bit d = element d satisfied
             for d in range(1, D):
                 pattern |= hit[:, :, d].astype(np.intp) << d
-            where = pattern[:, self.sorted_path] * D + self.gather
-            ordered = self.table[where]
+            pattern *= D
+            where = np.take(pattern, self.sorted_path, axis=1) + self.gather
+            ordered = np.take(self.table, where)
         else:
             contrib = _element_shap(hit.astype(np.float64), self.zero, self.value)
-            ordered = contrib.reshape(n, p * D)[:, self.order]
-        phi[:, self.columns] += np.add.reduceat(ordered, self.starts, axis=1)
+            ordered = np.take(contrib.reshape(n, p * D), self.order, axis=1)
+        phi[:, self.columns] += np.add.reduceat(ordered, self.starts, axis=1, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -271,7 +275,7 @@ class _Cells:
         ent = ent[ent >= 0]  # sorted by (tree, feature, threshold)
         n_all = int(tree.max()) + 1
         per_tree = np.bincount(ent // V // n_feat, minlength=n_all)
-        chosen = (per_tree > 0) & (per_tree <= 8)
+        chosen = (per_tree > 0) & (per_tree <= min(_CELL_CONDITIONS, 8))
         if not chosen.any():
             return None, nothing
         ent = ent[chosen[ent // V // n_feat]]
@@ -395,7 +399,9 @@ def tree_shap(paths: TreePaths, X: np.ndarray) -> np.ndarray:
 
 
 def _paths_shap(groups: list[_Group], X: np.ndarray) -> np.ndarray:
+    """SHAP values of the per-path groups, in row chunks that bound memory."""
     phi = np.zeros(X.shape)
+    X = X.astype(np.float32)  # as the ONNX graph feeds its trees; converted once
     for g in groups:
         step = max(1, _CHUNK_ELEMENTS // max(1, g.value.size * (g.depth + 1)))
         for start in range(0, X.shape[0], step):
