@@ -13,16 +13,20 @@ makes given the ones before it, so the effects sum exactly to price - exp(base).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from estate.contract.errors import NotExplainableError
-from estate.contract.instances import MAX_FIELD_ERRORS, require_values, validate_instances
+from estate.contract.instances import MAX_FIELD_ERRORS
 from estate.runtime.explainer import Explainer
 from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.serving_model import ServingModel
+
+#: Per loaded model, the static part of each feature's contribution (`_static_items`).
+_STATIC: weakref.WeakKeyDictionary[ServingModel, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 def not_explainable(model: ServingModel) -> NotExplainableError:
@@ -49,32 +53,65 @@ def explain_instances(
     explainer: Explainer | None = getattr(model, "explainer", None)
     if explainer is None:
         raise not_explainable(model)
-    rows = validate_instances(model.adapter, instances, max_field_errors)
-    require_values(rows)
-    numeric, categorical, warnings = model.pack(rows)
+    packed = model.pack_checked(list(instances), max_field_errors)
+    numeric, categorical = packed.numeric, packed.categorical
     prediction, _ = model.run(numeric, categorical)
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
         phi = explainer.shap(numeric, categorical)
+        order = np.argsort(-np.abs(phi), axis=1, kind="stable")
+        ranked = np.take_along_axis(phi, order, axis=1)
+        if explainer.log_target:  # factors applied one by one, largest |shap| first
+            factors = np.exp(ranked)
+            start = np.full((len(phi), 1), math.exp(explainer.base))
+            levels = np.cumprod(np.hstack([start, factors]), axis=1)  # exp(base) x f1 x f2 ...
+            effects = np.diff(levels, axis=1)
+            finite = np.isfinite(levels).all(axis=1) & np.isfinite(effects).all(axis=1)
+        else:
+            factors = effects = ranked
+            finite = np.isfinite(ranked).all(axis=1)
+    finite &= np.isfinite(prediction)
+    static = _static_items(model, explainer)
     answers = []
-    for i in range(len(rows)):
+    for i in range(len(prediction)):
+        warnings = model.row_warnings(packed, i)
         try:
             item = _one(
                 model,
                 explainer,
-                {w["field"] for w in warnings[i] if w["code"] == "imputed"},
+                {w["field"] for w in warnings if w["code"] == "imputed"},
                 (numeric[i], categorical[i]),
                 float(prediction[i]),
-                phi[i],
+                (order[i], ranked[i], factors[i], effects[i]),
+                static,
                 top_k,
             )
-        except OverflowError:  # exp() of an absurd SHAP value: not a finite answer either
+        except OverflowError:  # exp() of an absurd SHAP sum: not a finite answer either
             require_finite(
-                math.inf, f"explanations[{i}]", out_of_range(warnings[i], f"instances[{i}]")
+                math.inf, f"explanations[{i}]", out_of_range(warnings, f"instances[{i}]")
             )
             raise
-        require_finite(item, f"explanations[{i}]", out_of_range(warnings[i], f"instances[{i}]"))
-        answers.append(item | {"warnings": warnings[i]})
+        if not finite[i]:  # names the first number that is not finite, and the inputs
+            require_finite(item, f"explanations[{i}]", out_of_range(warnings, f"instances[{i}]"))
+        answers.append(item | {"warnings": warnings})
     return answers
+
+
+def _static_items(model: ServingModel, explainer: Explainer) -> list[dict[str, Any]]:
+    """Per raw feature, the part of its contribution that no row changes (name, label, unit);
+    built once per loaded model."""
+    cached = _STATIC.get(model)
+    if cached is not None:
+        return cached
+    items = []
+    for name in explainer.raw_names:
+        item: dict[str, Any] = {"feature": name}
+        if name in model.labels:
+            item["label"] = model.labels[name]
+        if name in model.units:
+            item["unit"] = model.units[name]
+        items.append(item)
+    _STATIC[model] = items
+    return items
 
 
 def _one(
@@ -83,11 +120,13 @@ def _one(
     imputed_fields: set[str],
     packed: tuple[np.ndarray, np.ndarray],
     prediction: float,
-    phi: np.ndarray,
+    ranked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    static: list[dict[str, Any]],
     top_k: int | None = None,
 ) -> dict[str, Any]:
     """One instance's explanation, contributions sorted by |shap|.
 
+    ``ranked`` is (feature order, shap, factor, effect), each largest |shap| first.
     ``value`` is what the model used: the instance's value, or the imputed one (then
     ``imputed: true``, and the warnings say so too)."""
     m = model.manifest
@@ -96,31 +135,23 @@ def _one(
     base = explainer.base
     values: list[Any] = [
         _number(float(f.impute if math.isnan(v) else v), f.integer)
-        for f, v in zip(m.input.numeric, numeric, strict=True)
+        for f, v in zip(m.input.numeric, numeric.tolist(), strict=True)
     ]
     values += [str(c) for c in categorical]
-    imputed = [name in imputed_fields for name in explainer.raw_names]  # as the warnings say
-    order = np.argsort(-np.abs(phi), kind="stable")
+    names = explainer.raw_names
+    order, shap, factor, effect = (a.tolist() for a in ranked)
     items: list[dict[str, Any]] = []
-    level = math.exp(base) if explainer.log_target else base
-    for j in order:
-        name = explainer.raw_names[j]
-        item: dict[str, Any] = {"feature": name}
-        if name in model.labels:
-            item["label"] = model.labels[name]
-        if name in model.units:
-            item["unit"] = model.units[name]
-        item["value"] = values[j]
-        if imputed[j]:
+    log_target, raw_scale = explainer.log_target, explainer.spec.scale == "raw"
+    for k, j in enumerate(order):
+        item = static[j] | {"value": values[j]}
+        if names[j] in imputed_fields:  # as the warnings say
             item["imputed"] = True
-        item["shap"] = float(phi[j])
-        if explainer.log_target:
-            item["factor"] = math.exp(phi[j])
-            after = level * item["factor"]
-            item["effect"] = after - level
-            level = after
-        elif explainer.spec.scale == "raw":
-            item["effect"] = float(phi[j])
+        item["shap"] = shap[k]
+        if log_target:
+            item["factor"] = factor[k]
+            item["effect"] = effect[k]
+        elif raw_scale:
+            item["effect"] = shap[k]
         items.append(item)
     answer: dict[str, Any] = {
         out: prediction,
@@ -128,7 +159,7 @@ def _one(
         "scale": _scale_name(model, explainer),
         "contributions": items[:top_k] if top_k else items,
     }
-    if explainer.log_target:
+    if log_target:
         answer["base_value"][out] = math.exp(base)
     if top_k and len(items) > top_k:
         rest = items[top_k:]
@@ -138,7 +169,7 @@ def _one(
         }
         if "effect" in rest[0]:
             other["effect"] = float(sum(r["effect"] for r in rest))
-        if explainer.log_target:
+        if log_target:
             other["factor"] = math.exp(other["shap"])
         answer["other_features"] = other
     return answer

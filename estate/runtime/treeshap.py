@@ -58,6 +58,9 @@ class TreePaths:
     tree: np.ndarray | None = None
     _groups: list[_Group] = field(default_factory=list, init=False, compare=False, repr=False)
     _covered: list[_Group] = field(default_factory=list, init=False, compare=False, repr=False)
+    _covered_mask: list[np.ndarray] = field(
+        default_factory=list, init=False, compare=False, repr=False
+    )
     _cells: list[_Cells] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -66,11 +69,20 @@ class TreePaths:
             cells, covered = _Cells.make(self, np.asarray(self.tree, dtype=np.int64))
             if cells is not None:
                 self._cells.append(cells)
-        for d in np.unique(self.length):
-            for target, part in ((self._groups, ~covered), (self._covered, covered)):
-                idx = np.flatnonzero((self.length == d) & part)
-                if idx.size:
-                    target.append(_Group.make(self, idx, int(d)))
+        self._covered_mask.append(covered)
+        for d in np.unique(self.length[~covered]):
+            idx = np.flatnonzero((self.length == d) & ~covered)
+            self._groups.append(_Group.make(self, idx, int(d)))
+
+    def covered_groups(self) -> list[_Group]:
+        """Per-path groups of the trees solved whole: built on first use (rows with NaN,
+        `predict`), since serving never needs them otherwise."""
+        covered = self._covered_mask[0]
+        if not self._covered and covered.any():
+            for d in np.unique(self.length[covered]):
+                idx = np.flatnonzero((self.length == d) & covered)
+                self._covered.append(_Group.make(self, idx, int(d)))
+        return self._covered
 
     def expected_value(self) -> float:
         """E[f] under the training cover: Σ value x Π zero fractions (padding counts as 1)."""
@@ -80,7 +92,7 @@ class TreePaths:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Σ leaf values of the paths each row satisfies: the ensemble's own output."""
         out = np.zeros(X.shape[0])
-        for g in [*self._groups, *self._covered]:
+        for g in [*self._groups, *self.covered_groups()]:
             out += (g.ones(X).prod(axis=2) * g.value).sum(axis=1)
         return out
 
@@ -312,28 +324,37 @@ class _Cells:
         e_slot_base = pair_base[
             np.searchsorted(pair, e_tree * n_feat + e_feat).clip(0, pair.size - 1)
         ]
+        # Bounds at ±inf point at bit 8 (always set) and bit 9 (never set) of the outcome.
+        lo_bit = np.where(lo_key >= 0, lo_bit, 8).astype(np.int32)
+        hi_bit = np.where(hi_key >= 0, hi_bit, 9).astype(np.int32)
         elem_start = np.r_[0, np.cumsum(length)[:-1]]
+        path_k = per_tree[tree]  # conditions of each path's tree
+        path_width = np.zeros(n_all, dtype=np.int64)
+        path_width[chosen] = width
         for D in np.unique(length[covered]).tolist():
             idx = np.flatnonzero(covered & (length == D))
             el = elem_start[idx, None] + np.arange(D)  # [p, D] element numbers
             bits = (np.arange(2**D)[:, None] >> np.arange(D)) & 1
             one = np.broadcast_to(bits[:, None, :], (2**D, idx.size, D)).astype(np.float64)
-            solved = _element_shap(one, paths.zero[idx, :D], paths.value[idx])  # [2^D, p, D]
-            outs = n_out[renumber[tree[idx]]]
-            step = max(1, _CHUNK_ELEMENTS // (D * int(outs.max())))
-            for a in range(0, idx.size, step):
-                sel = np.arange(a, min(a + step, idx.size))
-                rep = np.repeat(sel, outs[sel])  # one row per (path, outcome byte)
-                s = np.arange(rep.size) - np.repeat(np.r_[0, np.cumsum(outs[sel])[:-1]], outs[sel])
-                e = el[rep]  # [q, D]
-                lo, hi = lo_bit[e], hi_bit[e]
-                passed = ((lo < 0) | ((s[:, None] >> lo.clip(0)) & 1 == 1)) & (
-                    (hi < 0) | ((s[:, None] >> hi.clip(0)) & 1 == 0)
-                )
-                pattern = (passed << np.arange(D)).sum(axis=1)
-                contrib = solved[pattern[:, None], rep[:, None], np.arange(D)]
-                target = e_slot_base[e] + (s * width[renumber[tree[idx[rep]]]])[:, None]
-                table += np.bincount(target.ravel(), contrib.ravel(), minlength=table.size)
+            solved = _element_shap(one, paths.zero[idx, :D], paths.value[idx]).ravel()
+            for K in np.unique(path_k[idx]).tolist():
+                S = 1 << K
+                outcome = np.arange(S, dtype=np.int32) | 256
+                group = np.flatnonzero(path_k[idx] == K)
+                step = max(1, _CHUNK_ELEMENTS // (S * D))
+                for a in range(0, group.size, step):
+                    sel = group[a : a + step]  # paths (positions in idx) of this chunk
+                    e = el[sel]  # [c, D]
+                    passed = ((outcome[:, None, None] >> lo_bit[e]) & 1) & ~(
+                        outcome[:, None, None] >> hi_bit[e]
+                    )  # [S, c, D]: bit 0 says whether the element is satisfied
+                    pattern = ((passed & 1) << np.arange(D, dtype=np.int32)).sum(axis=2)
+                    source = (pattern * (idx.size * D) + sel * D)[:, :, None] + np.arange(D)
+                    w = path_width[tree[idx[sel]]]
+                    target = e_slot_base[e] + (np.arange(S)[:, None] * w)[:, :, None]
+                    table += np.bincount(
+                        target.ravel(), np.take(solved, source).ravel(), minlength=table.size
+                    )
         cond_leq = np.r_[(conds % 2).astype(bool), False]
         rule = "leq" if cond_leq[:-1].all() else ("lt" if not cond_leq.any() else "mixed")
         return (
@@ -394,7 +415,7 @@ def tree_shap(paths: TreePaths, X: np.ndarray) -> np.ndarray:
         phi[clean] += part
         if missing.any():  # the cell tables cannot say where NaN goes: per-path route
             rows = np.flatnonzero(missing)
-            phi[rows] += _paths_shap(paths._covered, X[rows])
+            phi[rows] += _paths_shap(paths.covered_groups(), X[rows])
     return phi + _paths_shap(groups, X) if groups else phi
 
 
