@@ -15,6 +15,7 @@ This module imports numpy only; `paths_from_nodes` runs at export, `tree_shap` a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,9 +27,11 @@ _TABLE_DEPTH = 8
 #: ... as long as a group's table stays below this many float32 values (32 MB): up to
 #: 800 depth-6 XGBoost trees (≈ 30k paths of 6 features x 64 patterns x 6).
 _TABLE_ELEMENTS = 8_000_000
-#: Trees of at most this many distinct conditions (one outcome byte, see `_Cells`) are
-#: solved whole at load; 0 serves every tree from per-path tables.
-_CELL_CONDITIONS = 8
+#: Blocks of paths (a whole shallow tree, a subtree of a deeper one) sharing at most this
+#: many distinct conditions are solved whole at load (`_Cells`, at most 8: one outcome
+#: byte); 0 serves every path from per-path tables. 7 holds any depth-3 tree and four
+#: leaves of a depth-5/6 tree; 8 doubles the tables and their load time for little.
+_CELL_CONDITIONS = 7
 #: Rows x (tree, threshold) entries per chunk of the cell lookup (stays in cache).
 _CELL_CHUNK = 200_000
 #: Multiplier that packs eight 0/1 bytes of a uint64 into its top byte (bit j = byte j).
@@ -66,7 +69,7 @@ class TreePaths:
     def __post_init__(self) -> None:
         covered = np.zeros(self.length.size, dtype=bool)
         if self.tree is not None and self.tree.size == self.length.size:
-            cells, covered = _Cells.make(self, np.asarray(self.tree, dtype=np.int64))
+            cells, covered = _Cells.make(self, _blocks(self, np.asarray(self.tree, np.int64)))
             if cells is not None:
                 self._cells.append(cells)
         self._covered_mask.append(covered)
@@ -236,13 +239,14 @@ class _Group:
 
 @dataclass(frozen=True)
 class _Cells:
-    """Shallow trees solved whole: a SHAP table per tree over its splits' outcomes.
+    """Blocks of paths solved whole: a SHAP table per block over its conditions' outcomes.
 
-    A tree's SHAP values depend on a row only through which of the tree's own (feature,
-    threshold) conditions the row passes. A tree of at most 8 distinct conditions (every
-    depth-3 tree: at most 7) has at most 256 outcome bytes, each solved once at load.
+    The SHAP values of a set of paths (a "block": a whole shallow tree, or a subtree of
+    a deeper one, see `_blocks`; called "tree" below) depend on a row only through which
+    of the block's own (feature, threshold) conditions the row passes. A block of at most
+    8 distinct conditions has at most 256 outcome bytes, each solved once at load.
     Serving compares each distinct condition of the ensemble once per row, packs each
-    tree's bits into one byte and gathers one value per (tree, feature): on the Ames
+    block's bits into one byte and gathers one value per (block, feature): on the Ames
     blend about a fifth of the per-path tables' lookups. Rows holding NaN (the encoder
     imputes, so only direct callers) take the per-path route, which knows each split's
     default direction; bytes no finite row can produce are never read.
@@ -263,7 +267,8 @@ class _Cells:
 
     @staticmethod
     def make(paths: TreePaths, tree: np.ndarray) -> tuple[_Cells | None, np.ndarray]:
-        """Tables of every tree of at most 8 conditions, and a mask of the paths they cover."""
+        """Tables of every block (`tree` = block id per path, contiguous) of at most
+        `_CELL_CONDITIONS` conditions, and a mask of the paths they cover."""
         length = paths.length
         nothing = np.zeros(length.size, dtype=bool)
         real = np.arange(paths.feature.shape[1]) < length[:, None]
@@ -392,6 +397,39 @@ class _Cells:
         where = np.take(offset, self.out_tree, axis=1) + self.out_base
         values = np.take(self.table, where)
         phi[:, self.columns] += np.add.reduceat(values, self.starts, axis=1, dtype=np.float64)
+
+
+def _blocks(paths: TreePaths, tree: np.ndarray) -> np.ndarray:
+    """Consecutive paths of one tree merged while they share at most `_CELL_CONDITIONS`
+    distinct (feature, threshold) conditions: a whole depth-3 tree, four leaves of a
+    depth-5 or depth-6 tree. Paths are in depth-first order, so a block is a subtree."""
+    real = np.arange(paths.feature.shape[1]) < paths.length[:, None]
+    feat = np.where(real, paths.feature, -1).tolist()
+    bounds = [
+        [
+            (f, b)
+            for f, lo, hi in zip(fs, los, his, strict=True)
+            if f >= 0
+            for b in (lo, hi)
+            if math.isfinite(b)
+        ]
+        for fs, los, his in zip(
+            feat,
+            paths.lower.astype(np.float32).tolist(),
+            paths.upper.astype(np.float32).tolist(),
+            strict=True,
+        )
+    ]
+    block = np.empty(tree.size, dtype=np.int64)
+    b, current, now = -1, -1, set()
+    limit = min(_CELL_CONDITIONS, 8)
+    for p, (t, conds) in enumerate(zip(tree.tolist(), bounds, strict=True)):
+        merged = now.union(conds)
+        if t != current or len(merged) > limit:
+            b, current, merged = b + 1, t, set(conds)
+        now = merged
+        block[p] = b
+    return block
 
 
 def tree_shap(paths: TreePaths, X: np.ndarray) -> np.ndarray:

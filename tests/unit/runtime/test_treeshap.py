@@ -73,20 +73,21 @@ def _paths(trees: _Trees) -> TreePaths:
     return paths_from_nodes(**_path_args(trees.arrays()))
 
 
-@pytest.mark.parametrize("route", ["tree-tables", "pattern-table", "recurrences"])
+@pytest.mark.parametrize("route", ["tree-tables", "block-tables", "pattern-table", "recurrences"])
 @pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
 def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
     kind: str, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Repeated features on a path, both split rules, NaN following the default direction;
-    through whole-tree outcome tables (depth-3 trees), per-path pattern tables and the
-    per-request recurrences."""
+    through whole-tree outcome tables (depth-3 trees), tables of subtree blocks (depth 5),
+    per-path pattern tables and the per-request recurrences."""
     import estate.runtime.treeshap
 
     lookup = route != "recurrences"
-    depth = 3 if route == "tree-tables" else 4
+    depth = {"tree-tables": 3, "block-tables": 5}.get(route, 4)
     monkeypatch.setattr(estate.runtime.treeshap, "_TABLE_DEPTH", 8 if lookup else 0)
-    monkeypatch.setattr(estate.runtime.treeshap, "_CELL_CONDITIONS", 8 if depth == 3 else 0)
+    blocks = route.endswith("-tables")
+    monkeypatch.setattr(estate.runtime.treeshap, "_CELL_CONDITIONS", 7 if blocks else 0)
     import xgboost as xgb
     from sklearn.ensemble import RandomForestRegressor
 
@@ -103,8 +104,10 @@ def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
         ).fit(X, y)
     trees = _tables(model, kind == "xgboost")
     paths = _paths(trees)
-    if route == "tree-tables":  # every tree solved whole; NaN rows take the covered paths
+    if blocks:  # every path in a block solved whole; NaN rows take the covered paths
         assert paths._cells and not any(g.depth for g in paths._groups)
+        n_trees = len(trees.weight)
+        assert (paths._cells[0].n_trees == n_trees) == (route == "tree-tables")
     else:
         assert not paths._cells
         assert all((g.table is not None) == lookup for g in paths._groups if g.depth)
@@ -152,8 +155,8 @@ def _fit(kind: str, ames: Any) -> Any:
 
 @pytest.mark.parametrize("kind", ["xgboost", "xgboost-depth3", "xgboost-depth6", "random_forest"])
 def test_agrees_with_shap_tree_explainer_on_ames(kind: str, ames: Any) -> None:
-    """Depth 3: every tree from whole-tree tables; depth 4: a mix of those and per-path
-    tables; depth 6 and the forest: per-path tables and recurrences."""
+    """Depth 3: every tree from whole-tree tables; depth 4 and 6: subtree blocks; the
+    forest (leaves of up to ~12 features): per-path tables and recurrences."""
     import shap
 
     model = _fit(kind, ames)
@@ -169,10 +172,13 @@ def test_agrees_with_shap_tree_explainer_on_ames(kind: str, ames: Any) -> None:
     assert paths is not None
     whole = bool(paths._cells)
     per_path = any(g.depth for g in paths._groups)
-    assert (whole, per_path) == {
-        "xgboost-depth3": (True, False),
-        "xgboost": (True, True),
-    }.get(kind, (whole, True))
+    if kind.startswith("xgboost"):
+        assert whole
+        assert not per_path or kind == "xgboost-depth6"
+        if kind == "xgboost-depth3":
+            assert paths._cells[0].n_trees == 60  # one block per tree
+    else:
+        assert per_path
     base = float(np.ravel(explainer.expected_value)[0])
     assert float(built.arrays["base_value"]) == pytest.approx(base, abs=1e-4)
     assert np.abs(ours).sum() > 1.0  # the comparison is not between two zero matrices
