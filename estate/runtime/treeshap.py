@@ -10,6 +10,14 @@ give every element's Shapley weight. Paths are grouped by length so that each gr
 dense ``[rows, paths, features]`` array and the whole computation is a few dozen numpy
 operations per group, whatever the number of trees: no per-node Python recursion.
 
+Serving has three routes, fastest first, all solved at load so a request only looks up:
+*blocks* (`_Cells`): consecutive paths sharing at most `_CELL_CONDITIONS` (feature,
+threshold) conditions - a whole depth-3 tree, a four-leaf subtree of a deeper one - get
+one table row per outcome of their conditions; *per-path pattern tables* (`_Group`) for
+paths of up to `_TABLE_DEPTH` features; the *recurrences* per request for longer paths
+(deep random forests). Tables hold float32 (6e-8 relative, below the ONNX graph's own
+float32 arithmetic); sums are float64.
+
 This module imports numpy only; `paths_from_nodes` runs at export, `tree_shap` at serve.
 """
 
@@ -421,7 +429,8 @@ def _blocks(paths: TreePaths, tree: np.ndarray) -> np.ndarray:
         )
     ]
     block = np.empty(tree.size, dtype=np.int64)
-    b, current, now = -1, -1, set()
+    b, current = -1, -1
+    now: set[tuple[int, float]] = set()
     limit = min(_CELL_CONDITIONS, 8)
     for p, (t, conds) in enumerate(zip(tree.tolist(), bounds, strict=True)):
         merged = now.union(conds)
