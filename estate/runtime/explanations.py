@@ -71,15 +71,24 @@ def explain_instances(
             finite = np.isfinite(ranked).all(axis=1)
     finite &= np.isfinite(prediction)
     static = _static_items(model, explainer)
+    integer = [f.integer for f in model.manifest.input.numeric]
+    impute = np.array([f.impute for f in model.manifest.input.numeric], dtype=np.float64)
+    used = np.where(np.isnan(numeric), impute, numeric).tolist()  # the value the model used
+    cats = categorical.tolist()
     answers = []
     for i in range(len(prediction)):
         warnings = model.row_warnings(packed, i)
+        values: list[Any] = [
+            int(v) if whole and v.is_integer() else v  # "Fireplaces = 2"
+            for v, whole in zip(used[i], integer, strict=True)
+        ]
+        values += [str(c) for c in cats[i]]
         try:
             item = _one(
                 model,
                 explainer,
                 {w["field"] for w in warnings if w["code"] == "imputed"},
-                (numeric[i], categorical[i]),
+                values,
                 float(prediction[i]),
                 (order[i], ranked[i], factors[i], effects[i]),
                 static,
@@ -114,11 +123,15 @@ def _static_items(model: ServingModel, explainer: Explainer) -> list[dict[str, A
     return items
 
 
+_IMPUTED: dict[str, Any] = {"imputed": True}
+_NOTHING: dict[str, Any] = {}
+
+
 def _one(
     model: ServingModel,
     explainer: Explainer,
     imputed_fields: set[str],
-    packed: tuple[np.ndarray, np.ndarray],
+    values: list[Any],
     prediction: float,
     ranked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     static: list[dict[str, Any]],
@@ -127,57 +140,50 @@ def _one(
     """One instance's explanation, contributions sorted by |shap|.
 
     ``ranked`` is (feature order, shap, factor, effect), each largest |shap| first.
-    ``value`` is what the model used: the instance's value, or the imputed one (then
-    ``imputed: true``, and the warnings say so too)."""
-    m = model.manifest
-    numeric, categorical = packed
-    out = m.output.name
+    ``values`` (per raw feature) are what the model used: the instance's value, or the
+    imputed one (then ``imputed: true``, and the warnings say so too)."""
+    out = model.manifest.output.name
     base = explainer.base
-    values: list[Any] = [
-        _number(float(f.impute if math.isnan(v) else v), f.integer)
-        for f, v in zip(m.input.numeric, numeric.tolist(), strict=True)
-    ]
-    values += [str(c) for c in categorical]
     names = explainer.raw_names
-    order, shap, factor, effect = (a.tolist() for a in ranked)
-    items: list[dict[str, Any]] = []
-    log_target, raw_scale = explainer.log_target, explainer.spec.scale == "raw"
-    for k, j in enumerate(order):
-        item = static[j] | {"value": values[j]}
-        if names[j] in imputed_fields:  # as the warnings say
-            item["imputed"] = True
-        item["shap"] = shap[k]
-        if log_target:
-            item["factor"] = factor[k]
-            item["effect"] = effect[k]
-        elif raw_scale:
-            item["effect"] = shap[k]
-        items.append(item)
+    shown = len(names) if not top_k else min(top_k, len(names))
+    order, shap, factor, effect = (a[:shown].tolist() for a in ranked)
+    flags = [_IMPUTED if n in imputed_fields else _NOTHING for n in names]
+    log_target = explainer.log_target
+    items: list[dict[str, Any]]
+    if log_target:
+        items = [
+            {**static[j], "value": values[j], **flags[j], "shap": s, "factor": f, "effect": e}
+            for j, s, f, e in zip(order, shap, factor, effect, strict=True)
+        ]
+    elif explainer.spec.scale == "raw":
+        items = [
+            {**static[j], "value": values[j], **flags[j], "shap": s, "effect": s}
+            for j, s in zip(order, shap, strict=True)
+        ]
+    else:
+        items = [
+            {**static[j], "value": values[j], **flags[j], "shap": s}
+            for j, s in zip(order, shap, strict=True)
+        ]
     answer: dict[str, Any] = {
         out: prediction,
         "base_value": {"shap": base},
         "scale": _scale_name(model, explainer),
-        "contributions": items[:top_k] if top_k else items,
+        "contributions": items,
     }
     if log_target:
         answer["base_value"][out] = math.exp(base)
-    if top_k and len(items) > top_k:
-        rest = items[top_k:]
-        other: dict[str, Any] = {
-            "features": len(rest),
-            "shap": float(sum(r["shap"] for r in rest)),
-        }
-        if "effect" in rest[0]:
-            other["effect"] = float(sum(r["effect"] for r in rest))
+    if shown < len(names):
+        rest_shap = ranked[1][shown:].tolist()
+        other: dict[str, Any] = {"features": len(rest_shap), "shap": float(sum(rest_shap))}
+        if log_target:
+            other["effect"] = float(sum(ranked[3][shown:].tolist()))
+        elif explainer.spec.scale == "raw":
+            other["effect"] = float(sum(rest_shap))
         if log_target:
             other["factor"] = math.exp(other["shap"])
         answer["other_features"] = other
     return answer
-
-
-def _number(value: float, integer: bool) -> float | int:
-    """Whole numbers of an integer feature print as integers ("Fireplaces = 2")."""
-    return int(value) if integer and value.is_integer() else value
 
 
 def _scale_name(model: ServingModel, explainer: Explainer) -> str:

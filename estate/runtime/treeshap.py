@@ -338,8 +338,8 @@ class _Cells:
             np.searchsorted(pair, e_tree * n_feat + e_feat).clip(0, pair.size - 1)
         ]
         # Bounds at ±inf point at bit 8 (always set) and bit 9 (never set) of the outcome.
-        lo_bit = np.where(lo_key >= 0, lo_bit, 8).astype(np.int32)
-        hi_bit = np.where(hi_key >= 0, hi_bit, 9).astype(np.int32)
+        lo_bit = np.where(lo_key >= 0, lo_bit, 8)
+        hi_bit = np.where(hi_key >= 0, hi_bit, 9)
         elem_start = np.r_[0, np.cumsum(length)[:-1]]
         path_k = per_tree[tree]  # conditions of each path's tree
         path_width = np.zeros(n_all, dtype=np.int64)
@@ -350,21 +350,29 @@ class _Cells:
             bits = (np.arange(2**D)[:, None] >> np.arange(D)) & 1
             one = np.broadcast_to(bits[:, None, :], (2**D, idx.size, D)).astype(np.float64)
             solved = _element_shap(one, paths.zero[idx, :D], paths.value[idx]).ravel()
+            pair = (lo_bit * 10 + hi_bit)[el]  # [p, D]: which (lower, upper) bits
             for K in np.unique(path_k[idx]).tolist():
                 S = 1 << K
-                outcome = np.arange(S, dtype=np.int32) | 256
+                bit = (((np.arange(S) | 256)[None, :] >> np.arange(10)[:, None]) & 1).astype(
+                    np.uint8
+                )  # [10, S]: is bit b set in outcome s (bit 8 always, bit 9 never)
+                satisfied = (bit[:, None, :] & (1 - bit[None, :, :])).reshape(100, S)
                 group = np.flatnonzero(path_k[idx] == K)
                 step = max(1, _CHUNK_ELEMENTS // (S * D))
                 for a in range(0, group.size, step):
                     sel = group[a : a + step]  # paths (positions in idx) of this chunk
-                    e = el[sel]  # [c, D]
-                    passed = ((outcome[:, None, None] >> lo_bit[e]) & 1) & ~(
-                        outcome[:, None, None] >> hi_bit[e]
-                    )  # [S, c, D]: bit 0 says whether the element is satisfied
-                    pattern = ((passed & 1) << np.arange(D, dtype=np.int32)).sum(axis=2)
-                    source = (pattern * (idx.size * D) + sel * D)[:, :, None] + np.arange(D)
-                    w = path_width[tree[idx[sel]]]
-                    target = e_slot_base[e] + (np.arange(S)[:, None] * w)[:, :, None]
+                    sat = satisfied[pair[sel]]  # [c, D, S]
+                    pattern = sat[:, 0, :].astype(np.int32)
+                    for d in range(1, D):
+                        pattern |= sat[:, d, :].astype(np.int32) << d
+                    source = (pattern * (idx.size * D) + (sel * D)[:, None])[:, :, None] + (
+                        np.arange(D, dtype=np.int32)
+                    )  # [c, S, D] into solved [2^D, p, D]
+                    w = path_width[tree[idx[sel]]].astype(np.int32)
+                    target = (
+                        e_slot_base[el[sel]][:, None, :].astype(np.int32)
+                        + (np.arange(S, dtype=np.int32)[None, :] * w[:, None])[:, :, None]
+                    )
                     table += np.bincount(
                         target.ravel(), np.take(solved, source).ravel(), minlength=table.size
                     )
