@@ -105,7 +105,8 @@ def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
     trees = _tables(model, kind == "xgboost")
     paths = _paths(trees)
     if blocks:  # every path in a block solved whole; NaN rows take the covered paths
-        assert paths._cells and not any(g.depth for g in paths._groups)
+        assert paths._cells
+        assert not any(g.depth for g in paths._groups)
         n_trees = len(trees.weight)
         assert (paths._cells[0].n_trees == n_trees) == (route == "tree-tables")
     else:
