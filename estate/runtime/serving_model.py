@@ -7,6 +7,7 @@ verified) and batch scoring (`estate.batch.score`) run the same object.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +15,14 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from estate.contract.bundle import MISSING_CATEGORY, Manifest
+from estate.contract.errors import FieldError, InvalidInputError
 from estate.contract.instances import (
+    FIX,
     MAX_STRING,
+    ErrorList,
     instance_adapter,
     require_values,
+    shown,
     validate_instances,
 )
 from estate.runtime.explainer import Explainer
@@ -127,6 +132,60 @@ class ServingModel:
             packed = self.pack_flags(instances)
         return packed
 
+    def pack_columns_checked(self, columns: dict[str, list[Any]], max_field_errors: int) -> Packed:
+        """A columnar batch (feature → one value per row) → `Packed`, or
+        `InvalidInputError` naming the bad cells as ``inputs.<feature>[i]``.
+
+        Unknown names and columns of another length are refused here; a clean batch is
+        packed column by column (`DictPacker.pack_columns_if_clean`), any other is turned
+        into rows and goes through the validator, whose errors are renamed. Either way
+        the arrays are those of the rows ``{feature: columns[feature][i]}``.
+        """
+        errors = ErrorList(max_field_errors)
+        unknown = [name for name in columns if name not in self._known]
+        errors.add(
+            len(unknown),
+            (
+                FieldError(f"inputs.{shown(n)}", _UNKNOWN_COLUMN, "extra_forbidden")
+                for n in unknown
+            ),
+        )
+        lengths = {name: len(values) for name, values in columns.items()}
+        rows = max(lengths.values(), default=0)
+        if not columns or rows == 0:
+            errors.add(1, iter([FieldError("inputs", "send at least one row", "too_short")]))
+        short = [n for n, size in lengths.items() if size != rows]
+        errors.add(
+            len(short),
+            (
+                FieldError(
+                    f"inputs.{shown(n)}",
+                    f"has {lengths[n]} values where the longest column has {rows}: "
+                    "send one value per row in every column (null where missing)",
+                    "column_length",
+                )
+                for n in short
+            ),
+        )
+        if errors.total:
+            raise errors.problem(f"{errors.total} invalid field(s); {FIX}")
+        packed = self._packer.pack_columns_if_clean(columns, rows, MAX_STRING)
+        if packed is not None:
+            return packed
+        names = list(columns)
+        instances = [dict(zip(names, cells, strict=True)) for cells in zip(*columns.values())]
+        try:
+            checked = validate_instances(self.adapter, instances, max_field_errors)
+        except InvalidInputError as exc:
+            raise _columnar(exc) from None
+        for i, row in enumerate(checked):
+            if all(v is None for v in row.values()):
+                raise InvalidInputError(
+                    f"Row {i} of inputs has no feature values (every column is null there); "
+                    "send at least one (GET this URL for the list)."
+                )
+        return self.pack_flags(checked)
+
     def row_warnings(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """The notes of row `i` (the same as `pack` gives it)."""
         notes = [
@@ -233,6 +292,22 @@ class ServingModel:
         if bounds is None:
             return None
         return float(bounds[0, 0]), float(bounds[0, 1])
+
+
+_UNKNOWN_COLUMN = "unknown feature: remove the column or check the spelling (GET lists them)"
+_ROW_FIELD = re.compile(r"instances\[(\d+)\]\.(.*)", re.DOTALL)
+
+
+def _columnar(exc: InvalidInputError) -> InvalidInputError:
+    """The validator's errors on rows built from columns, named as the caller wrote them:
+    ``instances[3].Lot.Area`` → ``inputs.Lot.Area[3]``."""
+
+    def name(field_name: str) -> str:
+        match = _ROW_FIELD.fullmatch(field_name)
+        return f"inputs.{match[2]}[{match[1]}]" if match else field_name
+
+    errors = [FieldError(name(e.field), e.message, e.type) for e in exc.errors]
+    return InvalidInputError(exc.detail, errors, exc.errors_omitted)
 
 
 def _preview(values: list[str], limit: int = 8) -> str:

@@ -106,6 +106,17 @@ def prediction_lines(
     return lines
 
 
+def logged_rows(body: dict[str, Any]) -> list[Any]:
+    """The request's rows as logged: its ``instances``, or the rows of a columnar
+    ``inputs`` (``{feature: columns[feature][i]}``)."""
+    if body.get("instances") is not None:
+        rows: list[Any] = body["instances"]
+        return rows
+    columns: dict[str, list[Any]] = body["inputs"]
+    names = list(columns)
+    return [dict(zip(names, cells, strict=True)) for cells in zip(*columns.values())]
+
+
 def observe(
     request: flask.Request,
     body: Any,
@@ -122,7 +133,7 @@ def observe(
     if settings.predlog_sample > 0 and random.random() < settings.predlog_sample:
         try:
             trace = trace_fields(request.headers, settings.log_project)
-            lines = prediction_lines(body["instances"], answer, latency_ms, trace)
+            lines = prediction_lines(logged_rows(body), answer, latency_ms, trace)
             sys.stdout.write("\n".join(lines) + "\n")
             sys.stdout.flush()
         except Exception:  # a log line must never cost the caller an answer already made

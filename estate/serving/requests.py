@@ -22,14 +22,26 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class PredictRequest(BaseModel):
-    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …]}``.
+    """Vertex AI's convention, ``{"instances": [{feature: value, …}, …]}``, or the
+    columnar form for batch callers, ``{"inputs": {feature: [v0, v1, …], …}}``
+    (TensorFlow Serving's columnar ``inputs``): exactly one of the two.
 
     Each instance is checked by the model's instance validator (`validate_instances`),
-    which names a non-object instance too; the envelope does not copy them first.
+    which names a non-object instance too; the envelope does not copy them first. A
+    columnar body is read column by column (`ServingModel.pack_columns_checked`), its
+    errors named ``inputs.<feature>[i]``.
     """
 
     model_config = ConfigDict(extra="forbid")
-    instances: list[Any] = Field(min_length=1)
+    instances: list[Any] | None = Field(
+        None, min_length=1, description="One object per row: feature name → value."
+    )
+    inputs: dict[str, list[Any]] | None = Field(
+        None,
+        description="Columnar form: feature name → one value per row (null = missing), "
+        "every array as long as the others; a feature left out is missing in every row. "
+        "The same checks and the same predictions as `instances`, in less JSON.",
+    )
 
 
 class ExplainRequest(BaseModel):
@@ -91,25 +103,53 @@ class ChatRequest(_Closed):
 
 
 def check_instance_count(body: Any, limit: int, function: str) -> None:
-    """413 before any validation when a body carries more instances than `limit`."""
-    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+    """413 before any validation when a body carries more instances than `limit` (rows,
+    or the longest column of a columnar ``inputs``)."""
+    if not isinstance(body, dict):
+        return
+    count = 0
+    if isinstance(body.get("instances"), list):
         count = len(body["instances"])
-        if count > limit:
-            raise TooLargeError(
-                f"{count} instances in one {function} request; the limit is {limit}. "
-                "Split the batch."
-            )
+    elif isinstance(body.get("inputs"), dict):
+        count = max((len(v) for v in body["inputs"].values() if type(v) is list), default=0)
+    if count > limit:
+        raise TooLargeError(
+            f"{count} instances in one {function} request; the limit is {limit}. "
+            "Split the batch."
+        )
+
+
+_PREDICT_SHAPE = (
+    'The body must be {"instances": [{feature: value, ...}, ...]} or, column by column, '
+    '{"inputs": {feature: [value, ...], ...}}.'
+)
 
 
 def parse_envelope(body: Any, max_field_errors: int) -> PredictRequest:
-    """The request envelope, or a 400 that names what is wrong with it."""
-    return parse_body(
+    """The request envelope (rows or columns, exactly one), or a 400 naming what is wrong."""
+    request = parse_body(
         PredictRequest,
         body,
-        "unknown field: the body takes only 'instances'",
-        'The body must be {"instances": [{feature: value, ...}, ...]}.',
+        "unknown field: the body takes 'instances' or 'inputs'",
+        _PREDICT_SHAPE,
         max_field_errors=max_field_errors,
     )
+    if (request.instances is None) == (request.inputs is None):
+        both = request.instances is not None
+        raise InvalidInputError(
+            _PREDICT_SHAPE,
+            [
+                FieldError(
+                    "inputs" if both else "instances",
+                    "send either 'instances' (rows) or 'inputs' (columns), not both"
+                    if both
+                    else "missing: send 'instances' (one object per row) or 'inputs' "
+                    "(one array per feature)",
+                    "one_of" if both else "missing",
+                )
+            ],
+        )
+    return request
 
 
 def parse_explain_envelope(body: Any, max_field_errors: int) -> ExplainRequest:
