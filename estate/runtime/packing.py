@@ -276,8 +276,7 @@ class DictPacker:
                 cells[:, j] = list(map(str.strip, values))  # the common case: all strings
             except TypeError:  # None (missing) or an integer
                 cells[:, j] = [
-                    None if v is None else v.strip() if type(v) is str else str(v)
-                    for v in values
+                    None if v is None else v.strip() if type(v) is str else str(v) for v in values
                 ]
             if nulls == 0:
                 has_value[:] = True

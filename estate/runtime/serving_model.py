@@ -145,10 +145,7 @@ class ServingModel:
         unknown = [name for name in columns if name not in self._known]
         errors.add(
             len(unknown),
-            (
-                FieldError(f"inputs.{shown(n)}", _UNKNOWN_COLUMN, "extra_forbidden")
-                for n in unknown
-            ),
+            (FieldError(f"inputs.{shown(n)}", _UNKNOWN_COLUMN, "extra_forbidden") for n in unknown),
         )
         lengths = {name: len(values) for name, values in columns.items()}
         rows = max(lengths.values(), default=0)
@@ -173,7 +170,9 @@ class ServingModel:
         if packed is not None:
             return packed
         names = list(columns)
-        instances = [dict(zip(names, cells, strict=True)) for cells in zip(*columns.values())]
+        instances = [
+            dict(zip(names, cells, strict=True)) for cells in zip(*columns.values(), strict=True)
+        ]
         try:
             checked = validate_instances(self.adapter, instances, max_field_errors)
         except InvalidInputError as exc:

@@ -114,7 +114,7 @@ def logged_rows(body: dict[str, Any]) -> list[Any]:
         return rows
     columns: dict[str, list[Any]] = body["inputs"]
     names = list(columns)
-    return [dict(zip(names, cells, strict=True)) for cells in zip(*columns.values())]
+    return [dict(zip(names, cells, strict=True)) for cells in zip(*columns.values(), strict=True)]
 
 
 def observe(

@@ -114,8 +114,7 @@ def check_instance_count(body: Any, limit: int, function: str) -> None:
         count = max((len(v) for v in body["inputs"].values() if type(v) is list), default=0)
     if count > limit:
         raise TooLargeError(
-            f"{count} instances in one {function} request; the limit is {limit}. "
-            "Split the batch."
+            f"{count} instances in one {function} request; the limit is {limit}. Split the batch."
         )
 
 
@@ -127,25 +126,31 @@ _PREDICT_SHAPE = (
 
 def parse_envelope(body: Any, max_field_errors: int) -> PredictRequest:
     """The request envelope (rows or columns, exactly one), or a 400 naming what is wrong."""
-    request = parse_body(
-        PredictRequest,
-        body,
-        "unknown field: the body takes 'instances' or 'inputs'",
-        _PREDICT_SHAPE,
-        max_field_errors=max_field_errors,
+    missing = FieldError(
+        "instances",
+        "missing: send 'instances' (one object per row) or 'inputs' (one array per feature)",
+        "missing",
     )
-    if (request.instances is None) == (request.inputs is None):
-        both = request.instances is not None
+    try:
+        request = parse_body(
+            PredictRequest,
+            body,
+            "unknown field: the body takes 'instances' or 'inputs'",
+            _PREDICT_SHAPE,
+            max_field_errors=max_field_errors,
+        )
+    except InvalidInputError as exc:
+        if isinstance(body, dict) and "instances" not in body and "inputs" not in body:
+            exc.errors.append(missing)  # named with the other envelope errors
+        raise
+    if request.instances is None and request.inputs is None:
+        raise InvalidInputError(_PREDICT_SHAPE, [missing])
+    if request.instances is not None and request.inputs is not None:
         raise InvalidInputError(
             _PREDICT_SHAPE,
             [
                 FieldError(
-                    "inputs" if both else "instances",
-                    "send either 'instances' (rows) or 'inputs' (columns), not both"
-                    if both
-                    else "missing: send 'instances' (one object per row) or 'inputs' "
-                    "(one array per feature)",
-                    "one_of" if both else "missing",
+                    "inputs", "send either 'instances' (rows) or 'inputs' (columns)", "one_of"
                 )
             ],
         )

@@ -91,7 +91,9 @@ def test_integer_categories_take_the_row_fast_path_and_pack_the_same(model: Serv
     assert_same(fast, strict_pack(model, rows))
 
 
-def test_predictions_are_bit_identical_to_the_row_form(api: FlaskClient, model: ServingModel) -> None:
+def test_predictions_are_bit_identical_to_the_row_form(
+    api: FlaskClient, model: ServingModel
+) -> None:
     rows = rows_of(columns_of(tame(model, with_ints(model, clean_rows(model, 21, 250), 21))))
     by_rows = api.post("/", json={"instances": rows})
     by_columns = api.post("/", json={"inputs": columns_of(rows)})
@@ -191,8 +193,10 @@ def test_a_row_with_no_value_and_too_many_rows_are_refused(
 ) -> None:
     num, cat = model.numeric[0].name, model.categorical[0].name
     status, found = problem(api, {"inputs": {num: [1.0, None], cat: ["A", None]}})
-    assert status == 400 and "Row 1 of inputs" in found["detail"]
+    assert status == 400
+    assert "Row 1 of inputs" in found["detail"]
     status, found = problem(api, {"inputs": {num: [1.0] * 5001}})
-    assert status == 413 and "5001 instances" in found["detail"]
+    assert status == 413
+    assert "5001 instances" in found["detail"]
     status, found = problem(api, {"inputs": {num: [1.0, float("nan")]}})
     assert (status, fields(found)) == (400, [f"inputs.{num}[1]"])
