@@ -54,7 +54,9 @@ def operations(output: str) -> list[Operation]:
             "per prediction for up to 100 instances (ESTATE_ROW_WARNINGS_MAX_INSTANCES), "
             "one `warning_summary` per request for larger batches. Limits (413 above them): "
             "5,000 instances (ESTATE_MAX_INSTANCES), 8 MB and 500,000 JSON values per body; "
-            "a body must arrive within 10 s (408).",
+            "a body must arrive within 10 s (408). Batches may be sent column by column "
+            '(`{"inputs": {feature: [v0, v1, ...]}}`): the same checks and predictions in '
+            "about a quarter of the JSON.",
             PredictRequest,
             contract.prediction_models(output)[1],
             (400, 408, 413, 415, 422, 503),
@@ -92,8 +94,10 @@ def openapi_document(output: str, instance: dict[str, Any] | None = None) -> dic
     schemas["Instance"] = copy.deepcopy(instance or GENERIC_INSTANCE)
     schemas["Instance"].pop("$defs", None)
     instance_ref = {"$ref": REF.format(model="Instance")}
-    for name in ("PredictRequest", "ExplainRequest"):
-        schemas[name]["properties"]["instances"]["items"] = instance_ref
+    schemas["ExplainRequest"]["properties"]["instances"]["items"] = instance_ref
+    schemas["PredictRequest"]["properties"] |= predict_properties(
+        schemas["PredictRequest"]["properties"], instance_ref
+    )
     schemas["ChatRequest"]["properties"]["property"] = {
         "anyOf": [instance_ref, {"type": "null"}],
         "description": "Raw features you know; the rest are imputed.",
@@ -110,6 +114,31 @@ def openapi_document(output: str, instance: dict[str, Any] | None = None) -> dic
         },
         "paths": paths,
         "components": {"schemas": dict(sorted(schemas.items()))},
+    }
+
+
+#: A cell of the columnar form: what an instance's value may be.
+CELL: dict[str, Any] = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
+
+
+def predict_properties(generated: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+    """predict's two body forms as callers see them (pydantic writes each as "array or
+    null", since either may be left out): rows of `instance`, or one array per feature."""
+    return {
+        "instances": {
+            "type": "array",
+            "minItems": 1,
+            "items": instance,
+            "title": "Instances",
+            "description": generated["instances"]["description"],
+        },
+        "inputs": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "array", "minItems": 1, "items": CELL},
+            "title": "Inputs",
+            "description": generated["inputs"]["description"],
+        },
     }
 
 

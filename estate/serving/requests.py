@@ -22,16 +22,15 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class PredictRequest(BaseModel):
-    """Vertex AI's convention, ``{"instances": [{feature: value, …}, …]}``, or the
-    columnar form for batch callers, ``{"inputs": {feature: [v0, v1, …], …}}``
-    (TensorFlow Serving's columnar ``inputs``): exactly one of the two.
-
-    Each instance is checked by the model's instance validator (`validate_instances`),
-    which names a non-object instance too; the envelope does not copy them first. A
-    columnar body is read column by column (`ServingModel.pack_columns_checked`), its
-    errors named ``inputs.<feature>[i]``.
+    """Rows, Vertex AI's convention: ``{"instances": [{feature: value, ...}, ...]}``; or,
+    for batches, columns (TensorFlow Serving's columnar form): ``{"inputs": {feature:
+    [value, ...], ...}}``. Send exactly one of the two; both get the same checks and
+    the same predictions, and errors in columns are named ``inputs.<feature>[i]``.
     """
 
+    # Each instance is checked by the model's instance validator (`validate_instances`),
+    # which names a non-object instance too; the envelope does not copy them first. A
+    # columnar body is read column by column (`ServingModel.pack_columns_checked`).
     model_config = ConfigDict(extra="forbid")
     instances: list[Any] | None = Field(
         None, min_length=1, description="One object per row: feature name → value."
