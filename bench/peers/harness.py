@@ -128,6 +128,7 @@ def systems(ctx: Context) -> list[System]:
         "ESTATE_ARTIFACTS": str(ctx.models.artifacts),
         "ESTATE_MODEL_NAME": ctx.models.name,
         "ESTATE_ORT_THREADS": str(args.ort_threads),
+        "ESTATE_ORT_BATCH_THREADS": str(args.ort_batch_threads),
         "WORKERS": "1",
         "THREADS": str(args.threads),
         "TMPDIR": args.tmpdir,  # gunicorn's worker heartbeat file lives here
@@ -554,6 +555,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=200, help="untimed one-row requests first")
     p.add_argument("--threads", type=int, default=8, help="gunicorn THREADS for ours (WORKERS=1)")
     p.add_argument("--ort-threads", type=int, default=1, help="ESTATE_ORT_THREADS for ours")
+    p.add_argument(
+        "--ort-batch-threads",
+        type=int,
+        default=2,
+        help="ESTATE_ORT_BATCH_THREADS for ours (the peers' XGBoost uses every core)",
+    )
     p.add_argument("--tmpdir", default="/dev/shm", help="TMPDIR of every server (see README)")
     p.add_argument(
         "--peer-omp-threads",
@@ -609,7 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(args, k)
         for k in ("cold_runs", "requests", "requests_c8", "batch_repeats", "warmup")
     }
-    settings.update(threads=args.threads, ort_threads=args.ort_threads, tmpdir=args.tmpdir)
+    settings.update(
+        threads=args.threads,
+        ort_threads=args.ort_threads,
+        ort_batch_threads=args.ort_batch_threads,
+        tmpdir=args.tmpdir,
+    )
     settings["peer_omp_threads"] = args.peer_omp_threads
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

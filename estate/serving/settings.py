@@ -24,6 +24,7 @@ common to several live once, in a small base class; every variable keeps its
 | ESTATE_WARNING_ROWS_LISTED | 20 | row indices listed per entry of a warning summary |
 | ESTATE_MAX_RESPONSE_BYTES | 8000000 | largest answer body (larger → 413) |
 | ESTATE_ORT_THREADS | 1 | onnxruntime intra-op threads per instance |
+| ESTATE_ORT_BATCH_THREADS | 1 | batches of 256+ rows run in this many blocks at once (vCPUs) |
 | ESTATE_POINTER_REFRESH_SECONDS | 30 | re-read serving.json at most this often (0: every request) |
 | ESTATE_RETRY_AFTER_SECONDS | 30 | Retry-After sent with 503 while no model loads |
 | ESTATE_CORS_ORIGINS | localhost:8090 | browser origins allowed (JSON list; ["*"]: any) |
@@ -146,6 +147,9 @@ class ModelSettings(StoreSettings):
     model_name: str = Field("ames", description="Model name to serve.")
     model_version: str | None = Field(None, description="Pinned version; default: the pointer's.")
     ort_threads: int = Field(1, ge=1, le=64)
+    ort_batch_threads: int = Field(
+        1, ge=1, le=64, description="Row blocks of a large batch run at once (vCPUs)."
+    )
     pointer_refresh_seconds: float = Field(
         30.0, ge=0.0, description="Re-read the serving pointer at most this often."
     )

@@ -60,7 +60,9 @@ def in_canary(request_id: str, percent: float) -> bool:
     return bucket / 2**64 * 100.0 < percent
 
 
-def load_verified(store: ArtifactStore, name: str, version: str, threads: int) -> ServingModel:
+def load_verified(
+    store: ArtifactStore, name: str, version: str, threads: int, batch_threads: int = 1
+) -> ServingModel:
     """Read a bundle, verify its checksum, build the session and run one smoke row.
 
     Raises `BundleError` (or a store error) for anything that would fail a request, so a
@@ -74,6 +76,7 @@ def load_verified(store: ArtifactStore, name: str, version: str, threads: int) -
             threads,
             bundle.explainer_bytes,
             card_bytes=bundle.card_bytes,
+            batch_threads=batch_threads,
         )
         numeric = np.full((1, len(model.numeric)), np.nan, dtype=np.float64)
         categorical = np.empty((1, len(model.categorical)), dtype=object)
@@ -181,7 +184,9 @@ class ModelHolder:
         name = self.settings.model_name
 
         def load(version: str) -> ServingModel:
-            return loaded.get(version) or load_verified(store, name, version, threads)
+            return loaded.get(version) or load_verified(
+                store, name, version, threads, self.settings.ort_batch_threads
+            )
 
         try:
             champion = load(pointer.champion)
@@ -223,7 +228,9 @@ class ModelHolder:
         try:
             store = open_store(s.artifacts)
             if s.model_version:  # pinned by configuration: never follow the pointer
-                model = load_verified(store, s.model_name, s.model_version, s.ort_threads)
+                model = load_verified(
+                    store, s.model_name, s.model_version, s.ort_threads, s.ort_batch_threads
+                )
                 routing = Routing(model)
             else:
                 routing = self._routing_for(store, serving_pointer(store, s.model_name), None)
