@@ -18,6 +18,7 @@ from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving.endpoint import serve
 from estate.serving.requests import check_instance_count, parse_explain_envelope
 from estate.serving.settings import ServingSettings
+from estate.serving.versions import holder
 
 METHOD = (
     "Exact path-dependent TreeSHAP (trees) and linear SHAP (linear models) on the encoded "
@@ -73,6 +74,7 @@ def entry_point(
 ) -> Callable[[flask.Request], flask.Response]:
     """The ``explain`` function, its settings read once (main.py resolves it on first use)."""
     settings = settings or ServingSettings()
+    holder(settings).need_explainers()  # built and checked with each bundle
 
     def answer(model: ServingModel, _: flask.Request, body: Any) -> dict[str, Any]:
         return explain_body(model, body, settings)

@@ -115,6 +115,7 @@ def entry_point(
 ) -> Callable[[flask.Request], flask.Response]:
     """The ``predict`` function, its settings read once (main.py resolves it on first use)."""
     settings = settings or ServingSettings()
+    holder(settings).defer_explainers()  # predict never explains: no SHAP tables at load
 
     def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
         """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""

@@ -172,7 +172,7 @@ def test_deploys_are_gen2_private_and_set_the_required_settings(steps: dict[str,
     for entry, step in deploy_steps(steps).items():
         args = gcloud_deploy(step)
         assert args[3] == "${_NAME_PREFIX}-" + entry
-        for flag in ("--gen2", "--runtime=python311", '--source=$$SRC'):
+        for flag in ("--gen2", "--runtime=python311", "--source=$$SRC"):
             assert flag in args, f"{entry}: {flag}"
         # The upload: the code under .gcloudignore, and this function's own requirements.
         text = script(step)
