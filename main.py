@@ -15,6 +15,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from estate.serving.allocator import limit_malloc_arenas
 from estate.serving.bodies import install_body_guard
 
 #: Entry point → the module whose ``entry_point()`` builds it.
@@ -26,6 +27,7 @@ ENTRY_MODULES = {
     "retrain": "estate.serving.retrain",
 }
 
+limit_malloc_arenas()  # before gunicorn's request threads: one arena keeps batches' memory low
 install_body_guard()  # bound every request body's size and read time (estate/serving/bodies.py)
 
 __all__ = ["analyze", "chat", "explain", "predict", "retrain"]  # noqa: F822 (built by __getattr__)

@@ -1,4 +1,5 @@
-# The Cloud Functions (gen2), all built from the one source archive (main.py at its root).
+# The Cloud Functions (gen2), each built from its own source archive (storage.tf: the same
+# code, main.py at its root, and that function's requirements).
 # Entry points are the names main.py exports; each function runs as its own identity.
 
 locals {
@@ -81,7 +82,7 @@ resource "google_cloudfunctions2_function" "http" {
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
+        object = google_storage_bucket_object.source[each.key].name
       }
     }
   }
@@ -140,7 +141,7 @@ resource "google_cloudfunctions2_function" "retrain" {
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
+        object = google_storage_bucket_object.source["retrain"].name
       }
     }
   }

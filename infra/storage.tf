@@ -122,20 +122,23 @@ resource "google_storage_bucket" "logs" {
   depends_on = [google_project_service.apis]
 }
 
-# One source archive of the repository root for every function: main.py, the four
-# layers the functions import (contract, storage, runtime, serving; the same allowlist
-# as .gcloudignore) and requirements.txt, which Cloud Functions installs.
+# One source archive per function: main.py and the four layers the functions import
+# (contract, storage, runtime, serving; the same allowlist as .gcloudignore), plus that
+# function's own requirements/<function>.txt as the archive's requirements.txt, which
+# Cloud Functions installs (predict and explain get no Vertex AI or Secret Manager).
 locals {
   repo_root = "${path.module}/.."
   source_files = setunion(
     fileset(local.repo_root, "estate/{contract,storage,runtime,serving}/**/*.py"),
-    toset(["main.py", "estate/__init__.py", "pyproject.toml", "README.md", "requirements.txt"]),
+    toset(["main.py", "estate/__init__.py", "pyproject.toml", "README.md"]),
   )
+  source_functions = setunion(local.http_function_names, toset(["retrain"]))
 }
 
 data "archive_file" "source" {
+  for_each    = local.source_functions
   type        = "zip"
-  output_path = "${path.module}/.terraform/${var.name_prefix}-source.zip"
+  output_path = "${path.module}/.terraform/${var.name_prefix}-${each.key}-source.zip"
 
   dynamic "source" {
     for_each = local.source_files
@@ -144,12 +147,17 @@ data "archive_file" "source" {
       filename = source.value
     }
   }
+  source {
+    content  = file("${local.repo_root}/requirements/${each.key}.txt")
+    filename = "requirements.txt"
+  }
 }
 
 resource "google_storage_bucket_object" "source" {
   # Named by content hash: a changed checkout uploads a new archive (used when a
   # function is created; later code changes are deployed by cloudbuild.yaml).
-  name   = "functions/${var.name_prefix}-${data.archive_file.source.output_md5}.zip"
-  bucket = google_storage_bucket.source.name
-  source = data.archive_file.source.output_path
+  for_each = local.source_functions
+  name     = "functions/${var.name_prefix}-${each.key}-${data.archive_file.source[each.key].output_md5}.zip"
+  bucket   = google_storage_bucket.source.name
+  source   = data.archive_file.source[each.key].output_path
 }

@@ -10,7 +10,11 @@ documentation shows:
   named in each record (``None`` where missing), since pandas builds the frame from
   the records' keys;
 - MLServer (Open Inference / V2 protocol, pandas content type): one input per column,
-  ``FP64`` for numbers (``null`` where missing) and ``BYTES`` for text.
+  ``FP64`` for numbers (``null`` where missing) and ``BYTES`` for text;
+- ours, columnar (``columns``, for batches): ``{"inputs": {feature: [v0, v1, ...]}}``,
+  every feature any row has, ``null`` where a row lacks it (the bench rows always carry
+  their categories, so a null is only ever a missing number: the same predictions as
+  the row objects).
 
 MLflow's and MLServer's stock scikit-learn runtimes return the pipeline's raw output
 (log price for the Ames model): `prices` undoes the log so every answer is in dollars.
@@ -25,7 +29,7 @@ from typing import Any
 
 Row = dict[str, Any]
 
-PROTOCOLS = ("instances", "bentoml", "mlflow", "v2")
+PROTOCOLS = ("instances", "bentoml", "mlflow", "v2", "columns")
 
 
 def column_kinds(rows: Sequence[Row], features: Sequence[str]) -> dict[str, str]:
@@ -60,6 +64,9 @@ def body(protocol: str, rows: Sequence[Row], kinds: dict[str, str]) -> dict[str,
         return {"dataframe_records": [{name: r.get(name) for name in kinds} for r in rows]}
     if protocol == "v2":
         return v2_body(rows, kinds)
+    if protocol == "columns":
+        names = [n for n in kinds if any(n in r for r in rows)]
+        return {"inputs": {name: [r.get(name) for r in rows] for name in names}}
     raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
 
 

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, count, cycle, repeat
-from operator import add, itemgetter, not_
+from operator import add, is_not, itemgetter, not_
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,12 @@ import numpy as np
 from estate.contract.bundle import MISSING_CATEGORY, InputSchema, category_text
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
-_TEXT_TYPES = frozenset({str, type(None)})
+#: Category cells the validator passes as their text: strings, nulls, and integers (Ames
+#: callers send ``"MS.SubClass": 20``; the validator writes them as ``str(20)``).
+_TEXT_TYPES = frozenset({str, int, type(None)})
+#: Integers taken as category texts on the fast path (larger ones go to the validator,
+#: which bounds a text's length).
+_INT_TEXT_LIMIT = 2**63
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -183,6 +188,7 @@ class DictPacker:
         self.rule = PackingRule(schema)
         self._k, self._m = len(schema.numeric), len(schema.categorical)
         self._cat_names = [c.name for c in schema.categorical]
+        self._num_names = [f.name for f in schema.numeric]
         self._blank: dict[str, Any] = dict.fromkeys(schema.names())
         self._num_get = _tuple_getter([f.name for f in schema.numeric])
         self._cat_get = _tuple_getter(self._cat_names)
@@ -210,11 +216,9 @@ class DictPacker:
             return None
         numeric_rows, category_rows, partial = self._lookup(rows)
         numbers = list(chain.from_iterable(numeric_rows))
-        texts = list(chain.from_iterable(category_rows))
-        if not set(map(type, numbers)) <= _NUMBER_TYPES or not set(map(type, texts)) <= _TEXT_TYPES:
+        if not set(map(type, numbers)) <= _NUMBER_TYPES:
             return None
-        present = [t for t in texts if t]
-        if not all(map(str.isascii, present)) or max(map(len, present), default=0) > max_string:
+        if not _clean_texts(list(chain.from_iterable(category_rows)), max_string):
             return None
         width = self._k + self._m
         nulls = list(map(tuple.count, numeric_rows, repeat(None)))
@@ -227,6 +231,64 @@ class DictPacker:
         if np.isfinite(numeric).sum() + sum(nulls) != numeric.size:
             return None  # NaN or an infinite value (a literal, or 1e400 read as inf)
         return self._pack(rows, numeric_rows, category_rows, partial, numeric)
+
+    def pack_columns_if_clean(
+        self, columns: dict[str, list[Any]], rows: int, max_string: int
+    ) -> Packed | None:
+        """A columnar batch (feature → one value per row, every list `rows` long, known
+        names only) packed column by column, or None when any cell is one the validator
+        would change or refuse (the same classes as `pack_if_clean`); a feature not in
+        `columns` is absent from every row.
+
+        The arrays are those `pack` gives for the rows ``{name: columns[name][i]}``:
+        numbers go through the same float64 conversion, texts through the same strip.
+        """
+        n, k = rows, self._k
+        has_value = np.zeros(n, dtype=bool)
+        numeric = np.full((n, k), np.nan, dtype=np.float64)
+        for j, name in enumerate(self._num_names):
+            values = columns.get(name)
+            if values is None:
+                continue
+            if not set(map(type, values)) <= _NUMBER_TYPES:
+                return None
+            try:
+                numeric[:, j] = np.array(values, dtype=np.float64)
+            except OverflowError:  # an integer beyond float64
+                return None
+            nulls = values.count(None)
+            column = numeric[:, j]
+            if np.isfinite(column).sum() + nulls != n:
+                return None  # NaN or an infinite value
+            if nulls < n:
+                has_value |= ~np.isnan(column)
+        cells = np.full((n, self._m), None, dtype=object)
+        absent = np.zeros((n, self._m), dtype=bool)
+        for j, name in enumerate(self._cat_names):
+            values = columns.get(name)
+            if values is None:
+                absent[:, j] = True
+                continue
+            if not _clean_texts(values, max_string):
+                return None
+            nulls = values.count(None)
+            try:
+                cells[:, j] = list(map(str.strip, values))  # the common case: all strings
+            except TypeError:  # None (missing) or an integer
+                cells[:, j] = [
+                    None if v is None else v.strip() if type(v) is str else str(v) for v in values
+                ]
+            if nulls == 0:
+                has_value[:] = True
+            elif nulls < n:
+                has_value |= np.fromiter(map(is_not, values, repeat(None)), dtype=bool, count=n)
+        if not has_value.all():
+            return None  # a row with no value at all: the validator's message names it
+        missing, outside = self.rule.numbers(numeric)
+        categorical, missing_category, unknown = self.rule.categories(
+            cells, absent if absent.any() else None
+        )
+        return Packed(numeric, categorical, missing, outside, missing_category, unknown)
 
     def _pack(
         self,
@@ -280,6 +342,22 @@ class DictPacker:
                 categorical.append(cat_get(full))
                 partial.append(i)
         return numeric, categorical, partial
+
+
+def _clean_texts(texts: list[Any], max_string: int) -> bool:
+    """True when every category cell is null, an ASCII string of at most `max_string`
+    characters, or an integer (not bool) of fewer than 19 digits: cells the validator
+    passes as their text unchanged."""
+    kinds = set(map(type, texts))
+    if not kinds <= _TEXT_TYPES:
+        return False
+    if int in kinds:
+        ints = [t for t in texts if type(t) is int]
+        if max(ints) >= _INT_TEXT_LIMIT or min(ints) <= -_INT_TEXT_LIMIT:
+            return False
+        texts = [t for t in texts if type(t) is str]
+    present = [t for t in texts if t]
+    return all(map(str.isascii, present)) and max(map(len, present), default=0) <= max_string
 
 
 def _tuple_getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

@@ -23,6 +23,7 @@ from estate.serving.requests import (
     parse_explain_envelope,
 )
 from estate.serving.settings import ServingSettings
+from estate.serving.versions import holder
 
 METHOD = (
     "Exact path-dependent TreeSHAP (trees) and linear SHAP (linear models) on the encoded "
@@ -92,6 +93,7 @@ def entry_point(
 ) -> Callable[[flask.Request], flask.Response]:
     """The ``explain`` function, its settings read once (main.py resolves it on first use)."""
     settings = settings or ServingSettings()
+    holder(settings).need_explainers()  # built and checked with each bundle
 
     def answer(model: ServingModel, _: flask.Request, body: Any) -> dict[str, Any]:
         return explain_body(model, body, settings)

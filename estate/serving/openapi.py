@@ -63,7 +63,9 @@ def operations(output: str) -> list[Operation]:
             "coordinates; features an instance does not send are left out of its distance. "
             "A model without comparables answers 200 without them and says why "
             "in `comparables_unavailable`; at most 500 instances may ask for them "
-            "(ESTATE_COMPARABLES_MAX_INSTANCES; 413 above).",
+            "(ESTATE_COMPARABLES_MAX_INSTANCES; 413 above). Batches may be sent column by column "
+            '(`{"inputs": {feature: [v0, v1, ...]}}`): the same checks and predictions in '
+            "about a quarter of the JSON.",
             PredictRequest,
             contract.prediction_models(output)[1],
             (400, 408, 413, 415, 422, 503),
@@ -117,8 +119,10 @@ def openapi_document(output: str, instance: dict[str, Any] | None = None) -> dic
     schemas["Instance"] = copy.deepcopy(instance or GENERIC_INSTANCE)
     schemas["Instance"].pop("$defs", None)
     instance_ref = {"$ref": REF.format(model="Instance")}
-    for name in ("PredictRequest", "ExplainRequest"):
-        schemas[name]["properties"]["instances"]["items"] = instance_ref
+    schemas["ExplainRequest"]["properties"]["instances"]["items"] = instance_ref
+    schemas["PredictRequest"]["properties"] |= predict_properties(
+        schemas["PredictRequest"]["properties"], instance_ref
+    )
     schemas["ChatRequest"]["properties"]["property"] = {
         "anyOf": [instance_ref, {"type": "null"}],
         "description": "Raw features you know; the rest are imputed.",
@@ -170,6 +174,31 @@ def _card_path(function: str) -> dict[str, Any]:
                 "503": PROBLEM,
             },
         }
+    }
+
+
+#: A cell of the columnar form: what an instance's value may be.
+CELL: dict[str, Any] = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
+
+
+def predict_properties(generated: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+    """predict's two body forms as callers see them (pydantic writes each as "array or
+    null", since either may be left out): rows of `instance`, or one array per feature."""
+    return {
+        "instances": {
+            "type": "array",
+            "minItems": 1,
+            "items": instance,
+            "title": "Instances",
+            "description": generated["instances"]["description"],
+        },
+        "inputs": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "array", "minItems": 1, "items": CELL},
+            "title": "Inputs",
+            "description": generated["inputs"]["description"],
+        },
     }
 
 

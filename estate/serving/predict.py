@@ -55,7 +55,10 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     """
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body, settings.max_field_errors)
-    packed = model.pack_checked(request.instances, settings.max_field_errors)
+    if request.inputs is not None:  # the columnar form
+        packed = model.pack_columns_checked(request.inputs, settings.max_field_errors)
+    else:
+        packed = model.pack_checked(request.instances or [], settings.max_field_errors)
     k = comparables_asked(  # rows as packed, whatever form the body sent them in
         request.parameters, packed.numeric.shape[0], settings.comparables_max_instances
     )
@@ -77,8 +80,10 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
         if per_row:
             item["warnings"] = model.row_warnings(packed, i)
         predictions.append(item)
+    columnar = request.inputs is not None
     for i in np.flatnonzero(~finite).tolist():  # one vectorised check; named here if it fails
-        require_finite(predictions[i], f"predictions[{i}]", partial(_inputs, model, packed, i))
+        where = partial(_inputs, model, packed, i, columnar)
+        require_finite(predictions[i], f"predictions[{i}]", where)
     answer: dict[str, Any] = {"predictions": predictions}
     if k:
         with_comparables(
@@ -96,9 +101,17 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     return answer
 
 
-def _inputs(model: ServingModel, packed: Packed, row: int) -> list[FieldError]:
-    """The out-of-range fields of `row`, named in a 422 when its answer is not finite."""
-    return out_of_range(model.row_warnings(packed, row), f"instances[{row}]")
+def _inputs(model: ServingModel, packed: Packed, row: int, columnar: bool) -> list[FieldError]:
+    """The out-of-range fields of `row`, named in a 422 when its answer is not finite
+    (``instances[3].area``, or ``inputs.area[3]`` for a columnar body)."""
+    errors = out_of_range(model.row_warnings(packed, row), f"instances[{row}]")
+    if columnar:
+        prefix = f"instances[{row}]."
+        errors = [
+            FieldError(f"inputs.{e.field.removeprefix(prefix)}[{row}]", e.message, e.type)
+            for e in errors
+        ]
+    return errors
 
 
 def _prediction(
@@ -120,6 +133,7 @@ def entry_point(
 ) -> Callable[[flask.Request], flask.Response]:
     """The ``predict`` function, its settings read once (main.py resolves it on first use)."""
     settings = settings or ServingSettings()
+    holder(settings).defer_explainers()  # predict never explains: no SHAP tables at load
 
     def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
         """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""

@@ -45,14 +45,26 @@ UNKNOWN_PARAMETER = "unknown parameter: the only parameter is 'comparables' (an 
 
 
 class PredictRequest(BaseModel):
-    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …], "parameters": {…}}``.
-
-    Each instance is checked by the model's instance validator (`validate_instances`),
-    which names a non-object instance too; the envelope does not copy them first.
+    """Rows, Vertex AI's convention: ``{"instances": [{feature: value, ...}, ...]}``; or,
+    for batches, columns (TensorFlow Serving's columnar form): ``{"inputs": {feature:
+    [value, ...], ...}}``; with optional Vertex ``"parameters": {...}``. Send exactly one
+    of the two forms; both get the same checks and
+    the same predictions, and errors in columns are named ``inputs.<feature>[i]``.
     """
 
+    # Each instance is checked by the model's instance validator (`validate_instances`),
+    # which names a non-object instance too; the envelope does not copy them first. A
+    # columnar body is read column by column (`ServingModel.pack_columns_checked`).
     model_config = ConfigDict(extra="forbid")
-    instances: list[Any] = Field(min_length=1)
+    instances: list[Any] | None = Field(
+        None, min_length=1, description="One object per row: feature name → value."
+    )
+    inputs: dict[str, list[Any]] | None = Field(
+        None,
+        description="Columnar form: feature name → one value per row (null = missing), "
+        "every array as long as the others; a feature left out is missing in every row. "
+        "The same checks and the same predictions as `instances`, in less JSON.",
+    )
     parameters: Parameters | None = None
 
 
@@ -197,26 +209,58 @@ class AnalyzeRequest(_Closed):
 
 
 def check_instance_count(body: Any, limit: int, function: str) -> None:
-    """413 before any validation when a body carries more instances than `limit`."""
-    if isinstance(body, dict) and isinstance(body.get("instances"), list):
+    """413 before any validation when a body carries more instances than `limit` (rows,
+    or the longest column of a columnar ``inputs``)."""
+    if not isinstance(body, dict):
+        return
+    count = 0
+    if isinstance(body.get("instances"), list):
         count = len(body["instances"])
-        if count > limit:
-            raise TooLargeError(
-                f"{count} instances in one {function} request; the limit is {limit}. "
-                "Split the batch."
-            )
+    elif isinstance(body.get("inputs"), dict):
+        count = max((len(v) for v in body["inputs"].values() if type(v) is list), default=0)
+    if count > limit:
+        raise TooLargeError(
+            f"{count} instances in one {function} request; the limit is {limit}. Split the batch."
+        )
+
+
+_PREDICT_SHAPE = (
+    'The body must be {"instances": [{feature: value, ...}, ...]} or, column by column, '
+    '{"inputs": {feature: [value, ...], ...}}, with optional "parameters": {"comparables": k}.'
+)
 
 
 def parse_envelope(body: Any, max_field_errors: int) -> PredictRequest:
-    """The request envelope, or a 400 that names what is wrong with it."""
-    return parse_body(
-        PredictRequest,
-        body,
-        "unknown field: the body takes only 'instances' and 'parameters'",
-        'The body must be {"instances": [{feature: value, ...}, ...], '
-        '"parameters": {"comparables": k}} (parameters optional).',
-        max_field_errors=max_field_errors,
+    """The request envelope (rows or columns, exactly one), or a 400 naming what is wrong."""
+    missing = FieldError(
+        "instances",
+        "missing: send 'instances' (one object per row) or 'inputs' (one array per feature)",
+        "missing",
     )
+    try:
+        request = parse_body(
+            PredictRequest,
+            body,
+            "unknown field: the body takes 'instances' or 'inputs', and 'parameters'",
+            _PREDICT_SHAPE,
+            max_field_errors=max_field_errors,
+        )
+    except InvalidInputError as exc:
+        if isinstance(body, dict) and "instances" not in body and "inputs" not in body:
+            exc.errors.append(missing)  # named with the other envelope errors
+        raise
+    if request.instances is None and request.inputs is None:
+        raise InvalidInputError(_PREDICT_SHAPE, [missing])
+    if request.instances is not None and request.inputs is not None:
+        raise InvalidInputError(
+            _PREDICT_SHAPE,
+            [
+                FieldError(
+                    "inputs", "send either 'instances' (rows) or 'inputs' (columns)", "one_of"
+                )
+            ],
+        )
+    return request
 
 
 def parse_explain_envelope(body: Any, max_field_errors: int) -> ExplainRequest:

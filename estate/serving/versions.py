@@ -60,7 +60,14 @@ def in_canary(request_id: str, percent: float) -> bool:
     return bucket / 2**64 * 100.0 < percent
 
 
-def load_verified(store: ArtifactStore, name: str, version: str, threads: int) -> ServingModel:
+def load_verified(
+    store: ArtifactStore,
+    name: str,
+    version: str,
+    threads: int,
+    batch_threads: int = 1,
+    explainer: bool = True,
+) -> ServingModel:
     """Read a bundle, verify its checksum, build the session and run one smoke row.
 
     Raises `BundleError` (or a store error) for anything that would fail a request, so a
@@ -75,6 +82,8 @@ def load_verified(store: ArtifactStore, name: str, version: str, threads: int) -
             bundle.explainer_bytes,
             card_bytes=bundle.card_bytes,
             comparables_bytes=bundle.comparables_bytes,
+            batch_threads=batch_threads,
+            load_explainer=explainer,
         )
         numeric = np.full((1, len(model.numeric)), np.nan, dtype=np.float64)
         categorical = np.empty((1, len(model.categorical)), dtype=object)
@@ -109,6 +118,19 @@ class ModelHolder:
         self._checked_at = 0.0
         self._last_failure: tuple[float, ModelNotReadyError] | None = None
         self.load_seconds: float | None = None
+        #: Build each bundle's explainer (and refuse a bundle whose explainer does not
+        #: read) at load; a process that only predicts defers it (`defer_explainers`).
+        self.explainers_at_load = True
+        self._explainers_needed = False
+
+    def defer_explainers(self) -> None:
+        """predict's process: read explainers on first use, unless a function of this
+        process explains (`need_explainers`)."""
+        self.explainers_at_load = self._explainers_needed
+
+    def need_explainers(self) -> None:
+        """explain's and chat's: explainers are built and checked when a bundle loads."""
+        self._explainers_needed = self.explainers_at_load = True
 
     def get(self) -> ServingModel:
         """The champion (what a request without routing information gets)."""
@@ -184,7 +206,14 @@ class ModelHolder:
         name = self.settings.model_name
 
         def load(version: str) -> ServingModel:
-            return loaded.get(version) or load_verified(store, name, version, threads)
+            return loaded.get(version) or load_verified(
+                store,
+                name,
+                version,
+                threads,
+                self.settings.ort_batch_threads,
+                self.explainers_at_load,
+            )
 
         try:
             champion = load(pointer.champion)
@@ -226,7 +255,14 @@ class ModelHolder:
         try:
             store = open_store(s.artifacts)
             if s.model_version:  # pinned by configuration: never follow the pointer
-                model = load_verified(store, s.model_name, s.model_version, s.ort_threads)
+                model = load_verified(
+                    store,
+                    s.model_name,
+                    s.model_version,
+                    s.ort_threads,
+                    s.ort_batch_threads,
+                    self.explainers_at_load,
+                )
                 routing = Routing(model)
             else:
                 routing = self._routing_for(store, serving_pointer(store, s.model_name), None)

@@ -172,8 +172,12 @@ def test_deploys_are_gen2_private_and_set_the_required_settings(steps: dict[str,
     for entry, step in deploy_steps(steps).items():
         args = gcloud_deploy(step)
         assert args[3] == "${_NAME_PREFIX}-" + entry
-        for flag in ("--gen2", "--runtime=python311", "--source=."):
+        for flag in ("--gen2", "--runtime=python311", "--source=$$SRC"):
             assert flag in args, f"{entry}: {flag}"
+        # The upload: the code under .gcloudignore, and this function's own requirements.
+        text = script(step)
+        assert "cp -r main.py pyproject.toml README.md .gcloudignore estate" in text, entry
+        assert f'cp requirements/{entry}.txt "$$SRC"/requirements.txt' in text, entry
         assert "--allow-unauthenticated" not in args
         (account,) = flag_values(args, "service-account")
         assert entry in account or "RETRAIN" in account, f"{entry} runs as {account}"

@@ -1,7 +1,8 @@
-"""What gets deployed: the one source archive (Terraform) and the gcloud upload
+"""What gets deployed: each function's source archive (Terraform) and the gcloud upload
 (.gcloudignore) must both hold every module the entry points import, and nothing of
-the layers the functions never import; the deploy walk-throughs may only name
-Terraform outputs that exist."""
+the layers the functions never import; each function's requirements must install what
+its entry point imports, and nothing another function needs; the deploy walk-throughs
+may only name Terraform outputs that exist."""
 
 from __future__ import annotations
 
@@ -44,7 +45,15 @@ def archive_files(tf: Terraform) -> set[str]:
     listed = re.search(r"toset\(\[(.*?)\]\)", expression)
     assert listed, "source_files lists no single files"
     files |= set(names_in(listed.group(1)))
-    return files
+    # Each function's archive adds its own requirements file as requirements.txt.
+    storage = (REPO / "infra" / "storage.tf").read_text()
+    own = re.search(
+        r'content\s*=\s*file\("\$\{local\.repo_root\}/requirements/\$\{each\.key\}\.txt"\)'
+        r'\s*filename\s*=\s*"requirements\.txt"',
+        storage,
+    )
+    assert own, "the source archive does not add requirements/<function>.txt as requirements.txt"
+    return files | {"requirements.txt"}
 
 
 def gcloud_upload(ignore_file: str = ".gcloudignore", root: Path = REPO) -> set[str]:
@@ -98,11 +107,13 @@ def main_imports() -> set[str]:
     return {n for n in names if n.split(".")[0] == "estate"}
 
 
-def imported_files() -> set[str]:
-    """main.py plus every file of estate/ that its entry points can import, lazy imports
-    included (grimp reads imports inside functions too), with their packages' __init__."""
+def imported_files(entry_points: list[str] | None = None) -> set[str]:
+    """main.py plus every file of estate/ that its entry points (default: all) can import,
+    lazy imports included (grimp reads imports inside functions too), with their
+    packages' __init__."""
     graph = grimp.build_graph("estate", cache_dir=None)
-    modules = main_imports() | set(entry_modules().values())
+    table = entry_modules()
+    modules = main_imports() | {table[e] for e in (entry_points or list(table))}
     for module in list(modules):
         modules |= graph.find_upstream_modules(module)
     modules |= {m.rsplit(".", i)[0] for m in modules for i in range(1, m.count(".") + 1)}
@@ -209,3 +220,89 @@ def test_walkthrough_commands_are_valid_bash(doc: str, tmp_path: Path) -> None:
         text=True,
     )
     assert lint.returncode == 0, lint.stdout
+
+
+#: Third-party module (longest prefix wins) → the requirements that install it: its own
+#: distribution, or any that depends on it (google-api-core comes with every client).
+_GOOGLE_CLIENTS = {"google-cloud-storage", "google-cloud-aiplatform", "google-cloud-secret-manager"}
+PROVIDED_BY: dict[str, set[str]] = {
+    "numpy": {"numpy"},
+    "onnxruntime": {"onnxruntime"},
+    "pydantic": {"pydantic"},
+    "pydantic_core": {"pydantic"},
+    "typing_extensions": {"pydantic"},
+    "functions_framework": {"functions-framework"},
+    "flask": {"functions-framework"},
+    "werkzeug": {"functions-framework"},
+    "cloudevents": {"functions-framework"},
+    "google.cloud.storage": {"google-cloud-storage"},
+    "google.cloud.aiplatform_v1": {"google-cloud-aiplatform"},
+    "google.cloud.aiplatform": {"google-cloud-aiplatform"},
+    "google.cloud.secretmanager": {"google-cloud-secret-manager"},
+    "google_crc32c": {"google-cloud-storage", "google-cloud-secret-manager"},
+    "google.api_core": _GOOGLE_CLIENTS,
+    "google.auth": _GOOGLE_CLIENTS,
+}
+
+
+def third_party_imports(files: set[str]) -> set[str]:
+    """Every non-stdlib, non-estate module `files` import: at the top, inside functions,
+    and by name through ``importlib.import_module("...")``."""
+    found: set[str] = set()
+    for name in files:
+        for node in ast.walk(ast.parse((REPO / name).read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" for a in node.names}
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "import_module"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add(node.args[0].value)
+    top = {"estate", "__future__", *sys.stdlib_module_names}
+    return {m for m in found if m.split(".")[0] not in top}
+
+
+def requirement_names(function: str) -> set[str]:
+    lines = (REPO / "requirements" / f"{function}.txt").read_text().splitlines()
+    names = {re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0] for line in lines}
+    return {n.lower() for n in names if n and not n.startswith("#")}
+
+
+def needs(module: str) -> set[str] | None:
+    """The requirements that can provide `module` (None: a namespace like google.cloud,
+    or a name of a package already provided, such as ``numpy.typing``)."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        provided = PROVIDED_BY.get(".".join(parts[:i]))
+        if provided is not None:
+            return provided
+    return None
+
+
+@pytest.mark.parametrize("function", sorted(code_entry_points()))
+def test_each_functions_requirements_install_what_it_imports_and_no_more(function: str) -> None:
+    listed = requirement_names(function)
+    imported = third_party_imports(imported_files([function]))
+    unknown = {m for m in imported if needs(m) is None and m not in ("google", "google.cloud")}
+    assert not unknown, f"add these modules to PROVIDED_BY: {sorted(unknown)}"
+    missing = {m for m in imported if (n := needs(m)) is not None and not n & listed}
+    assert not missing, f"requirements/{function}.txt installs nothing providing {missing}"
+    used = {d for m in imported if (n := needs(m)) is not None for d in n & listed}
+    assert listed == used, f"requirements/{function}.txt lists unused {listed - used}"
+
+
+def test_predict_and_explain_install_neither_vertex_ai_nor_secret_manager() -> None:
+    for function in ("predict", "explain"):
+        listed = requirement_names(function)
+        assert not listed & {"google-cloud-aiplatform", "google-cloud-secret-manager"}
+    assert "google-cloud-aiplatform" in requirement_names("retrain")
+    assert "google-cloud-secret-manager" in requirement_names("chat")
+    for function in sorted(code_entry_points()):  # every deploy step copies its own file
+        assert f"cp requirements/{function}.txt" in (REPO / "cloudbuild.yaml").read_text()

@@ -65,14 +65,18 @@ def test_each_entry_point_in_code_has_a_function_and_vice_versa(tf: Terraform) -
     assert set(sizing) == deployed
 
 
-def test_functions_are_gen2_from_one_source_archive_as_their_own_identity(tf: Terraform) -> None:
+def test_functions_are_gen2_from_their_own_source_archive_as_their_own_identity(
+    tf: Terraform,
+) -> None:
     functions = tf.of_type("google_cloudfunctions2_function")
     assert functions
     for address, body in functions.items():
         build = body["build_config"][0]
         assert build["runtime"] == "python311"
         storage = build["source"][0]["storage_source"][0]
-        assert storage["object"] == "${google_storage_bucket_object.source.name}", address
+        key = "each.key" if build["entry_point"] == "${each.key}" else f'"{build["entry_point"]}"'
+        # Each function its own archive: the same code, its own requirements.txt.
+        assert storage["object"] == f"${{google_storage_bucket_object.source[{key}].name}}", address
         account = body["service_config"][0]["service_account_email"]
         expected = (
             "each.key" if build["entry_point"] == "${each.key}" else f'"{build["entry_point"]}"'

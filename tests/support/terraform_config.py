@@ -110,8 +110,7 @@ def code_entry_points(main: Path = REPO / "main.py") -> set[str]:
 def settings_env() -> dict[str, bool]:
     """ESTATE_* variable of every function's settings → whether the cloud must set it."""
     return {
-        f"{cls.model_config.get('env_prefix', '')}{name}".upper(): name in CLOUD_REQUIRED
-        or info.is_required()
+        f"{cls.env_prefix}{name}".upper(): name in CLOUD_REQUIRED or info.is_required()
         for cls in FUNCTION_SETTINGS
         for name, info in cls.model_fields.items()
     }

@@ -21,6 +21,7 @@ from estate.serving.chat.advisor.request import parse_chat_request
 from estate.serving.endpoint import serve
 from estate.serving.requests import ChatRequest
 from estate.serving.settings import ChatSettings
+from estate.serving.versions import holder
 
 
 def _too_large(detail: str, field: str) -> TooLargeError:
@@ -92,6 +93,7 @@ def describe(model: ServingModel, settings: ChatSettings) -> dict[str, Any]:
 def entry_point(settings: ChatSettings | None = None) -> Callable[[flask.Request], flask.Response]:
     """The ``chat`` function, its settings read once (main.py resolves it on first use)."""
     settings = settings or ChatSettings()
+    holder(settings).need_explainers()  # the drivers explain: built and checked at load
 
     def on_get(model: ServingModel) -> dict[str, Any]:
         return describe(model, settings)

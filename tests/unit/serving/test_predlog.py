@@ -100,3 +100,50 @@ def test_rejected_requests_and_sample_zero_log_nothing(
 )
 def test_trace_headers(headers: dict[str, str], expected: dict[str, Any]) -> None:
     assert trace_fields(headers, "p") == expected
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        {},
+        {
+            "logging.googleapis.com/trace": "projects/p/traces/105445aa7843bc8bf206b12000100000",
+            "logging.googleapis.com/spanId": "0000000000000001",
+            "logging.googleapis.com/trace_sampled": True,
+        },
+    ],
+)
+def test_lines_are_what_the_contract_model_writes(trace: dict[str, Any]) -> None:
+    from estate.contract.predlog import LoggedModel, PredictionLogLine, parse_log_line
+    from estate.serving.predlog import prediction_lines
+
+    rows: list[dict[str, Any]] = [
+        HOUSE,
+        {"area": 1e16, "Neighborhood": "Caf\u00e9", "Lot.Area": None},
+    ]
+    answer = {
+        "model": {"name": "ames", "version": "v1"},
+        "predictions": [
+            {"price": 1.5e5, "interval": {"lower": 1.0, "upper": 2.5, "level": 0.9}},
+            {"price": 0.1, "warnings": [{"code": "imputed", "field": "x", "message": "m"}]},
+        ],
+    }
+    lines = prediction_lines(rows, answer, 12.3456, trace)
+    for i, line in enumerate(lines):
+        parsed = json.loads(line)
+        want = PredictionLogLine(
+            message=parsed["message"],
+            event="prediction",
+            model=LoggedModel(name="ames", version="v1"),
+            features=rows[i],
+            output={k: v for k, v in answer["predictions"][i].items() if k != "warnings"},
+            warnings=[w["code"] for w in answer["predictions"][i].get("warnings", [])],
+            latency_ms=12.346,
+            request_id=parsed["request_id"],
+            index=i,
+            batch_size=2,
+            **trace,
+        )
+        assert list(parsed) == list(json.loads(want.to_json()))  # same fields, same order
+        assert parsed == json.loads(want.to_json())
+        assert parse_log_line(line) == want

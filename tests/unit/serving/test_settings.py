@@ -60,7 +60,7 @@ def test_each_function_reads_only_its_own_variables() -> None:
     # Variables shared by several functions are one field each, with one default.
     for name in serving & chat:
         assert ServingSettings.model_fields[name].default == ChatSettings.model_fields[name].default
-    assert {c.model_config["env_prefix"] for c in FUNCTION_SETTINGS} == {"ESTATE_"}
+    assert {c.env_prefix for c in FUNCTION_SETTINGS} == {"ESTATE_"}
 
 
 def test_the_body_guard_bounds_by_the_largest_body_of_any_function() -> None:
@@ -89,3 +89,26 @@ def test_cors_grants_only_the_origins_passed_in(
     with app.test_request_context("/", headers={"Origin": origin}):
         headers = cors_headers(flask.request, allowed)
     assert headers.get("Access-Control-Allow-Origin") == granted
+
+
+def test_variables_are_read_in_any_case_as_text_or_json_and_checked(
+    serving_env: pytest.MonkeyPatch,
+) -> None:
+    serving_env.setenv("ESTATE_MAX_INSTANCES", "7")
+    serving_env.setenv("estate_predlog_sample", "0.5")
+    serving_env.setenv("ESTATE_CORS_ORIGINS", '["https://a.example"]')
+    serving_env.setenv("ESTATE_LOG_PROJECT", "p")
+    s = ServingSettings()
+    assert (s.max_instances, s.predlog_sample, s.log_project) == (7, 0.5, "p")
+    assert s.cors_origins == ["https://a.example"]
+    assert ServingSettings(max_instances=3).max_instances == 3  # passed in wins
+    serving_env.setenv("ESTATE_CORS_ORIGINS", "[not json")
+    with pytest.raises(ValidationError, match="cors_origins"):
+        ServingSettings()
+    serving_env.setenv("ESTATE_CORS_ORIGINS", '["*"]')
+    serving_env.setenv("ESTATE_MAX_INSTANCES", "many")
+    with pytest.raises(ValidationError, match="max_instances"):
+        ServingSettings()
+    serving_env.setenv("ESTATE_MAX_INSTANCES", "0")
+    with pytest.raises(ValidationError, match="max_instances"):
+        ServingSettings()
