@@ -43,6 +43,13 @@ scales.quality = ["Po", "Fa", "TA", "Gd", "Ex"]
 ordinal."Kitchen.Qual" = "quality"
 ordinal."Exter.Qual" = "quality"
 
+[comparables]
+fields = ["area", "Bedroom.AbvGr", "Full.Bath", "Year.Built", "Neighborhood"]
+id = "PID"
+latitude = "Latitude"
+longitude = "Longitude"
+geo_share = 0.2
+
 [[candidates]]
 name = "ridge"
 estimator = "ridge"

@@ -19,8 +19,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from estate.contract.bundle import CATEGORICAL_INPUT, NUMERIC_INPUT, PREDICTION_OUTPUT, RAW_OUTPUT
+from estate.contract.bundle import (
+    CATEGORICAL_INPUT,
+    NUMERIC_INPUT,
+    PREDICTION_OUTPUT,
+    RAW_OUTPUT,
+    SCALE_OUTPUT,
+)
 from estate.contract.errors import ExportError
+from estate.export.scale_graph import ScaleHead, scale_nodes
 from estate.runtime.formula import fold
 from estate.runtime.layout import EncodedLayout
 
@@ -304,8 +311,10 @@ def build_graph(
     classifier: bool,
     log_target: bool,
     doc: str,
+    scale: ScaleHead | None = None,
 ) -> onnx.ModelProto:
-    """One graph from raw packed inputs to `prediction` and `raw` outputs."""
+    """One graph from raw packed inputs to `prediction` and `raw` outputs (and `scale`,
+    the adaptive interval's per-row scale, when `scale` is given)."""
     n_features = layout.width
     est = convert_estimator(estimator, n_features, classifier)
     est_opsets = {o.domain: o.version for o in est.opset_import}
@@ -329,15 +338,21 @@ def build_graph(
         head.append(helper.make_node("Reshape", [outputs[0], "head_flat"], [RAW_OUTPUT]))
         op = "Exp" if log_target else "Identity"
         head.append(helper.make_node(op, [RAW_OUTPUT], [PREDICTION_OUTPUT]))
+    graph_outputs = [
+        helper.make_tensor_value_info(PREDICTION_OUTPUT, TensorProto.FLOAT, [None]),
+        helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, [None]),
+    ]
+    if scale is not None:
+        scale_head, scale_inits = scale_nodes(scale, FEATURES, n_features, OPSET)
+        head += scale_head
+        head_inits += scale_inits
+        graph_outputs.append(helper.make_tensor_value_info(SCALE_OUTPUT, TensorProto.FLOAT, [None]))
 
     graph = helper.make_graph(
         enc_nodes + list(est.graph.node) + head,
         "estate_advisor",
         enc_inputs,
-        [
-            helper.make_tensor_value_info(PREDICTION_OUTPUT, TensorProto.FLOAT, [None]),
-            helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, [None]),
-        ],
+        graph_outputs,
         enc_inits + list(est.graph.initializer) + head_inits,
     )
     opsets = {**est_opsets, **OPSET}

@@ -68,6 +68,44 @@ class Period(_Strict):
     month: str | None = None
 
 
+class ComparablesConfig(_Strict):
+    """Which columns of a regression data set describe a sale to people (``[comparables]``).
+
+    Training writes these columns of its sales into ``comparables.npz``; predict, explain,
+    chat and the web page show the sales most like a house (estate/runtime/comparables.py).
+    The price is the target; the sale date defaults to the config's ``period``.
+    """
+
+    fields: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        description="Columns shown with each sale, in order (area, beds, baths, year built, …).",
+    )
+    id: str | None = Field(None, description="Column that identifies a sale (e.g. parcel id).")
+    date: Period | None = Field(None, description="Columns that date a sale (default: period).")
+    latitude: str | None = Field(None, description="Latitude column (degrees), with longitude.")
+    longitude: str | None = Field(None, description="Longitude column (degrees).")
+    features: int = Field(
+        12, ge=1, le=50, description="How many of the model's most important features count."
+    )
+    geo_share: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the distance given to km (None: the coordinates' own share "
+        "of the model's importance).",
+    )
+    max_rows: int = Field(
+        20_000, ge=10, le=200_000, description="Most sales kept (the most recent ones)."
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> ComparablesConfig:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("[comparables] needs both latitude and longitude, or neither")
+        return self
+
+
 class DatasetConfig(_Strict):
     """How to train on one tabular data set."""
 
@@ -90,6 +128,11 @@ class DatasetConfig(_Strict):
     folds: int = Field(5, ge=2, le=20)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     interval_level: float = Field(0.9, gt=0.5, lt=1.0)
+    interval_method: Literal["normalized_conformal", "cross_conformal"] = Field(
+        "normalized_conformal",
+        description="Regression interval served: a per-row band (normalized conformal, "
+        "with a scale output in the graph) or one fixed band for every row.",
+    )
     parity_tolerance: float = Field(
         1e-4,
         gt=0.0,
@@ -122,6 +165,9 @@ class DatasetConfig(_Strict):
     limits: list[str] = Field(
         default_factory=list, description="Model card: known limits, besides training ranges."
     )
+    comparables: ComparablesConfig | None = Field(
+        None, description="Columns of comparable sales (regression only; None: no comparables)."
+    )
     derived: dict[str, str] = Field(
         default_factory=dict,
         description="Derived feature name → formula of raw numeric or ordinal columns "
@@ -145,6 +191,10 @@ class DatasetConfig(_Strict):
             raise ValueError("target_transform applies to regression only")
         if self.task == "binary_classification" and self.positive_label is None:
             raise ValueError("binary_classification needs positive_label (the value of class 1)")
+        if self.task == "binary_classification" and self.comparables is not None:
+            raise ValueError(
+                "[comparables] applies to regression only: comparable sales need a sale price"
+            )
         self._check_features()
         return self
 

@@ -9,6 +9,7 @@ Runs the same as a local process or as a Vertex AI custom job::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,8 +33,10 @@ from estate.contract.bundle import (
 )
 from estate.contract.cells import FLOAT32_MAX
 from estate.contract.errors import ConfigError
+from estate.export.scale_graph import ScaleHead
 from estate.runtime.drift import build_reference
 from estate.storage.store import open_store
+from estate.training import adaptive
 from estate.training import candidates as cands
 from estate.training.card import CardFacts, attach_card, coverage_by_fifth, sale_period
 from estate.training.config import DatasetConfig
@@ -76,6 +79,8 @@ class Prepared:
     Z: np.ndarray
     rows_total: int
     folds: list[np.ndarray] = field(default_factory=list)
+    #: Every row used, raw columns and target included (for the comparables table).
+    rows: pd.DataFrame | None = None
 
 
 def prepare(config: DatasetConfig, table: Table) -> Prepared:
@@ -111,6 +116,7 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     frame = frame[frame[config.target].notna()]
     data_rows = frame.index.to_numpy() + 1  # data-row numbers in the file, for errors
     frame = frame.reset_index(drop=True)
+    rows_used = frame.copy() if config.comparables is not None else None
     if len(frame) < config.folds * 10:
         raise ConfigError(
             f"Only {len(frame)} usable rows in {table.uri}; need at least {config.folds * 10}."
@@ -143,7 +149,7 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     except ConfigError as exc:
         raise ConfigError(f"{table.uri}: {exc}") from None
     Z = encoder.transform(features)
-    prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total)
+    prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total, rows=rows_used)
     prepared.folds = fold_indices(
         train.size, y[train], config.folds, config.seed, config.classifier
     )
@@ -309,7 +315,9 @@ class Calibration:
     hold_raw: np.ndarray
     interval: ConformalInterval | None = None
     threshold: DecisionThreshold | None = None
-    inside: np.ndarray | None = None  # regression: holdout rows the interval covers
+    inside: np.ndarray | None = None  # regression: holdout rows the served interval covers
+    scale: ScaleHead | None = None  # adaptive interval: the graph's scale head
+    hold_scale: np.ndarray | None = None  # its scale on the holdout rows (parity reference)
 
 
 def train(
@@ -410,22 +418,53 @@ def calibrate(config: DatasetConfig, data: Prepared, choice: Choice, say: Progre
         shown = ", ".join(f"{k} {v:.3f}" for k, v in threshold.holdout_metrics.items())
         say(f"decision threshold {cut:.3f}: holdout {shown}")
         return Calibration(hold_raw, threshold=threshold)
-    q = conformal_quantile(ytr, oof, config.interval_level)
-    inside = np.abs(yho - hold_raw) <= q
-    lo, hi = hold_raw - q, hold_raw + q
-    width = np.exp(hi) - np.exp(lo) if config.target_transform == "log" else hi - lo
+    return calibrate_interval(config, data, hold_raw, oof, say)
+
+
+def calibrate_interval(
+    config: DatasetConfig, data: Prepared, hold_raw: np.ndarray, oof: np.ndarray, say: Progress
+) -> Calibration:
+    """The fixed band and the normalized one (`estate.training.adaptive`), both calibrated
+    on the out-of-fold predictions and compared on the holdout; the config's
+    ``interval_method`` is served."""
+    level, log_target = config.interval_level, config.target_transform == "log"
+    ytr, yho = data.y[data.train], data.y[data.holdout]
+    q = conformal_quantile(ytr, oof, level)
+    fixed = adaptive.Band("cross_conformal", hold_raw - q, hold_raw + q)
+    fit = adaptive.fit_normalized(data.Z[data.train], ytr, oof, data.folds, level, config.seed)
+    hold_scale = fit.head.predict(data.Z[data.holdout])
+    half = fit.quantile * hold_scale
+    normalized = adaptive.Band("normalized_conformal", hold_raw - half, hold_raw + half)
+    served = normalized if config.interval_method == "normalized_conformal" else fixed
+    table = adaptive.compare([fixed, normalized], served.method, yho, hold_raw, log_target)
+    by_method = {row.method: row for row in table}
+    spec = None
+    if served is normalized:
+        row = by_method[normalized.method]
+        spec = adaptive.adaptive_spec(fit, int(ytr.size), row.coverage, row.median_width)
     interval = ConformalInterval(
-        level=config.interval_level,
+        level=level,
         quantile=q,
         calibration_rows=int(ytr.size),
-        holdout_coverage=float(inside.mean()),
-        holdout_median_width=float(np.median(width)),
+        holdout_coverage=by_method[fixed.method].coverage,
+        holdout_median_width=by_method[fixed.method].median_width,
+        adaptive=spec,
+        comparison=table,
     )
-    say(
-        f"{config.interval_level:.0%} interval: ±{q:.4f} (raw scale), holdout coverage "
-        f"{interval.holdout_coverage:.1%}"
+    for row in table:
+        fifths = " ".join(f"{f.coverage:.0%}" for f in row.by_fifth)
+        say(
+            f"{level:.0%} {row.method}{' (served)' if row.served else ''}: holdout coverage "
+            f"{row.coverage:.1%} (by fifth of prediction {fifths}), median relative width "
+            f"{row.median_relative_width:.1%}"
+        )
+    return Calibration(
+        hold_raw,
+        interval=interval,
+        inside=adaptive.covered(served, yho),
+        scale=fit.head if spec is not None else None,
+        hold_scale=hold_scale if spec is not None else None,
     )
-    return Calibration(hold_raw, interval=interval, inside=inside)
 
 
 def output_units(config: DatasetConfig, raw: np.ndarray) -> np.ndarray:
@@ -557,7 +596,13 @@ def export_and_gate(
         assemble=assemble,
         decide=decide,
         card=lambda finished: attach_card(finished, config, facts),
+        comparables=comparables_table(config, data),
         explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
+        scale=(
+            (calibration.scale, calibration.hold_scale)
+            if calibration.scale is not None and calibration.hold_scale is not None
+            else None
+        ),
     )
     say(
         f"wrote {store.uri}/models/{manifest.name}/{manifest.version} "
@@ -570,6 +615,19 @@ def export_and_gate(
             say(line)
     say(gates.apply_decision(store, manifest))
     return manifest
+
+
+def comparables_table(
+    config: DatasetConfig, data: Prepared
+) -> Callable[[Manifest], tuple[Manifest, bytes]] | None:
+    """The export's hook that writes ``comparables.npz`` (None: the config declares none)."""
+    if config.comparables is None or data.rows is None:
+        return None
+    from estate.training.comparables import build_table
+
+    rows = data.rows
+    packed = data.encoder.pack(data.features)
+    return lambda finished: build_table(finished, config, rows, packed)
 
 
 def explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:

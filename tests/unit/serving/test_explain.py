@@ -76,7 +76,7 @@ def test_additivity_on_every_ames_holdout_row(served: Any, tiny_ames_config: Pat
     instances = holdout_instances(tiny_ames_config)
     assert len(instances) == served.manifest.training["rows_holdout"]
     numeric, categorical, _ = served.pack(served.adapter.validate_python(instances))
-    _, raw = served.run(numeric, categorical)
+    raw = served.run(numeric, categorical).raw
     phi = served.explainer.shap(numeric, categorical)
     assert np.abs(served.explainer.base + phi.sum(axis=1) - raw).max() < 1e-4
     answers = explain_instances(served, instances)
@@ -260,6 +260,7 @@ def test_write_bundle_keeps_explainer_file_and_manifest_together(
         write_bundle(target, plain, bundle.model_bytes, bundle.explainer_bytes, card)
     with pytest.raises(BundleError, match="truncated or altered"):
         write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes[:-1], card)
-    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes, card)
+    table = bundle.comparables_bytes
+    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes, card, table)
     again = read_bundle(target, "ames", bundle.manifest.version)
     assert again.explainer_bytes == bundle.explainer_bytes

@@ -66,7 +66,7 @@ def test_served_graph_derives_features_from_raw_rows(ames_store: Path) -> None:
     sparse = {k: v for k, v in row.items() if k not in ("Total.Bsmt.SF", "Yr.Sold")}
     odd = row | {"Kitchen.Qual": "Superb", "Exter.Qual": None}
     numeric, categorical, _ = model.pack(model.adapter.validate_python([row, sparse, odd]))
-    _, raw = model.run(numeric, categorical)
+    raw = model.run(numeric, categorical).raw
     explainer = model.explainer
     assert explainer is not None
     phi = explainer.shap(numeric, categorical)
