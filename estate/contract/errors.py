@@ -109,6 +109,10 @@ class NotExplainableError(RequestError):
     """The served bundle has no explainer."""
 
 
+class UnsupportedModelError(RequestError):
+    """The served bundle cannot answer this function at all (analyze on a classifier)."""
+
+
 class NoComparablesError(RequestError):
     """The served bundle has no table of comparable sales (see the message for why)."""
 

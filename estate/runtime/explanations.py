@@ -52,9 +52,10 @@ def explain_instances(
     rows = validate_instances(model.adapter, instances, max_field_errors)
     require_values(rows)
     numeric, categorical, warnings = model.pack(rows)
-    prediction, _ = model.run(numeric, categorical)
+    prediction = model.run(numeric, categorical).prediction
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
         phi = explainer.shap(numeric, categorical)
+        derived = explainer.derived_values(numeric, categorical)
     answers = []
     for i in range(len(rows)):
         try:
@@ -62,7 +63,7 @@ def explain_instances(
                 model,
                 explainer,
                 {w["field"] for w in warnings[i] if w["code"] == "imputed"},
-                (numeric[i], categorical[i]),
+                (numeric[i], categorical[i], derived[i]),
                 float(prediction[i]),
                 phi[i],
                 top_k,
@@ -81,7 +82,7 @@ def _one(
     model: ServingModel,
     explainer: Explainer,
     imputed_fields: set[str],
-    packed: tuple[np.ndarray, np.ndarray],
+    packed: tuple[np.ndarray, np.ndarray, np.ndarray],
     prediction: float,
     phi: np.ndarray,
     top_k: int | None = None,
@@ -89,9 +90,11 @@ def _one(
     """One instance's explanation, contributions sorted by |shap|.
 
     ``value`` is what the model used: the instance's value, or the imputed one (then
-    ``imputed: true``, and the warnings say so too)."""
+    ``imputed: true``, and the warnings say so too). A derived feature (computed by the
+    graph, never sent) carries its ``formula`` and ``inputs``, its value is the formula's
+    on the values the model used, and ``imputed`` when an input was."""
     m = model.manifest
-    numeric, categorical = packed
+    numeric, categorical, derived = packed
     out = m.output.name
     base = explainer.base
     values: list[Any] = [
@@ -99,7 +102,13 @@ def _one(
         for f, v in zip(m.input.numeric, numeric, strict=True)
     ]
     values += [str(c) for c in categorical]
+    formulas = {d.name: d for d in m.input.derived_features()}
+    values += [
+        _number(float(v), d.integer) for d, v in zip(formulas.values(), derived, strict=True)
+    ]
     imputed = [name in imputed_fields for name in explainer.raw_names]  # as the warnings say
+    for d in formulas.values():
+        imputed[explainer.raw_names.index(d.name)] = any(n in imputed_fields for n in d.inputs)
     order = np.argsort(-np.abs(phi), kind="stable")
     items: list[dict[str, Any]] = []
     level = math.exp(base) if explainer.log_target else base
@@ -111,6 +120,9 @@ def _one(
         if name in model.units:
             item["unit"] = model.units[name]
         item["value"] = values[j]
+        if name in formulas:
+            item["formula"] = formulas[name].formula
+            item["inputs"] = list(formulas[name].inputs)
         if imputed[j]:
             item["imputed"] = True
         item["shap"] = float(phi[j])

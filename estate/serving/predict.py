@@ -59,8 +59,8 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     k = comparables_asked(  # rows as packed, whatever form the body sent them in
         request.parameters, packed.numeric.shape[0], settings.comparables_max_instances
     )
-    prediction, raw = model.run(packed.numeric, packed.categorical)
-    bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
+    prediction, raw, scale = model.run(packed.numeric, packed.categorical)
+    bounds, label = intervals(raw, model.manifest, scale), labels(prediction, model.manifest)
     per_row = len(prediction) <= settings.row_warnings_max_instances
     finite = np.isfinite(prediction)
     if bounds is not None:

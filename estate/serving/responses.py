@@ -138,6 +138,83 @@ class ChatResponse(_Closed):
     model: ModelRef
 
 
+class Valuation(_Closed):
+    """analyze: the model's price for the house and its interval."""
+
+    price: float
+    interval: Interval | None = Field(description="None when the bundle has no interval.")
+    warnings: list[InputWarning] = Field(description="Imputed, unseen or out-of-range inputs.")
+
+
+class Comparables(_Closed):
+    """analyze: the most similar training sales, when the bundle carries a sales table."""
+
+    available: bool = Field(description="Whether this bundle has comparable sales at all.")
+    sales: list[ComparableSale] = Field(
+        description="The k most similar training sales, nearest first (the same search as "
+        "predict's parameters.comparables)."
+    )
+    note: str | None = Field(description="Why there are none, when there are none.")
+
+
+class DealFigures(_Closed):
+    """Every figure of the deal (`estate.runtime.deal`): money in dollars, rates as fractions."""
+
+    loan: float
+    monthly_payment: float
+    annual_debt_service: float
+    operating_expenses: float = Field(description="Per year: taxes, insurance, HOA, upkeep.")
+    noi: float = Field(description="Net operating income per year (after vacancy).")
+    gross_yield: float
+    net_yield: float
+    cap_rate: float
+    monthly_cash_flow: float
+    annual_cash_flow: float
+    cash_on_cash: float | None = Field(description="None when under $1 of cash is put in.")
+    dscr: float | None = Field(description="Debt service coverage; None without a loan.")
+    break_even_rent: float | None = Field(
+        description="Monthly rent with zero cash flow; None if vacancy + upkeep take it all."
+    )
+
+
+class DealVerdict(_Closed):
+    price: Literal["below", "inside", "above"] | None = Field(
+        description="The asking price against the model's interval; None without one."
+    )
+    asking_vs_estimate: float | None = Field(description="(asking - estimate) / estimate.")
+    cash_flow: Literal["positive", "negative", "break_even"]
+    summary: str
+
+
+class TermUsed(_Closed):
+    """One deal term as used: in the request's unit, given or defaulted (and by what rule)."""
+
+    value: float
+    unit: str
+    source: Literal["given", "default"]
+    basis: str = Field(description="'given', or the default's rule (e.g. '20% of the price').")
+
+
+class TermWarning(_Closed):
+    field: str
+    code: Literal["percent_under_one"]
+    message: str
+
+
+class DealAnswer(_Closed):
+    analysis: DealFigures
+    verdict: DealVerdict
+    assumptions: dict[str, TermUsed] = Field(description="Every term, by its request name.")
+    warnings: list[TermWarning]
+
+
+class AnalyzeResponse(_Closed):
+    valuation: Valuation
+    comparables: Comparables
+    deal: DealAnswer
+    model: ModelRef
+
+
 class ModelCardLink(_Closed):
     """Where the serving bundle's model card is (data, metrics, intended use, limits)."""
 
@@ -203,6 +280,10 @@ class Contribution(_Closed):
     label: str | None = Field(None, description="Readable name, when the config gives one.")
     unit: str | None = Field(None, description="Unit of `value`, when the config gives one.")
     value: float | str | None = Field(description="The value used (after imputation).")
+    formula: str | None = Field(
+        None, description="A derived feature (computed by the model, not sent): its formula."
+    )
+    inputs: list[str] | None = Field(None, description="A derived feature: the fields it reads.")
     imputed: bool | None = None
     shap: float = Field(description="SHAP value in the explained scale (see `scale`).")
     factor: float | None = Field(None, description="Log-target models: exp(shap).")

@@ -79,7 +79,7 @@ def load_verified(store: ArtifactStore, name: str, version: str, threads: int) -
         numeric = np.full((1, len(model.numeric)), np.nan, dtype=np.float64)
         categorical = np.empty((1, len(model.categorical)), dtype=object)
         categorical[0, :] = [c.impute for c in model.categorical]
-        prediction, raw = model.run(numeric, categorical)
+        prediction, raw, _ = model.run(numeric, categorical)
         if model.comparable_sales is not None:
             model.comparables(numeric, categorical, 1)
     except Exception as exc:  # onnxruntime raises its own types for a bad graph

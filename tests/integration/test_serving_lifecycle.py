@@ -166,8 +166,11 @@ def test_a_corrupted_new_bundle_is_refused_while_the_old_one_keeps_serving(
             ),
         }
     )
-    plain = bad.model_copy(update={"explainer": None, "model_card": None, "comparables": None})
-    write_bundle(store, plain, garbage)
+    write_bundle(
+        store,
+        bad.model_copy(update={"explainer": None, "model_card": None, "comparables": None}),
+        garbage,
+    )
     promote(store, "ames", "v-garbage")
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="estate_advisor.functions"):

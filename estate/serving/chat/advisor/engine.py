@@ -186,7 +186,7 @@ def _value_text(value: dict[str, Any]) -> str:
             f"{money(interval['upper'])})"
         )
     imputed = value["imputed"]
-    out = [f"{w['field']}: {w['message']}" for w in value["warnings"]]
+    out = [f"{w.get('label') or w['field']}: {w['message']}" for w in value["warnings"]]
     text += "."
     if imputed:
         text += f" {len(imputed)} feature(s) you did not give were set to typical values."
