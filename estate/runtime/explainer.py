@@ -39,7 +39,8 @@ class ShapTables:
     def of(arrays: Mapping[str, np.ndarray]) -> ShapTables:
         paths = None
         if arrays["path_value"].size:
-            paths = TreePaths(**{k: arrays[f"path_{k}"] for k in _PATH_KEYS})
+            tree = _tree_of_paths(arrays)
+            paths = TreePaths(**{k: arrays[f"path_{k}"] for k in _PATH_KEYS}, tree=tree)
         return ShapTables(
             arrays["linear_coef"], arrays["linear_mean"], float(arrays["base_value"]), paths
         )
@@ -50,6 +51,21 @@ class ShapTables:
         if self.paths is not None:
             phi = phi + tree_shap(self.paths, Z)
         return np.asarray(phi)
+
+
+def _tree_of_paths(arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The tree of each path, from the node tables the file also holds.
+
+    The exporter writes paths tree by tree, one per leaf (`paths_from_nodes`); a file
+    without node tables, or whose counts disagree, gets None (per-path tables only)."""
+    left, start = arrays.get("node_left"), arrays.get("tree_start")
+    if left is None or start is None or left.size == 0:
+        return None
+    bounds = np.append(np.asarray(start, dtype=np.int64), left.size)
+    leaves = np.add.reduceat(left < 0, bounds[:-1]) if bounds.size > 1 else np.zeros(0, int)
+    if int(leaves.sum()) != arrays["path_value"].size or np.any(np.diff(bounds) <= 0):
+        return None
+    return np.repeat(np.arange(leaves.size), leaves)
 
 
 class Explainer:

@@ -185,13 +185,21 @@ class EncodedLayout:
         return block
 
     def _onehot_block(self, categorical: np.ndarray) -> np.ndarray:
-        n = categorical.shape[0]
+        n, m = categorical.shape
         block = np.zeros((n, len(self.category_index)), dtype=np.float32)
-        for j, index in enumerate(self._columns):
-            if not index:
-                continue
-            get = index.get
-            cols = np.fromiter((get(v, -1) for v in categorical[:, j]), dtype=np.int64, count=n)
-            rows = np.flatnonzero(cols >= 0)  # an unseen category sets no column
-            block[rows, cols[rows]] = 1.0
+        # One pass over every cell (a feature's column, -1 for an unseen category, which
+        # sets none), then one scatter: no numpy call per feature on one-row requests.
+        columns = categorical.T.tolist()
+        cols = np.fromiter(
+            (
+                get(v, -1)
+                for index, col in zip(self._columns, columns, strict=True)
+                for get in (index.get,)
+                for v in col
+            ),
+            dtype=np.int64,
+            count=n * m,
+        ).reshape(m, n)
+        hit = cols >= 0
+        block[np.nonzero(hit)[1], cols[hit]] = 1.0
         return block
