@@ -42,7 +42,10 @@ def fake_manifest(template: Manifest, name: str, version: str) -> Manifest:
     model_file = template.model_file.model_copy(
         update={"sha256": sha256_hex(MODEL), "bytes": len(MODEL)}
     )
-    return template.model_copy(update={"name": name, "version": version, "model_file": model_file})
+    side_files = {"explainer": None, "model_card": None, "comparables": None}  # model only
+    return template.model_copy(
+        update={"name": name, "version": version, "model_file": model_file, **side_files}
+    )
 
 
 class CountingStore:

@@ -30,11 +30,25 @@ def _numbers(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
 
 
+def raw_importance(manifest: Manifest) -> dict[str, float]:
+    """Global importance per raw input: a derived feature's (e.g. Age = Yr.Sold -
+    Year.Built) is shared equally among the raw features its formula reads, as a house
+    can only be compared on what callers send."""
+    if manifest.explainer is None:
+        return {}
+    imp = dict(manifest.explainer.global_importance)
+    for d in manifest.input.derived or []:
+        share = imp.pop(d.name, 0.0) / max(1, len(d.inputs))
+        for name in d.inputs:
+            imp[name] = imp.get(name, 0.0) + share
+    return imp
+
+
 def _weights(manifest: Manifest, cc: ComparablesConfig, skip: set[str]) -> dict[str, float]:
     """Raw feature → importance, the `cc.features` most important ones (ties: manifest order)."""
     names = [n for n in manifest.input.names() if n not in skip]
     if manifest.explainer is not None:
-        imp = manifest.explainer.global_importance
+        imp = raw_importance(manifest)
         ranked = sorted(names, key=lambda n: -imp.get(n, 0.0))
         return {n: imp.get(n, 0.0) for n in ranked[: cc.features] if imp.get(n, 0.0) > 0}
     return dict.fromkeys(names[: cc.features], 1.0)  # no explainer: equal weights
@@ -91,7 +105,7 @@ def build_table(
     geo_importance = 0.0
     if geo is not None:
         if manifest.explainer is not None:
-            imp = manifest.explainer.global_importance
+            imp = raw_importance(manifest)
             geo_importance = imp.get(geo[0], 0.0) + imp.get(geo[1], 0.0)
         else:
             geo_importance = 1.0
