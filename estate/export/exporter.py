@@ -204,6 +204,7 @@ def export_bundle(
     decide: Callable[[Manifest, bytes], Manifest] | None = None,
     explain_rows: tuple[np.ndarray, np.ndarray] | None = None,
     card: Callable[[Manifest], tuple[Manifest, bytes]] | None = None,
+    comparables: Callable[[Manifest], tuple[Manifest, bytes]] | None = None,
     scale: tuple[ScaleHead, np.ndarray] | None = None,
 ) -> Manifest:
     """Build, verify and write one immutable bundle; returns its manifest.
@@ -217,6 +218,7 @@ def export_bundle(
     With `explain_rows` (packed training rows) it also writes the SHAP explainer file.
     `card`, if given, renders the model card from the decided manifest and returns the
     manifest with the card's entry and the card's bytes (written with the bundle).
+    `comparables`, if given, does the same for the table of comparable sales.
     `scale`, if given, is the adaptive interval's scale head and its numpy reference on the
     parity rows: the graph gets the ``scale`` output, parity-checked like ``prediction``.
     """
@@ -271,5 +273,15 @@ def export_bundle(
     card_bytes = None
     if card is not None:
         manifest, card_bytes = card(manifest)
-    write_bundle(store, manifest, model_bytes, explained[0] if explained else None, card_bytes)
+    comparables_bytes = None
+    if comparables is not None:
+        manifest, comparables_bytes = comparables(manifest)
+    write_bundle(
+        store,
+        manifest,
+        model_bytes,
+        explained[0] if explained else None,
+        card_bytes,
+        comparables_bytes,
+    )
     return manifest

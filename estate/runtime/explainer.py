@@ -3,9 +3,11 @@
 `Explainer` loads the bundle's ``explainer.npz`` (numpy arrays, no pickle), re-encodes
 packed instances exactly as the ONNX graph does (`estate.runtime.layout`), adds exact
 linear SHAP and TreeSHAP (`estate.runtime.treeshap`) on the encoded columns and sums
-one-hot columns back to the raw feature they came from. `ShapTables` is the arithmetic
-on the file's arrays, shared with the export side's additivity check. Turning the values
-into per-instance answers is `estate.runtime.explanations`.
+one-hot columns back to the raw feature they came from (a derived feature's column is
+its own: its SHAP value is reported as that feature, beside the inputs' own).
+`ShapTables` is the arithmetic on the file's arrays, shared with the export side's
+additivity check. Turning the values into per-instance answers is
+`estate.runtime.explanations`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class ShapTables:
     def of(arrays: Mapping[str, np.ndarray]) -> ShapTables:
         paths = None
         if arrays["path_value"].size:
-            paths = TreePaths(**{k: arrays[f"path_{k}"] for k in _PATH_KEYS})
+            tree = _tree_of_paths(arrays)
+            paths = TreePaths(**{k: arrays[f"path_{k}"] for k in _PATH_KEYS}, tree=tree)
         return ShapTables(
             arrays["linear_coef"], arrays["linear_mean"], float(arrays["base_value"]), paths
         )
@@ -48,6 +51,21 @@ class ShapTables:
         if self.paths is not None:
             phi = phi + tree_shap(self.paths, Z)
         return np.asarray(phi)
+
+
+def _tree_of_paths(arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The tree of each path, from the node tables the file also holds.
+
+    The exporter writes paths tree by tree, one per leaf (`paths_from_nodes`); a file
+    without node tables, or whose counts disagree, gets None (per-path tables only)."""
+    left, start = arrays.get("node_left"), arrays.get("tree_start")
+    if left is None or start is None or left.size == 0:
+        return None
+    bounds = np.append(np.asarray(start, dtype=np.int64), left.size)
+    leaves = np.add.reduceat(left < 0, bounds[:-1]) if bounds.size > 1 else np.zeros(0, int)
+    if int(leaves.sum()) != arrays["path_value"].size or np.any(np.diff(bounds) <= 0):
+        return None
+    return np.repeat(np.arange(leaves.size), leaves)
 
 
 class Explainer:
@@ -87,6 +105,14 @@ class Explainer:
     def shap_encoded(self, Z: np.ndarray) -> np.ndarray:
         """SHAP values per encoded column [rows, columns]."""
         return self.tables.shap_encoded(Z)
+
+    def derived_values(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """Each derived feature's value [rows, derived features], as the graph computes it
+        (before any log1p): what explain reports beside its SHAP value."""
+        if not self.layout.derived:
+            return np.zeros((numeric.shape[0], 0))
+        start = self.layout.number_width - len(self.layout.derived)
+        return self.layout.numbers(numeric, categorical)[:, start:]
 
     def shap(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """SHAP values per raw feature [rows, features]; rows sum to output - base."""

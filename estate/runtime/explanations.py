@@ -13,16 +13,20 @@ makes given the ones before it, so the effects sum exactly to price - exp(base).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from estate.contract.errors import NotExplainableError
-from estate.contract.instances import MAX_FIELD_ERRORS, require_values, validate_instances
+from estate.contract.instances import MAX_FIELD_ERRORS
 from estate.runtime.explainer import Explainer
 from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.serving_model import ServingModel
+
+#: Per loaded model, the static part of each feature's contribution (`_static_items`).
+_STATIC: weakref.WeakKeyDictionary[ServingModel, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 def not_explainable(model: ServingModel) -> NotExplainableError:
@@ -49,104 +53,162 @@ def explain_instances(
     explainer: Explainer | None = getattr(model, "explainer", None)
     if explainer is None:
         raise not_explainable(model)
-    rows = validate_instances(model.adapter, instances, max_field_errors)
-    require_values(rows)
-    numeric, categorical, warnings = model.pack(rows)
+    packed = model.pack_checked(list(instances), max_field_errors)
+    numeric, categorical = packed.numeric, packed.categorical
     prediction = model.run(numeric, categorical).prediction
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
         phi = explainer.shap(numeric, categorical)
+        derived = explainer.derived_values(numeric, categorical).tolist()
+        order = np.argsort(-np.abs(phi), axis=1, kind="stable")
+        ranked = np.take_along_axis(phi, order, axis=1)
+        if explainer.log_target:  # factors applied one by one, largest |shap| first
+            factors = np.exp(ranked)
+            start = np.full((len(phi), 1), math.exp(explainer.base))
+            levels = np.cumprod(np.hstack([start, factors]), axis=1)  # exp(base) x f1 x f2 ...
+            effects = np.diff(levels, axis=1)
+            finite = np.isfinite(levels).all(axis=1) & np.isfinite(effects).all(axis=1)
+        else:
+            factors = effects = ranked
+            finite = np.isfinite(ranked).all(axis=1)
+    finite &= np.isfinite(prediction)
+    static = _static_items(model, explainer)
+    integer = [f.integer for f in model.manifest.input.numeric]
+    impute = np.array([f.impute for f in model.manifest.input.numeric], dtype=np.float64)
+    used = np.where(np.isnan(numeric), impute, numeric).tolist()  # the value the model used
+    cats = categorical.tolist()
+    formulas = model.manifest.input.derived_features()
+    derived_integer = [d.integer for d in formulas]
     answers = []
-    for i in range(len(rows)):
+    for i in range(len(prediction)):
+        warnings = model.row_warnings(packed, i)
+        values: list[Any] = [
+            int(v) if whole and v.is_integer() else v  # "Fireplaces = 2"
+            for v, whole in zip(used[i], integer, strict=True)
+        ]
+        values += [str(c) for c in cats[i]]
+        values += [
+            int(v) if whole and v.is_integer() else v
+            for v, whole in zip(derived[i], derived_integer, strict=True)
+        ]
         try:
             item = _one(
                 model,
                 explainer,
-                {w["field"] for w in warnings[i] if w["code"] == "imputed"},
-                (numeric[i], categorical[i]),
+                {w["field"] for w in warnings if w["code"] == "imputed"},
+                values,
                 float(prediction[i]),
-                phi[i],
+                (order[i], ranked[i], factors[i], effects[i]),
+                static,
                 top_k,
             )
-        except OverflowError:  # exp() of an absurd SHAP value: not a finite answer either
+        except OverflowError:  # exp() of an absurd SHAP sum: not a finite answer either
             require_finite(
-                math.inf, f"explanations[{i}]", out_of_range(warnings[i], f"instances[{i}]")
+                math.inf, f"explanations[{i}]", out_of_range(warnings, f"instances[{i}]")
             )
             raise
-        require_finite(item, f"explanations[{i}]", out_of_range(warnings[i], f"instances[{i}]"))
-        answers.append(item | {"warnings": warnings[i]})
+        if not finite[i]:  # names the first number that is not finite, and the inputs
+            require_finite(item, f"explanations[{i}]", out_of_range(warnings, f"instances[{i}]"))
+        answers.append(item | {"warnings": warnings})
     return answers
+
+
+def _static_items(model: ServingModel, explainer: Explainer) -> list[dict[str, Any]]:
+    """Per raw feature, the part of its contribution that no row changes (name, label, unit);
+    built once per loaded model."""
+    cached = _STATIC.get(model)
+    if cached is not None:
+        return cached
+    items = []
+    formulas = {d.name: d for d in model.manifest.input.derived_features()}
+    for name in explainer.raw_names:
+        item: dict[str, Any] = {"feature": name}
+        if name in model.labels:
+            item["label"] = model.labels[name]
+        if name in model.units:
+            item["unit"] = model.units[name]
+        if name in formulas:
+            item["formula"] = formulas[name].formula
+            item["inputs"] = list(formulas[name].inputs)
+        items.append(item)
+    _STATIC[model] = items
+    return items
+
+
+def _derived_inputs(model: ServingModel) -> dict[str, tuple[str, ...]]:
+    """Derived feature → the raw inputs its formula reads."""
+    return {d.name: tuple(d.inputs) for d in model.manifest.input.derived_features()}
+
+
+_IMPUTED: dict[str, Any] = {"imputed": True}
+_NOTHING: dict[str, Any] = {}
 
 
 def _one(
     model: ServingModel,
     explainer: Explainer,
     imputed_fields: set[str],
-    packed: tuple[np.ndarray, np.ndarray],
+    values: list[Any],
     prediction: float,
-    phi: np.ndarray,
+    ranked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    static: list[dict[str, Any]],
     top_k: int | None = None,
 ) -> dict[str, Any]:
     """One instance's explanation, contributions sorted by |shap|.
 
-    ``value`` is what the model used: the instance's value, or the imputed one (then
-    ``imputed: true``, and the warnings say so too)."""
-    m = model.manifest
-    numeric, categorical = packed
-    out = m.output.name
+    ``ranked`` is (feature order, shap, factor, effect), each largest |shap| first.
+    ``values`` (per raw feature) are what the model used: the instance's value, or the
+    imputed one (then ``imputed: true``, and the warnings say so too). A derived feature
+    (computed by the graph, never sent) carries its ``formula`` and ``inputs`` (static),
+    its value is the formula's on the values the model used, and ``imputed`` when an
+    input was."""
+    out = model.manifest.output.name
     base = explainer.base
-    values: list[Any] = [
-        _number(float(f.impute if math.isnan(v) else v), f.integer)
-        for f, v in zip(m.input.numeric, numeric, strict=True)
+    names = explainer.raw_names
+    shown = len(names) if not top_k else min(top_k, len(names))
+    order, shap, factor, effect = (a[:shown].tolist() for a in ranked)
+    inputs = _derived_inputs(model)
+    flags = [
+        _IMPUTED
+        if n in imputed_fields or any(x in imputed_fields for x in inputs.get(n, ()))
+        else _NOTHING
+        for n in names
     ]
-    values += [str(c) for c in categorical]
-    imputed = [name in imputed_fields for name in explainer.raw_names]  # as the warnings say
-    order = np.argsort(-np.abs(phi), kind="stable")
-    items: list[dict[str, Any]] = []
-    level = math.exp(base) if explainer.log_target else base
-    for j in order:
-        name = explainer.raw_names[j]
-        item: dict[str, Any] = {"feature": name}
-        if name in model.labels:
-            item["label"] = model.labels[name]
-        if name in model.units:
-            item["unit"] = model.units[name]
-        item["value"] = values[j]
-        if imputed[j]:
-            item["imputed"] = True
-        item["shap"] = float(phi[j])
-        if explainer.log_target:
-            item["factor"] = math.exp(phi[j])
-            after = level * item["factor"]
-            item["effect"] = after - level
-            level = after
-        elif explainer.spec.scale == "raw":
-            item["effect"] = float(phi[j])
-        items.append(item)
+    log_target = explainer.log_target
+    items: list[dict[str, Any]]
+    if log_target:
+        items = [
+            {**static[j], "value": values[j], **flags[j], "shap": s, "factor": f, "effect": e}
+            for j, s, f, e in zip(order, shap, factor, effect, strict=True)
+        ]
+    elif explainer.spec.scale == "raw":
+        items = [
+            {**static[j], "value": values[j], **flags[j], "shap": s, "effect": s}
+            for j, s in zip(order, shap, strict=True)
+        ]
+    else:
+        items = [
+            {**static[j], "value": values[j], **flags[j], "shap": s}
+            for j, s in zip(order, shap, strict=True)
+        ]
     answer: dict[str, Any] = {
         out: prediction,
         "base_value": {"shap": base},
         "scale": _scale_name(model, explainer),
-        "contributions": items[:top_k] if top_k else items,
+        "contributions": items,
     }
-    if explainer.log_target:
+    if log_target:
         answer["base_value"][out] = math.exp(base)
-    if top_k and len(items) > top_k:
-        rest = items[top_k:]
-        other: dict[str, Any] = {
-            "features": len(rest),
-            "shap": float(sum(r["shap"] for r in rest)),
-        }
-        if "effect" in rest[0]:
-            other["effect"] = float(sum(r["effect"] for r in rest))
-        if explainer.log_target:
+    if shown < len(names):
+        rest_shap = ranked[1][shown:].tolist()
+        other: dict[str, Any] = {"features": len(rest_shap), "shap": float(sum(rest_shap))}
+        if log_target:
+            other["effect"] = float(sum(ranked[3][shown:].tolist()))
+        elif explainer.spec.scale == "raw":
+            other["effect"] = float(sum(rest_shap))
+        if log_target:
             other["factor"] = math.exp(other["shap"])
         answer["other_features"] = other
     return answer
-
-
-def _number(value: float, integer: bool) -> float | int:
-    """Whole numbers of an integer feature print as integers ("Fireplaces = 2")."""
-    return int(value) if integer and value.is_integer() else value
 
 
 def _scale_name(model: ServingModel, explainer: Explainer) -> str:

@@ -14,13 +14,14 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from estate.contract.bundle import MISSING_CATEGORY, MODEL_FILE, SCALE_OUTPUT, Manifest
-from estate.contract.errors import BundleError
+from estate.contract.errors import BundleError, NoComparablesError
 from estate.contract.instances import (
     MAX_STRING,
     instance_adapter,
     require_values,
     validate_instances,
 )
+from estate.runtime.comparables import Comparables
 from estate.runtime.explainer import Explainer
 from estate.runtime.outputs import intervals
 from estate.runtime.packing import DictPacker, Packed
@@ -62,11 +63,18 @@ class ServingModel:
         threads: int = 1,
         explainer_bytes: bytes | None = None,
         card_bytes: bytes | None = None,
+        comparables_bytes: bytes | None = None,
     ) -> None:
         self.manifest = manifest
         self.card_text = card_bytes.decode() if card_bytes is not None else None
         self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
         self.session = open_session(model_bytes, threads)
+        #: The bundle's training sales (`estate.runtime.comparables`); None without them.
+        self.comparable_sales = (
+            Comparables(manifest, comparables_bytes)
+            if comparables_bytes is not None and manifest.comparables is not None
+            else None
+        )
         adaptive = manifest.interval is not None and manifest.interval.adaptive is not None
         if adaptive and SCALE_OUTPUT not in self.session.outputs:
             raise BundleError(
@@ -78,6 +86,7 @@ class ServingModel:
         self.labels = schema.labels()  # feature → readable label, where the config gave one
         self.units = {f.name: f.unit for f in schema.numeric if f.unit}
         self.units |= {c.name: c.unit for c in schema.categorical if c.unit}
+        self.units |= {d.name: d.unit for d in schema.derived_features() if d.unit}
         self.numeric = schema.numeric
         self.categorical = schema.categorical
         self._packer = DictPacker(schema)
@@ -246,6 +255,41 @@ class ServingModel:
             Prediction(float(p), float(r), w, s)
             for p, r, w, s in zip(prediction, raw, warnings, scales, strict=True)
         ]
+
+    @property
+    def no_comparables_reason(self) -> str | None:
+        """Why this model gives no comparable sales (None when it does)."""
+        if self.comparable_sales is not None:
+            return None
+        m = self.manifest
+        if m.task != "regression":
+            why = f"it is a {m.task.replace('_', ' ')} model: its data has no sale prices"
+        elif m.comparables is None:
+            why = (
+                "its data-set config declares no [comparables] columns (or it was trained "
+                "before bundles carried comparable sales); retrain with them to get some"
+            )
+        else:
+            why = "its comparables table was not loaded"
+        return f"{m.name}/{m.version} has no comparable sales: {why}."
+
+    def comparables(
+        self,
+        numeric: np.ndarray,
+        categorical: np.ndarray,
+        k: int,
+        missing_category: np.ndarray | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """The `k` most similar training sales of each packed row, nearest first, with
+        price, sale date, distance and main differences (`estate.runtime.comparables`).
+
+        Pass `Packed.missing_category` so categories a row did not send stay out of its
+        distance, as missing numbers (NaN) do. Raises `NoComparablesError` (its message
+        says why) when the bundle has none.
+        """
+        if self.comparable_sales is None:
+            raise NoComparablesError(self.no_comparables_reason or "no comparable sales")
+        return self.comparable_sales.nearest(numeric, categorical, k, missing_category)
 
     def interval(self, raw: float, scale: float | None) -> tuple[float, float] | None:
         """Conformal interval in target units (regression only; `estate.runtime.outputs`)."""

@@ -120,12 +120,19 @@ def _metric_table(manifest: Manifest) -> list[str]:
     names = list(dict.fromkeys(k for c in manifest.candidates for k in c.cv_metrics))
     head = "| candidate | estimator | " + " | ".join(f"CV {n}" for n in names)
     head += " | " + " | ".join(f"holdout {n}" for n in names) + " |"
-    lines = [head, "|" + " --- |" * (2 + 2 * len(names))]
+    head += " predict ms / 1,000 rows | trees | SHAP paths |"
+    lines = [head, "|" + " --- |" * (5 + 2 * len(names))]
     for c in manifest.candidates:
         cv = " | ".join(f"{c.cv_metrics.get(n, float('nan')):.4g}" for n in names)
         ho = " | ".join(f"{c.holdout_metrics.get(n, float('nan')):.4g}" for n in names)
         star = " (chosen)" if c.name == manifest.chosen else ""
-        lines.append(f"| {c.name}{star} | {c.estimator} | {cv} | {ho} |")
+        cost = c.cost
+        spend = (
+            f"{cost.onnx_ms_per_1000_rows:.1f} | {cost.trees} | {cost.shap_paths}"
+            if cost
+            else "n/a | n/a | n/a"
+        )
+        lines.append(f"| {c.name}{star} | {c.estimator} | {cv} | {ho} | {spend} |")
     return lines
 
 

@@ -124,6 +124,15 @@ def test_classification_bundle_over_http(tmp_path: Path) -> None:
         assert pred["label"] in ("yes", "not yes")
         assert (pred["label"] == "yes") == (pred["probability"] >= pred["threshold"])
         assert {w["field"] for w in pred["warnings"]} == {"bedrooms", "photos"}
+        # No sale prices, no comparables: still 200, and the answer says why.
+        asked = {"instances": [listing], "parameters": {"comparables": 5}}
+        answer = requests.post(url, json=asked, timeout=10)
+        assert answer.status_code == 200
+        assert "comparables" not in answer.json()["predictions"][0]
+        assert "classification model" in answer.json()["comparables_unavailable"]
+        bad = {"instances": [listing], "parameters": {"comparables": 99}}
+        assert requests.post(url, json=bad, timeout=10).status_code == 400
+        assert requests.get(url, timeout=10).json()["comparables"]["available"] is False
 
 
 CHAT_BODY = {"messages": [{"role": "user", "content": "What is a 3 bed 1,800 sq ft house worth?"}]}

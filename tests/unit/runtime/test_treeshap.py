@@ -18,6 +18,7 @@ from estate.export.shap_tables import (
     build_tables,
     shap_values,
 )
+from estate.runtime.explainer import ShapTables
 from estate.runtime.treeshap import TreePaths, paths_from_nodes, tree_shap
 
 REPO = Path(__file__).resolve().parents[3]
@@ -72,16 +73,21 @@ def _paths(trees: _Trees) -> TreePaths:
     return paths_from_nodes(**_path_args(trees.arrays()))
 
 
-@pytest.mark.parametrize("lookup", [True, False], ids=["pattern-table", "recurrences"])
+@pytest.mark.parametrize("route", ["tree-tables", "block-tables", "pattern-table", "recurrences"])
 @pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
 def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
-    kind: str, lookup: bool, monkeypatch: pytest.MonkeyPatch
+    kind: str, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Repeated features on a path, both split rules, NaN following the default direction;
-    through the precomputed pattern tables and through the per-request recurrences."""
+    through whole-tree outcome tables (depth-3 trees), tables of subtree blocks (depth 5),
+    per-path pattern tables and the per-request recurrences."""
     import estate.runtime.treeshap
 
+    lookup = route != "recurrences"
+    depth = {"tree-tables": 3, "block-tables": 5}.get(route, 4)
     monkeypatch.setattr(estate.runtime.treeshap, "_TABLE_DEPTH", 8 if lookup else 0)
+    blocks = route.endswith("-tables")
+    monkeypatch.setattr(estate.runtime.treeshap, "_CELL_CONDITIONS", 7 if blocks else 0)
     import xgboost as xgb
     from sklearn.ensemble import RandomForestRegressor
 
@@ -91,14 +97,21 @@ def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
     if kind == "xgboost":
         X[::4, 0] = np.nan  # XGBoost learns where missing values go
         y[::4] = -3.0
-        model: Any = xgb.XGBRegressor(n_estimators=3, max_depth=4, n_jobs=1).fit(X, y)
+        model: Any = xgb.XGBRegressor(n_estimators=3, max_depth=depth, n_jobs=1).fit(X, y)
     else:
-        model = RandomForestRegressor(n_estimators=2, max_depth=4, random_state=0, n_jobs=1).fit(
-            X, y
-        )
+        model = RandomForestRegressor(
+            n_estimators=2, max_depth=depth, random_state=0, n_jobs=1
+        ).fit(X, y)
     trees = _tables(model, kind == "xgboost")
     paths = _paths(trees)
-    assert all((g.table is not None) == lookup for g in paths._groups if g.depth)
+    if blocks:  # every path in a block solved whole; NaN rows take the covered paths
+        assert paths._cells
+        assert not any(g.depth for g in paths._groups)
+        n_trees = len(trees.weight)
+        assert (paths._cells[0].n_trees == n_trees) == (route == "tree-tables")
+    else:
+        assert not paths._cells
+        assert all((g.table is not None) == lookup for g in paths._groups if g.depth)
     repeated = any(
         np.unique(trees.feature[t][trees.left[t] >= 0]).size < (trees.left[t] >= 0).sum()
         for t in range(len(trees.weight))
@@ -106,11 +119,13 @@ def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
     assert repeated  # the decomposition must merge a feature met twice on a path
     rows = X[:12].astype(np.float64)
     got = tree_shap(paths, rows)
+    # The tables hold float32: 6e-8 relative to path contributions of up to ~2 here.
+    tol = 1e-7 if lookup else 1e-9
     for r in range(rows.shape[0]):
         want = _brute_force(trees, rows[r])
-        np.testing.assert_allclose(got[r], want, atol=1e-9, rtol=0)
+        np.testing.assert_allclose(got[r], want, atol=tol, rtol=0)
         assert got[r].sum() + paths.expected_value() == pytest.approx(
-            _expectation(trees, rows[r], set(range(5))), abs=1e-9
+            _expectation(trees, rows[r], set(range(5))), abs=tol
         )
 
 
@@ -129,17 +144,20 @@ def _fit(kind: str, ames: Any) -> Any:
     from sklearn.ensemble import RandomForestRegressor
 
     Z, y = ames.Z[ames.train], ames.y[ames.train]
-    if kind == "xgboost":
+    if kind.startswith("xgboost"):
+        depth = int(kind.removeprefix("xgboost").removeprefix("-depth") or 4)
         return xgb.XGBRegressor(
-            n_estimators=60, max_depth=4, learning_rate=0.1, subsample=0.8, n_jobs=1
+            n_estimators=60, max_depth=depth, learning_rate=0.1, subsample=0.8, n_jobs=1
         ).fit(Z, y)
     return RandomForestRegressor(
         n_estimators=8, max_features=0.3, min_samples_leaf=3, random_state=0, n_jobs=1
     ).fit(Z, y)
 
 
-@pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
+@pytest.mark.parametrize("kind", ["xgboost", "xgboost-depth3", "xgboost-depth6", "random_forest"])
 def test_agrees_with_shap_tree_explainer_on_ames(kind: str, ames: Any) -> None:
+    """Depth 3: every tree from whole-tree tables; depth 4 and 6: subtree blocks; the
+    forest (leaves of up to ~12 features): per-path tables and recurrences."""
     import shap
 
     model = _fit(kind, ames)
@@ -150,7 +168,18 @@ def test_agrees_with_shap_tree_explainer_on_ames(kind: str, ames: Any) -> None:
     ours = shap_values(built, Z)
     explainer = shap.TreeExplainer(model)
     theirs = explainer.shap_values(ames.Z[ames.holdout])
-    assert np.abs(ours - theirs).max() < 1e-4
+    assert np.abs(ours - theirs).max() < 1e-5
+    paths = ShapTables.of(built.arrays).paths
+    assert paths is not None
+    whole = bool(paths._cells)
+    per_path = any(g.depth for g in paths._groups)
+    if kind.startswith("xgboost"):
+        assert whole
+        assert not per_path or kind == "xgboost-depth6"
+        if kind == "xgboost-depth3":
+            assert paths._cells[0].n_trees == 60  # one block per tree
+    else:
+        assert per_path
     base = float(np.ravel(explainer.expected_value)[0])
     assert float(built.arrays["base_value"]) == pytest.approx(base, abs=1e-4)
     assert np.abs(ours).sum() > 1.0  # the comparison is not between two zero matrices
