@@ -343,7 +343,8 @@ def build_graph(
         helper.make_tensor_value_info(RAW_OUTPUT, TensorProto.FLOAT, [None]),
     ]
     if scale is not None:
-        scale_head, scale_inits = scale_nodes(scale, FEATURES, n_features, OPSET)
+        scale_trees = convert_estimator(scale.estimator, n_features, classifier=False)
+        scale_head, scale_inits = scale_nodes(scale, scale_trees, FEATURES)
         head += scale_head
         head_inits += scale_inits
         graph_outputs.append(helper.make_tensor_value_info(SCALE_OUTPUT, TensorProto.FLOAT, [None]))

@@ -2,8 +2,8 @@
 
 Normalized conformal intervals (`estate.contract.bundle.AdaptiveInterval`) need, per
 row, an estimate of how large the model's error is there. Training fits it as a small
-gradient-boosted model (depth-2 trees) of |out-of-fold residual| on the graph's own
-encoded features (`estate.training.adaptive`); this module writes it into the bundle's
+XGBoost model (depth-2 trees) of |out-of-fold residual| on the graph's own encoded
+features (`estate.training.adaptive`); this module writes it into the bundle's
 graph as the ``scale`` output, beside ``prediction`` and ``raw``:
 
     scale = clip(trees(features), scale_min, scale_max)
@@ -17,20 +17,22 @@ the graph against.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from estate.contract.bundle import SCALE_OUTPUT
-from estate.contract.errors import ExportError
+
+if TYPE_CHECKING:
+    import onnx
 
 _PREFIX = "ivscale_"
 
 
 @dataclass(frozen=True)
 class ScaleHead:
-    """A fitted scikit-learn regressor of |residual| on the encoded features, clipped to
-    [low, high] (both > 0)."""
+    """A fitted regressor of |residual| on the encoded features (one `convert_estimator`
+    converts), clipped to [low, high] (both > 0)."""
 
     estimator: Any
     low: float
@@ -44,26 +46,17 @@ class ScaleHead:
 
 
 def scale_nodes(
-    head: ScaleHead, features: str, n_features: int, opset: dict[str, int]
+    head: ScaleHead, converted: onnx.ModelProto, features: str
 ) -> tuple[list[Any], list[Any]]:
     """Nodes and initializers computing `SCALE_OUTPUT` (float32 [N]) from the float32
-    feature matrix named `features` ([N, n_features]). Every internal name starts with
-    ``ivscale_``, so nothing collides with the estimator's converted nodes."""
+    feature matrix named `features`, given `converted`, the head's estimator converted on a
+    float32 [N, F] input (`estate.export.onnx_graph.convert_estimator`). Every internal
+    name starts with ``ivscale_``, so nothing collides with the model's own nodes."""
     from onnx import compose, helper, numpy_helper
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
 
-    try:
-        converted = convert_sklearn(
-            head.estimator,
-            initial_types=[("features", FloatTensorType([None, n_features]))],
-            target_opset=opset,
-        )
-    except Exception as exc:  # skl2onnx raises many kinds; all mean "cannot export"
-        raise ExportError(f"skl2onnx cannot convert the interval scale model: {exc}") from exc
     graph = compose.add_prefix_graph(converted.graph, _PREFIX)
     (source,) = graph.input
-    (trees,) = graph.output
+    trees = graph.output[0]
     f32 = np.float32
     inits = [
         *graph.initializer,
