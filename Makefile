@@ -25,7 +25,7 @@ train: install  ## train on Ames (or CONFIG=...) and export a bundle to ARTIFACT
 
 MODEL  ?= ames
 
-demo: install  ## train if no bundle exists, then serve predict :8080, explain :8081, chat :8082, web page :8090
+demo: install  ## train if no bundle exists, then serve predict :8080, explain :8081, chat :8082, analyze :8084, web page :8090
 	@if [ ! -f "$(ARTIFACTS)/models/$(MODEL)/serving.json" ]; then \
 		echo "No $(MODEL) model in $(ARTIFACTS) yet: training one (about a minute)…"; \
 		$(BIN)/estate train --config $(CONFIG) --store $(ARTIFACTS); \
@@ -35,6 +35,7 @@ demo: install  ## train if no bundle exists, then serve predict :8080, explain :
 	@echo "  predict  http://localhost:8080   curl -s localhost:8080 -H 'Content-Type: application/json' -d @examples/predict_ames.json"
 	@echo "  explain  http://localhost:8081   curl -s localhost:8081 -H 'Content-Type: application/json' -d @examples/explain_ames.json"
 	@echo "  chat     http://localhost:8082   curl -s localhost:8082 -H 'Content-Type: application/json' -d @examples/chat_value.json"
+	@echo "  analyze  http://localhost:8084   curl -s localhost:8084 -H 'Content-Type: application/json' -d @examples/analyze_ames.json"
 	@echo "  web page http://localhost:8090"
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
@@ -42,6 +43,7 @@ demo: install  ## train if no bundle exists, then serve predict :8080, explain :
 	$(BIN)/functions-framework --source main.py --target predict --host 127.0.0.1 --port 8080 & \
 	$(BIN)/functions-framework --source main.py --target explain --host 127.0.0.1 --port 8081 & \
 	$(BIN)/functions-framework --source main.py --target chat --host 127.0.0.1 --port 8082 & \
+	$(BIN)/functions-framework --source main.py --target analyze --host 127.0.0.1 --port 8084 & \
 	$(BIN)/python -m http.server 8090 --bind 127.0.0.1 --directory web & \
 	wait
 

@@ -3,6 +3,7 @@
 functions-framework --source main.py --target predict --port 8080
 functions-framework --source main.py --target explain --port 8081
 functions-framework --source main.py --target chat --port 8082
+functions-framework --source main.py --target analyze --port 8084
 functions-framework --source main.py --target retrain --port 8083   (CloudEvent)
 
 Each entry point is built on first use (PEP 562 ``__getattr__``): functions-framework's
@@ -18,6 +19,7 @@ from estate.serving.bodies import install_body_guard
 
 #: Entry point → the module whose ``entry_point()`` builds it.
 ENTRY_MODULES = {
+    "analyze": "estate.serving.analyze",
     "chat": "estate.serving.chat.entry",
     "explain": "estate.serving.explain",
     "predict": "estate.serving.predict",
@@ -26,7 +28,7 @@ ENTRY_MODULES = {
 
 install_body_guard()  # bound every request body's size and read time (estate/serving/bodies.py)
 
-__all__ = ["chat", "explain", "predict", "retrain"]  # noqa: F822 (built by __getattr__)
+__all__ = ["analyze", "chat", "explain", "predict", "retrain"]  # noqa: F822 (built by __getattr__)
 
 
 def __getattr__(name: str) -> Callable[..., Any]:

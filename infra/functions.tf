@@ -2,7 +2,7 @@
 # Entry points are the names main.py exports; each function runs as its own identity.
 
 locals {
-  http_function_names = toset(["predict", "explain", "chat"])
+  http_function_names = toset(["predict", "explain", "chat", "analyze"])
 
   # Variables every function gets (each function reads its own settings class from the
   # ESTATE_* environment, estate/serving/settings.py; these are predict's and explain's);

@@ -1,8 +1,8 @@
-# Optional: API Gateway in front of predict/explain/chat, with API keys for partners.
+# Optional: API Gateway in front of predict/explain/chat/analyze, with API keys for partners.
 # Off by default (enable_api_gateway = false). The Swagger 2.0 document at
 # var.openapi_path is generated from the functions' pydantic models; its backends are
 # filled in here from the deployed function URLs (${predict_url}, ${explain_url},
-# ${chat_url} in the document).
+# ${chat_url}, ${analyze_url} in the document).
 
 locals {
   gateway_count = var.enable_api_gateway ? 1 : 0
@@ -33,9 +33,11 @@ resource "google_api_gateway_api_config" "api" {
         predict_url     = google_cloudfunctions2_function.http["predict"].url
         explain_url     = google_cloudfunctions2_function.http["explain"].url
         chat_url        = google_cloudfunctions2_function.http["chat"].url
+        analyze_url     = google_cloudfunctions2_function.http["analyze"].url
         predict_quota   = var.gateway_quotas["predict"]
         explain_quota   = var.gateway_quotas["explain"]
         chat_quota      = var.gateway_quotas["chat"]
+        analyze_quota   = var.gateway_quotas["analyze"]
         managed_service = google_api_gateway_api.api[0].managed_service
       }))
     }

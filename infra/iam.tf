@@ -10,6 +10,7 @@ locals {
     artifacts_read_predict = { bucket = google_storage_bucket.artifacts.name, role = "roles/storage.objectViewer", member = local.sa["predict"] }
     artifacts_read_explain = { bucket = google_storage_bucket.artifacts.name, role = "roles/storage.objectViewer", member = local.sa["explain"] }
     artifacts_read_chat    = { bucket = google_storage_bucket.artifacts.name, role = "roles/storage.objectViewer", member = local.sa["chat"] }
+    artifacts_read_analyze = { bucket = google_storage_bucket.artifacts.name, role = "roles/storage.objectViewer", member = local.sa["analyze"] }
     # Training writes bundles and moves the serving pointer (promote / rollback).
     artifacts_write_trainer = { bucket = google_storage_bucket.artifacts.name, role = "roles/storage.objectUser", member = local.sa["trainer"] }
     data_read_trainer       = { bucket = google_storage_bucket.data.name, role = "roles/storage.objectViewer", member = local.sa["trainer"] }
@@ -46,7 +47,7 @@ resource "google_service_account_iam_member" "act_as_trainer" {
 
 # The pipeline deploys each function as its own identity, built by the builder.
 resource "google_service_account_iam_member" "deployer_acts_as" {
-  for_each = toset(["predict", "explain", "chat", "retrain", "builder"])
+  for_each = toset(["predict", "explain", "chat", "analyze", "retrain", "builder"])
 
   service_account_id = google_service_account.sa[each.value].name
   role               = "roles/iam.serviceAccountUser"

@@ -6,7 +6,7 @@ locals {
   # Gen2 functions run as Cloud Run services named like the functions.
   function_requests = join(" AND ", [
     "resource.type=\"cloud_run_revision\"",
-    "resource.labels.service_name=~\"^${var.name_prefix}-(predict|explain|chat)$\"",
+    "resource.labels.service_name=~\"^${var.name_prefix}-(predict|explain|chat|analyze)$\"",
     "log_name=\"projects/${var.project_id}/logs/run.googleapis.com%2Frequests\"",
   ])
 }

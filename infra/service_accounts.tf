@@ -6,6 +6,7 @@ locals {
     predict   = "predict function: reads bundles"
     explain   = "explain function: reads bundles"
     chat      = "chat function: reads bundles and the LLM key"
+    analyze   = "analyze function: reads bundles"
     retrain   = "retrain function and its Eventarc trigger: submits training jobs"
     scheduler = "Cloud Scheduler: submits the scheduled retrain and monitor jobs"
     builder   = "Cloud Functions image builds: reads source, pushes images"

@@ -60,7 +60,7 @@ variable "prediction_log_days" {
 }
 
 variable "functions" {
-  description = "Sizing of each function (keys: predict, explain, chat, retrain). memory is a Cloud Run quantity (512Mi, 1Gi), cpu a count (\"1\"), concurrency the requests one instance serves at once."
+  description = "Sizing of each function (keys: predict, explain, chat, analyze, retrain). memory is a Cloud Run quantity (512Mi, 1Gi), cpu a count (\"1\"), concurrency the requests one instance serves at once."
   type = map(object({
     memory          = optional(string, "512Mi")
     cpu             = optional(string, "1")
@@ -74,12 +74,13 @@ variable "functions" {
     predict = {}
     explain = {}
     chat    = { timeout_seconds = 120 }
+    analyze = {}
     retrain = { memory = "256Mi", max_instances = 2, concurrency = 1, timeout_seconds = 300 }
   }
 
   validation {
-    condition     = length(setsubtract(keys(var.functions), ["predict", "explain", "chat", "retrain"])) == 0 && length(var.functions) == 4
-    error_message = "functions must have exactly the keys predict, explain, chat and retrain."
+    condition     = length(setsubtract(keys(var.functions), ["predict", "explain", "chat", "analyze", "retrain"])) == 0 && length(var.functions) == 5
+    error_message = "functions must have exactly the keys predict, explain, chat, analyze and retrain."
   }
 }
 
@@ -95,8 +96,8 @@ variable "public_functions" {
   default     = []
 
   validation {
-    condition     = length(setsubtract(var.public_functions, ["predict", "explain", "chat"])) == 0
-    error_message = "public_functions may only name predict, explain or chat."
+    condition     = length(setsubtract(var.public_functions, ["predict", "explain", "chat", "analyze"])) == 0
+    error_message = "public_functions may only name predict, explain, chat or analyze."
   }
 }
 
@@ -197,13 +198,13 @@ variable "latency_p95_threshold_ms" {
 }
 
 variable "enable_api_gateway" {
-  description = "Publish predict/explain/chat through API Gateway with API keys for partners (google-beta)."
+  description = "Publish predict/explain/chat/analyze through API Gateway with API keys for partners (google-beta)."
   type        = bool
   default     = false
 }
 
 variable "openapi_path" {
-  description = "Swagger 2.0 document for API Gateway (generated into infra/ by the OpenAPI export). It may use $${predict_url}, $${explain_url} and $${chat_url}, filled with the function URLs."
+  description = "Swagger 2.0 document for API Gateway (generated into infra/ by the OpenAPI export). It may use $${predict_url}, $${explain_url}, $${chat_url} and $${analyze_url}, filled with the function URLs."
   type        = string
   default     = "openapi.yaml"
 }
@@ -217,10 +218,10 @@ variable "partner_api_keys" {
 variable "gateway_quotas" {
   description = "API Gateway requests per minute per consumer project (the project an API key belongs to), per function. Keys created here share this project's allowance; see infra/README.md for one allowance per partner."
   type        = map(number)
-  default     = { predict = 600, explain = 60, chat = 30 }
+  default     = { predict = 600, explain = 60, chat = 30, analyze = 120 }
   validation {
-    condition     = sort(keys(var.gateway_quotas)) == ["chat", "explain", "predict"] && alltrue([for v in values(var.gateway_quotas) : v >= 1 && floor(v) == v])
-    error_message = "gateway_quotas needs a whole number >= 1 for each of predict, explain and chat."
+    condition     = sort(keys(var.gateway_quotas)) == ["analyze", "chat", "explain", "predict"] && alltrue([for v in values(var.gateway_quotas) : v >= 1 && floor(v) == v])
+    error_message = "gateway_quotas needs a whole number >= 1 for each of predict, explain, chat and analyze."
   }
 }
 

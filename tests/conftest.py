@@ -36,6 +36,19 @@ limits = ["There is no rent model."]
 features."area" = {{ label = "Living area", description = "Above ground", unit = "sq ft" }}
 features."Overall.Qual" = {{ label = "Overall quality", unit = "1-10" }}
 features."Neighborhood" = {{ label = "Neighbourhood", description = "Location in Ames" }}
+features."Total.SF" = {{ label = "Total floor area", unit = "sq ft" }}
+derived."Total.SF" = "Total.Bsmt.SF + X1st.Flr.SF + X2nd.Flr.SF"
+derived."Age" = "Yr.Sold - Year.Built"
+scales.quality = ["Po", "Fa", "TA", "Gd", "Ex"]
+ordinal."Kitchen.Qual" = "quality"
+ordinal."Exter.Qual" = "quality"
+
+[comparables]
+fields = ["area", "Bedroom.AbvGr", "Full.Bath", "Year.Built", "Neighborhood"]
+id = "PID"
+latitude = "Latitude"
+longitude = "Longitude"
+geo_share = 0.2
 
 [[candidates]]
 name = "ridge"

@@ -1,5 +1,6 @@
 // estate-advisor web page: plain JavaScript, no build step. It reads the model's own
-// instance schema (GET predict) to build the form, then calls predict, explain and chat.
+// instance schema (GET predict) to build the form, then calls predict, explain, analyze
+// (the deal panel) and chat.
 "use strict";
 
 const API = window.ESTATE_CONFIG;
@@ -12,6 +13,8 @@ const state = { schema: null, house: null, output: null, history: [] };
 const FIGURE_NAMES = {
   noi: "NOI (net operating income)", dscr: "DSCR (debt service coverage)",
   cap_rate: "Cap rate", cash_on_cash: "Cash-on-cash return",
+  break_even_rent: "Break-even rent", monthly_cash_flow: "Cash flow per month",
+  annual_cash_flow: "Cash flow per year",
 };
 const figureName = (k) => FIGURE_NAMES[k] || (k.charAt(0).toUpperCase() + k.slice(1)).replaceAll("_", " ");
 const featureName = (name) => (state.schema?.properties?.[name]?.title) || name;
@@ -92,8 +95,9 @@ async function estimate(event) {
   $("property-errors").hidden = true;
   const instance = readProperty();
   try {
-    const result = await call(API.predict, { instances: [instance] });
+    const result = await call(API.predict, { instances: [instance], parameters: { comparables: 5 } });
     showEstimate(result.predictions[0], result.model);
+    showComparables(result.predictions[0].comparables, result.comparables_unavailable);
   } catch (error) {
     showError($("property-errors"), error);
     return;
@@ -129,6 +133,33 @@ function showEstimate(prediction, model) {
     const item = document.createElement("li");
     item.textContent = `${featureName(w.field)}: ${w.message}`;
     list.appendChild(item);
+  }
+}
+
+// The 5 training sales most like this house: what they sold for, when, how far away, and
+// where each differs most (the predict function's "parameters": {"comparables": 5}).
+function showComparables(sales, unavailable) {
+  const section = $("comparables-section");
+  section.hidden = false;
+  const table = $("comparables-table");
+  table.replaceChildren();
+  $("comparables-note").textContent = unavailable || "";
+  table.hidden = !sales;
+  if (!sales) return;
+  const fields = sales.length ? Object.keys(sales[0].fields) : [];
+  const head = table.createTHead().insertRow();
+  for (const text of ["Sold for", "Sold", "Distance", ...fields.map(featureName), "Main differences (theirs vs this house)"]) {
+    const th = document.createElement("th");
+    th.textContent = text;
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  for (const sale of sales) {
+    const row = body.insertRow();
+    const where = sale.km === null || sale.km === undefined ? "" : `${sale.km.toFixed(1)} km`;
+    const cells = [money(sale.price), sale.sale_date || "", where, ...fields.map((f) => sale.fields[f] ?? "")];
+    cells.push(sale.differences.map((d) => d.text).join("; ") || "alike in what matters");
+    for (const text of cells) row.insertCell().textContent = String(text);
   }
 }
 
@@ -189,49 +220,72 @@ function waterfallSteps(e) {
 }
 
 function readDeal() {
-  const deal = {};
+  const terms = {};
   for (const el of $("deal-form").querySelectorAll("input")) {
-    if (el.value !== "") deal[el.name] = Number(el.value);
+    if (el.value !== "") terms[el.name] = Number(el.value);
   }
-  return deal;
+  return terms;
 }
 
-async function ask(content, deal) {
+// Chat sees the deal panel's terms too (its `deal` calls the rate `rate`), so a question
+// about cash flow is answered on the same terms, by the same core, as the panel.
+async function ask(content) {
   const messages = [...state.history, { role: "user", content }];
-  const body = { messages, property: readProperty() };
-  if (deal) body.deal = deal;
-  const answer = await call(API.chat, body);
+  const { interest_rate: rate, ...rest } = readDeal();
+  const deal = rate === undefined ? rest : { ...rest, rate };
+  const answer = await call(API.chat, { messages, property: readProperty(), deal });
   state.history = [...messages, { role: "assistant", content: answer.reply }];
   return answer;
 }
 
+// The deal panel calls the analyze function: the house from the form, the terms typed
+// here; every term it used comes back marked given or default (chat uses the same core).
 async function analyseDeal(event) {
   event.preventDefault();
-  const box = $("deal-result");
-  box.hidden = false;
+  $("deal-errors").hidden = true;
+  $("deal-result").hidden = true;
+  let result;
   try {
-    const answer = await ask("Is this asking price a good deal, and what cash flow should I expect?", readDeal());
-    $("deal-reply").textContent = answer.reply;
-    const body = $("deal-table").querySelector("tbody");
-    body.replaceChildren();
-    const deal = answer.facts.deal || {};
-    const rows = [["Verdict", `asking price ${deal.verdict || "?"} the model's interval`]];
-    for (const [k, v] of Object.entries(deal.analysis || {})) rows.push([figureName(k), formatFigure(k, v)]);
-    for (const [k, v] of rows) {
-      const row = body.insertRow();
-      row.insertCell().textContent = k;
-      row.insertCell().textContent = v;
-    }
-    appendChat("user", "Is this asking price a good deal?");
-    appendChat("assistant", answer.reply);
+    result = await call(API.analyze, { property: readProperty(), terms: readDeal() });
   } catch (error) {
-    $("deal-reply").textContent = error.message;
+    showError($("deal-errors"), error);
+    return;
+  }
+  const deal = result.deal;
+  $("deal-result").hidden = false;
+  $("deal-reply").textContent = deal.verdict.summary;
+  const body = $("deal-table").querySelector("tbody");
+  body.replaceChildren();
+  const rows = [["Estimate", money(result.valuation.price)]];
+  if (deal.verdict.price) rows.push(["Verdict", `asking price ${deal.verdict.price} the model's interval`]);
+  for (const [k, v] of Object.entries(deal.analysis)) rows.push([figureName(k), formatFigure(k, v)]);
+  for (const [k, v] of rows) {
+    const row = body.insertRow();
+    row.insertCell().textContent = k;
+    row.insertCell().textContent = v;
+  }
+  const used = $("deal-assumptions");
+  used.replaceChildren();
+  for (const [term, a] of Object.entries(deal.assumptions)) {
+    const item = document.createElement("li");
+    const value = a.unit.startsWith("dollars") ? money(a.value) : `${a.value}`;
+    item.textContent = `${termName(term)}: ${value} (${a.unit}) — ${a.source === "given" ? "given" : `default: ${a.basis}`}`;
+    item.dataset.source = a.source;
+    used.appendChild(item);
+  }
+  for (const w of deal.warnings) {
+    const item = document.createElement("li");
+    item.textContent = `${w.field}: ${w.message}`;
+    used.appendChild(item);
   }
 }
+
+const termName = (k) => (k.charAt(0).toUpperCase() + k.slice(1)).replaceAll("_", " ");
 
 const RATIOS = new Set(["gross_yield", "net_yield", "cap_rate", "cash_on_cash"]);
 
 function formatFigure(key, value) {
+  if (value === null || value === undefined) return "—";  // e.g. no DSCR without a loan
   if (typeof value !== "number") return String(value);
   if (RATIOS.has(key)) return `${(100 * value).toFixed(2)}%`;
   if (key === "dscr") return value.toFixed(2);

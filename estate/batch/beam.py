@@ -126,14 +126,14 @@ def score_chunk(model: ServingModel, chunk: Chunk, id_column: str | None) -> pa.
     manifest = model.manifest
     numeric, categorical = pack_batch(manifest, chunk.batch, chunk.uri, chunk.first_row)
     check_numbers(numeric, manifest, chunk.uri, chunk.first_row)
-    prediction, raw = model.run(numeric, categorical)
+    prediction, raw, scale = model.run(numeric, categorical)
     _check_outputs(prediction, chunk.uri, chunk.first_row)
     rows = chunk.batch.num_rows
     if id_column:
         ids = chunk.batch.column(id_column)  # estate score's reader: text (CSV) or as stored
     else:
         ids = pa.array(np.arange(chunk.first_row - 1, chunk.first_row - 1 + rows))
-    return output_table(manifest, ids, prediction, raw)
+    return output_table(manifest, ids, prediction, raw, scale)
 
 
 def output_schema(model: ServingModel, id_type: pa.DataType) -> pa.Schema:
@@ -141,9 +141,9 @@ def output_schema(model: ServingModel, id_type: pa.DataType) -> pa.Schema:
     numeric = np.full((1, len(model.numeric)), np.nan, dtype=np.float64)
     categorical = np.empty((1, len(model.categorical)), dtype=object)
     categorical[0, :] = [c.impute for c in model.categorical]
-    prediction, raw = model.run(numeric, categorical)
+    prediction, raw, scale = model.run(numeric, categorical)
     ids = pa.array([None], type=id_type)
-    schema: pa.Schema = output_table(model.manifest, ids, prediction, raw).schema
+    schema: pa.Schema = output_table(model.manifest, ids, prediction, raw, scale).schema
     return schema
 
 

@@ -409,12 +409,16 @@ def absent_columns(batch: pa.RecordBatch, wanted: list[str]) -> list[str]:
 
 
 def output_table(
-    manifest: Manifest, ids: pa.Array, prediction: np.ndarray, raw: np.ndarray
+    manifest: Manifest,
+    ids: pa.Array,
+    prediction: np.ndarray,
+    raw: np.ndarray,
+    scale: np.ndarray | None,
 ) -> pa.Table:
     """id + prediction, and the interval (regression) or the label (classification)."""
     m = manifest
     columns: dict[str, Any] = {"id": ids, m.output.name: prediction}
-    label, bounds = labels(prediction, m), intervals(raw, m)  # as predict answers
+    label, bounds = labels(prediction, m), intervals(raw, m, scale)  # as predict answers
     if label is not None:
         columns["label"] = pa.array(label.tolist(), type=pa.string())
     elif bounds is not None:
@@ -504,20 +508,20 @@ def score_file(
                 continue
             numeric, categorical = pack_batch(model.manifest, batch, input_uri, rows + 1)
             check_numbers(numeric, model.manifest, input_uri, rows + 1)
-            prediction, raw = model.run(numeric, categorical)
+            prediction, raw, scale = model.run(numeric, categorical)
             _check_outputs(prediction, input_uri, rows + 1)
             ids = (
                 batch.column(id_column)
                 if id_column
                 else pa.array(np.arange(rows, rows + batch.num_rows))
             )
-            table = output_table(model.manifest, ids, prediction, raw)
+            table = output_table(model.manifest, ids, prediction, raw, scale)
             if writer is None:
                 writer = _writer(sink, output_uri, table.schema, stack)
             writer.write_table(table)
             rows += batch.num_rows
             progress.update(rows, _tell(source))
-            del numeric, categorical, prediction, raw, table
+            del numeric, categorical, prediction, raw, scale, table
             if trim is not None:
                 trim(0)
         if writer is None:

@@ -5,6 +5,7 @@ A bundle is an immutable folder in the artifact store::
     models/<name>/<version>/model.onnx     one ONNX graph: preprocessing + model + output
     models/<name>/<version>/manifest.json  `Manifest` below, including model.onnx's sha256
     models/<name>/<version>/model_card.md  optional: the model card (`ModelCard`), checksummed
+    models/<name>/<version>/comparables.npz  optional: training sales (`ComparablesSpec`)
     models/<name>/serving.json             the serving pointer (`estate.storage.pointer`), last
 
 The ONNX graph always has the same interface, so serving needs nothing but this module:
@@ -13,7 +14,9 @@ The ONNX graph always has the same interface, so serving needs nothing but this 
   ``categorical`` (string ``[N, len(categorical features)]``), columns in manifest order;
   an input is absent when the data set has no feature of that kind;
 * outputs ``prediction`` (float ``[N]``: the target in its own units, or the positive
-  class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price).
+  class probability) and ``raw`` (float ``[N]``: the model's own scale, e.g. log price);
+  a regression graph with an adaptive interval (``interval.adaptive``) has a third,
+  ``scale`` (float ``[N]``: the expected size of this row's error, in the raw scale).
 
 Compatibility rule (manifest and serving pointer alike):
 
@@ -55,12 +58,15 @@ MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
 EXPLAINER_FILE: Final = "explainer.npz"
 MODEL_CARD_FILE: Final = "model_card.md"
+COMPARABLES_FILE: Final = "comparables.npz"
 POINTER_FILE: Final = "serving.json"
 
 NUMERIC_INPUT = "numeric"
 CATEGORICAL_INPUT = "categorical"
 PREDICTION_OUTPUT = "prediction"
 RAW_OUTPUT = "raw"
+#: Optional third output: the per-row interval scale (`AdaptiveInterval`).
+SCALE_OUTPUT = "scale"
 
 # How raw values become the graph's inputs: one rule, which `estate.runtime.packing`
 # implements for JSON rows, DataFrames and Arrow tables alike (predict, explain, chat,
@@ -169,6 +175,48 @@ class CategoricalFeature(ContractModel):
     description: str = ""
     label: str | None = Field(None, description="Readable name (None: show `name`).")
     unit: str | None = None
+    ordinal: list[str] | None = Field(
+        None,
+        description="Ordered levels, lowest first: the graph encodes this feature as one "
+        "number, its level (see `ordinal_level`), instead of one-hot columns. None: one-hot.",
+    )
+
+
+#: Level of a missing value (`MISSING_CATEGORY`) on an ordinal scale that does not name it.
+ORDINAL_MISSING_LEVEL = 0.0
+
+
+def ordinal_levels(feature: CategoricalFeature) -> dict[str, float]:
+    """Category → number of an ordinal feature: ``levels[i]`` is ``i + 1`` and a missing
+    value (``"NA"``, unless the scale names it) is 0, below every level.
+
+    A value the scale does not hold never reaches here from training (the config is
+    refused); at serving it is packed as an unknown category (flagged "unknown") and
+    encoded as the level of the training mode (``impute``), the value a missing input
+    of a feature without ``"NA"`` gets: the model uses its most common value.
+    """
+    levels = {c: float(i + 1) for i, c in enumerate(feature.ordinal or [])}
+    levels.setdefault(MISSING_CATEGORY, ORDINAL_MISSING_LEVEL)
+    return levels
+
+
+class DerivedFeature(NumericFeature):
+    """A number the graph computes from raw inputs by a formula (`estate.runtime.formula`);
+    callers never send it. Its statistics are those of its training values.
+
+    Inputs are the values the model sees (a missing number is its training median, an
+    ordinal feature its level); a result that is not finite (a zero denominator,
+    overflow) becomes ``impute``, the derived feature's training median.
+
+    Compatibility (rule 1): the graph computes derived and ordinal features itself, so a
+    reader that predates these fields still predicts exactly; its explainer, which would
+    re-encode rows without them, refuses the bundle's explainer file (the encoded columns
+    differ) with a "re-export" error rather than misreading it.
+    """
+
+    kind: Literal["derived"] = "derived"  # type: ignore[assignment]
+    formula: str = Field(description="The formula, e.g. 'Yr.Sold - Year.Built'.")
+    inputs: list[str] = Field(description="The raw features the formula reads.")
 
 
 class InputSchema(ContractModel):
@@ -177,13 +225,26 @@ class InputSchema(ContractModel):
     numeric: list[NumericFeature]
     categorical: list[CategoricalFeature]
     dropped: list[str] = Field(default_factory=list, description="Columns ignored by the model.")
+    derived: list[DerivedFeature] | None = Field(
+        None,
+        description="Features the graph derives from the raw inputs (not sent by callers), "
+        "in the order of their encoded columns. None: none (the old behaviour).",
+    )
 
     def names(self) -> list[str]:
         return [f.name for f in self.numeric] + [f.name for f in self.categorical]
 
+    def derived_features(self) -> list[DerivedFeature]:
+        """The derived features (none for a bundle that declares none)."""
+        return list(self.derived or [])
+
     def labels(self) -> dict[str, str]:
         """Feature name → readable label, for the features whose config gave one."""
-        features: list[NumericFeature | CategoricalFeature] = [*self.numeric, *self.categorical]
+        features: list[NumericFeature | CategoricalFeature] = [
+            *self.numeric,
+            *self.categorical,
+            *(self.derived or []),
+        ]
         return {f.name: f.label for f in features if f.label}
 
 
@@ -199,6 +260,18 @@ class OutputSpec(ContractModel):
     negative_label: str | None = None
 
 
+class PredictCost(ContractModel):
+    """What a candidate costs to serve (estate/export/cost.py): a report, not a gate."""
+
+    onnx_ms_per_1000_rows: float = Field(
+        description="Median ONNX time of 1,000 rows on one onnxruntime thread (the whole "
+        "graph, preprocessing included; a blend: its members' added)."
+    )
+    trees: int = Field(description="Trees of the tree members (0: linear only).")
+    shap_paths: int = Field(description="Root-to-leaf paths the exact explainer walks.")
+    model_bytes: int = Field(description="Size of the candidate's ONNX graph.")
+
+
 class CandidateResult(ContractModel):
     """One candidate model's scores: same folds and same holdout for every candidate."""
 
@@ -209,10 +282,60 @@ class CandidateResult(ContractModel):
     cv_fold_scores: list[float]
     holdout_metrics: dict[str, float]
     fit_seconds: float
+    cost: PredictCost | None = Field(None, description="Predict cost (None: not measured).")
+
+
+class AdaptiveInterval(ContractModel):
+    """Normalized conformal: raw ± quantile · scale, then the inverse transform.
+
+    ``scale`` is the graph's `SCALE_OUTPUT` (a small model of the expected |residual| of
+    this row); `quantile` is the conformal quantile of |residual| / scale on out-of-fold
+    predictions. Serving clips a scale to ``[scale_min, scale_max]`` (the training range)
+    and reads NaN as ``scale_max`` (the widest), so no scale can make a band NaN or
+    inverted (`estate.runtime.outputs.served_scale`).
+    """
+
+    method: Literal["normalized_conformal"] = "normalized_conformal"
+    output: Literal["scale"] = "scale"
+    quantile: float = Field(description="Conformal quantile of |residual| / scale.")
+    scale_min: float = Field(gt=0, description="Smallest scale served (training minimum).")
+    scale_max: float = Field(gt=0, description="Largest scale served (training maximum).")
+    scale_model: str = Field(description="What estimates the scale, for people.")
+    calibration_rows: int
+    holdout_coverage: float
+    holdout_median_width: float
+
+
+class FifthCoverage(ContractModel):
+    """Holdout coverage of the interval among the rows in one fifth of predicted value."""
+
+    lower: float = Field(description="Smallest prediction in this fifth (output units).")
+    upper: float = Field(description="Largest prediction in this fifth (output units).")
+    rows: int
+    coverage: float
+    median_relative_width: float | None = Field(
+        None, description="Median (upper - lower) / prediction in this fifth."
+    )
+
+
+class IntervalComparison(ContractModel):
+    """One interval method on the holdout, beside the others (same rows, same model)."""
+
+    method: str
+    served: bool = Field(description="The method predict answers with.")
+    coverage: float
+    median_width: float = Field(description="Median upper - lower, output units.")
+    median_relative_width: float = Field(description="Median (upper - lower) / prediction.")
+    by_fifth: list[FifthCoverage]
 
 
 class ConformalInterval(ContractModel):
-    """Regression interval: raw ± quantile (in the raw scale), then the inverse transform."""
+    """Regression interval: raw ± quantile (in the raw scale), then the inverse transform.
+
+    With ``adaptive`` (added within format 1, rule 1) the band is per row instead
+    (`AdaptiveInterval`); the fields above it still describe the fixed band, calibrated on
+    the same predictions, which is what a reader that predates ``adaptive`` serves.
+    """
 
     method: Literal["cross_conformal"] = "cross_conformal"
     level: float
@@ -220,6 +343,22 @@ class ConformalInterval(ContractModel):
     calibration_rows: int
     holdout_coverage: float
     holdout_median_width: float
+    adaptive: AdaptiveInterval | None = Field(
+        None, description="Per-row band served instead of the fixed one (None: fixed band)."
+    )
+    comparison: list[IntervalComparison] | None = Field(
+        None, description="Each interval method on the holdout, computed by training."
+    )
+
+    @property
+    def served_coverage(self) -> float:
+        """Holdout coverage of the band predict serves."""
+        return (self.adaptive or self).holdout_coverage
+
+    @property
+    def served_median_width(self) -> float:
+        """Holdout median width (output units) of the band predict serves."""
+        return (self.adaptive or self).holdout_median_width
 
 
 class DecisionThreshold(ContractModel):
@@ -259,6 +398,9 @@ class Parity(ContractModel):
     tolerance_rel: float
     tolerance_abs: float | None = Field(
         None, description="Classification: absolute tolerance on the probability."
+    )
+    scale_max_rel_diff: float | None = Field(
+        None, description="Adaptive interval: largest relative difference of the scale output."
     )
 
 
@@ -346,15 +488,6 @@ class ExplainerSpec(ContractModel):
     )
 
 
-class FifthCoverage(ContractModel):
-    """Holdout coverage of the interval among the rows in one fifth of predicted value."""
-
-    lower: float = Field(description="Smallest prediction in this fifth (output units).")
-    upper: float = Field(description="Largest prediction in this fifth (output units).")
-    rows: int
-    coverage: float
-
-
 class FeatureRange(ContractModel):
     """Where training data is dense for one numeric feature (1st to 99th percentile)."""
 
@@ -390,6 +523,34 @@ class ModelCard(ContractModel):
     limits: list[str]
 
 
+class ComparablesSpec(ContractModel):
+    """The optional table of training sales (``comparables.npz``, numpy arrays, no pickle)
+    that `estate.runtime.comparables` searches for the sales most like a house.
+
+    Distance = Σ weight x |standardized difference| over `features` (numbers on the
+    model's encoded scale, categories 1 when they differ) + `geo_weight` x km / `geo_km`.
+    """
+
+    file: Literal["comparables.npz"] = "comparables.npz"
+    sha256: str
+    bytes: int
+    rows: int = Field(description="Sales in the table.")
+    features: dict[str, float] = Field(
+        description="Raw feature → weight in the distance (normalised global importance)."
+    )
+    fields: list[str] = Field(description="Raw columns shown with each sale, in order.")
+    id_column: str | None = Field(None, description="Column that identifies a sale (parcel id).")
+    date_columns: tuple[str, str | None] | None = Field(
+        None, description="(year, month) columns that date a sale."
+    )
+    geo_columns: tuple[str, str] | None = Field(
+        None, description="(latitude, longitude) columns; None: no geography."
+    )
+    geo_weight: float = Field(0.0, description="Weight of the geographic term.")
+    geo_km: float = Field(1.0, description="Kilometres that count as one unit of distance.")
+    method: str = Field(description="The similarity in one sentence, for people.")
+
+
 class Manifest(ContractModel):
     """Everything serving, auditing and retraining need to know about a bundle."""
 
@@ -417,6 +578,7 @@ class Manifest(ContractModel):
     promotion: Promotion | None = None
     explainer: ExplainerSpec | None = None
     model_card: ModelCard | None = None
+    comparables: ComparablesSpec | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode()
@@ -486,6 +648,19 @@ def verify_card_bytes(manifest: Manifest, data: bytes) -> None:
         raise BundleError(
             f"{card.file} of {manifest.name}/{manifest.version} has {len(data)} bytes and "
             f"sha256 {sha256_hex(data)}, the manifest says {card.bytes} and {card.sha256}: "
+            "the file is truncated or altered. Re-export the bundle; it will not be served."
+        )
+
+
+def verify_comparables_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered comparables table, exactly like the model file."""
+    spec = manifest.comparables
+    if spec is None:
+        raise BundleError(f"{manifest.name}/{manifest.version} declares no comparables table.")
+    if len(data) != spec.bytes or sha256_hex(data) != spec.sha256:
+        raise BundleError(
+            f"{spec.file} of {manifest.name}/{manifest.version} has {len(data)} bytes and "
+            f"sha256 {sha256_hex(data)}, the manifest says {spec.bytes} and {spec.sha256}: "
             "the file is truncated or altered. Re-export the bundle; it will not be served."
         )
 

@@ -109,6 +109,14 @@ class NotExplainableError(RequestError):
     """The served bundle has no explainer."""
 
 
+class UnsupportedModelError(RequestError):
+    """The served bundle cannot answer this function at all (analyze on a classifier)."""
+
+
+class NoComparablesError(RequestError):
+    """The served bundle has no table of comparable sales (see the message for why)."""
+
+
 class ModelNotFoundError(RequestError):
     """The version a request pinned is not one this instance serves."""
 

@@ -50,14 +50,44 @@ def _describe(parts: list[str]) -> str:
     return " ".join(p if p.endswith((".", "?", "!")) else p + "." for p in parts if p)
 
 
+def _used_by(schema: InputSchema) -> dict[str, str]:
+    """Input name → the sentence naming the derived features that read it."""
+    readers: dict[str, list[str]] = {}
+    for d in schema.derived_features():
+        for name in d.inputs:
+            readers.setdefault(name, []).append(d.name)
+    return {n: f"The model also derives {', '.join(ds)} from it." for n, ds in readers.items()}
+
+
+def _derived_doc(schema: InputSchema) -> dict[str, Any]:
+    """The instance schema's note of the features the graph computes from the fields."""
+    rules = "; ".join(f"{d.name} = {d.formula}" for d in schema.derived_features())
+    return {
+        "description": "Raw fields of one property. The model also computes, from them "
+        f"(never send these): {rules}. A missing input counts as its training median; a "
+        "result that is not finite (a zero denominator) as the derived feature's median.",
+        "x-derived": [
+            {"name": d.name, "formula": d.formula, "inputs": list(d.inputs)}
+            | ({"label": d.label} if d.label else {})
+            | ({"unit": d.unit} if d.unit else {})
+            for d in schema.derived_features()
+        ],
+    }
+
+
 def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
     """A validator for a list of instances: known fields only, right types, finite numbers."""
     fields: dict[str, Any] = {}
+    used_by = _used_by(schema)
     for num in schema.numeric:
         extra: Any = {"x-training-min": num.min, "x-training-max": num.max, "x-impute": num.impute}
         unit = f" ({num.unit})" if num.unit else ""
         desc = _describe(
-            [num.description, f"Number{unit}; training range {num.min:g}…{num.max:g}."]
+            [
+                num.description,
+                f"Number{unit}; training range {num.min:g}…{num.max:g}.",
+                used_by.get(num.name, ""),
+            ]
         )
         fields[num.name] = NotRequired[  # type: ignore[valid-type]
             Annotated[
@@ -67,7 +97,14 @@ def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
         ]
     for cat in schema.categorical:
         extra = {"x-categories": list(cat.categories), "x-impute": cat.impute}
-        desc = _describe([cat.description, "Category; known values in x-categories."])
+        kind = "Category; known values in x-categories."
+        if cat.ordinal is not None:
+            extra["x-ordinal"] = list(cat.ordinal)
+            kind = (
+                f"Ordered category, lowest first: {' < '.join(cat.ordinal)} (missing below "
+                "all; the model reads the level, x-ordinal)."
+            )
+        desc = _describe([cat.description, kind, used_by.get(cat.name, "")])
         fields[cat.name] = NotRequired[  # type: ignore[valid-type]
             Annotated[
                 Category | None,
@@ -75,7 +112,12 @@ def instance_adapter(schema: InputSchema) -> TypeAdapter[list[dict[str, Any]]]:
             ]
         ]
     instance = TypedDict("Instance", fields)  # type: ignore[misc]
-    config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, title="Instance")
+    config = ConfigDict(
+        extra="forbid",
+        coerce_numbers_to_str=True,
+        title="Instance",
+        json_schema_extra=_derived_doc(schema) if schema.derived_features() else None,
+    )
     item: Any = with_config(config)(instance)
     adapter: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[item])  # type: ignore[valid-type]
     return adapter

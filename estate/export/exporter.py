@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from estate.contract.bundle import (
+    SCALE_OUTPUT,
     ExplainerSpec,
     Manifest,
     ModelFile,
@@ -28,6 +29,7 @@ from estate.contract.bundle import (
 )
 from estate.contract.errors import ExportError
 from estate.export.onnx_graph import build_graph
+from estate.export.scale_graph import ScaleHead
 from estate.runtime.layout import EncodedLayout
 from estate.runtime.session import run_graph
 from estate.storage.registry import write_bundle
@@ -146,6 +148,33 @@ def measure_parity(
     )
 
 
+def measure_scale_parity(
+    model_bytes: bytes,
+    numeric: np.ndarray,
+    categorical: np.ndarray,
+    reference: np.ndarray,
+    tolerance: float,
+) -> float:
+    """Largest relative difference of the graph's `SCALE_OUTPUT` from `reference` (the
+    `ScaleHead.predict` of the same rows); `ExportError` above `tolerance` or non-finite."""
+    got = run_graph(model_bytes, numeric, categorical, output=SCALE_OUTPUT)
+    if not (np.isfinite(got).all() and (got > 0).all()):
+        raise ExportError(
+            "ONNX parity failed: the interval scale output is not a positive finite number on "
+            "every parity row; nothing was written. Retrain (the scale model is refitted)."
+        )
+    rel = np.abs(got - reference) / np.maximum(np.abs(reference), 1e-12)
+    worst = float(rel.max(initial=0.0))
+    if not worst <= tolerance:
+        i = int(np.argmax(rel))
+        raise ExportError(
+            f"ONNX parity failed on the interval scale: max relative difference {worst:.3g} > "
+            f"{tolerance:g} (row {i}: onnx {got[i]:.6g} vs reference {reference[i]:.6g}); "
+            "nothing was written."
+        )
+    return worst
+
+
 @dataclass(frozen=True)
 class ExportFacts:
     """The manifest fields only the export knows: the graph's checksum and opsets, the
@@ -175,6 +204,8 @@ def export_bundle(
     decide: Callable[[Manifest, bytes], Manifest] | None = None,
     explain_rows: tuple[np.ndarray, np.ndarray] | None = None,
     card: Callable[[Manifest], tuple[Manifest, bytes]] | None = None,
+    comparables: Callable[[Manifest], tuple[Manifest, bytes]] | None = None,
+    scale: tuple[ScaleHead, np.ndarray] | None = None,
 ) -> Manifest:
     """Build, verify and write one immutable bundle; returns its manifest.
 
@@ -187,6 +218,9 @@ def export_bundle(
     With `explain_rows` (packed training rows) it also writes the SHAP explainer file.
     `card`, if given, renders the model card from the decided manifest and returns the
     manifest with the card's entry and the card's bytes (written with the bundle).
+    `comparables`, if given, does the same for the table of comparable sales.
+    `scale`, if given, is the adaptive interval's scale head and its numpy reference on the
+    parity rows: the graph gets the ``scale`` output, parity-checked like ``prediction``.
     """
     graph = build_graph(
         layout,
@@ -194,6 +228,7 @@ def export_bundle(
         classifier=classifier,
         log_target=log_target,
         doc=doc,
+        scale=scale[0] if scale else None,
     )
     model_bytes = graph.SerializeToString()
     parity = measure_parity(
@@ -204,6 +239,9 @@ def export_bundle(
         probability=classifier,
         abs_tolerance=abs_tolerance,
     )
+    if scale is not None:
+        worst = measure_scale_parity(model_bytes, *parity_rows, scale[1], tolerance)
+        parity = parity.model_copy(update={"scale_max_rel_diff": worst})
     explained = None
     if explain_rows is not None:
         from estate.export.shap_tables import export_explainer
@@ -235,5 +273,15 @@ def export_bundle(
     card_bytes = None
     if card is not None:
         manifest, card_bytes = card(manifest)
-    write_bundle(store, manifest, model_bytes, explained[0] if explained else None, card_bytes)
+    comparables_bytes = None
+    if comparables is not None:
+        manifest, comparables_bytes = comparables(manifest)
+    write_bundle(
+        store,
+        manifest,
+        model_bytes,
+        explained[0] if explained else None,
+        card_bytes,
+        comparables_bytes,
+    )
     return manifest

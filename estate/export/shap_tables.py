@@ -152,9 +152,13 @@ def _members(estimator: Any) -> list[tuple[str, float, Any]]:
     return [(type(estimator).__name__, 1.0, estimator)]
 
 
+#: Final steps of a StandardScaler pipeline explained exactly by linear SHAP.
+_LINEAR = ("Ridge", "Lasso", "ElasticNet", "LogisticRegression")
+
+
 def _kind(model: Any) -> str:
     name = type(model).__name__
-    if name == "Pipeline" and type(model.steps[-1][1]).__name__ in ("Ridge", "LogisticRegression"):
+    if name == "Pipeline" and type(model.steps[-1][1]).__name__ in _LINEAR:
         return "linear"
     if name in ("XGBRegressor", "XGBClassifier"):
         return "xgboost"

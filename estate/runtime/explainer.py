@@ -3,9 +3,11 @@
 `Explainer` loads the bundle's ``explainer.npz`` (numpy arrays, no pickle), re-encodes
 packed instances exactly as the ONNX graph does (`estate.runtime.layout`), adds exact
 linear SHAP and TreeSHAP (`estate.runtime.treeshap`) on the encoded columns and sums
-one-hot columns back to the raw feature they came from. `ShapTables` is the arithmetic
-on the file's arrays, shared with the export side's additivity check. Turning the values
-into per-instance answers is `estate.runtime.explanations`.
+one-hot columns back to the raw feature they came from (a derived feature's column is
+its own: its SHAP value is reported as that feature, beside the inputs' own).
+`ShapTables` is the arithmetic on the file's arrays, shared with the export side's
+additivity check. Turning the values into per-instance answers is
+`estate.runtime.explanations`.
 """
 
 from __future__ import annotations
@@ -103,6 +105,14 @@ class Explainer:
     def shap_encoded(self, Z: np.ndarray) -> np.ndarray:
         """SHAP values per encoded column [rows, columns]."""
         return self.tables.shap_encoded(Z)
+
+    def derived_values(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """Each derived feature's value [rows, derived features], as the graph computes it
+        (before any log1p): what explain reports beside its SHAP value."""
+        if not self.layout.derived:
+            return np.zeros((numeric.shape[0], 0))
+        start = self.layout.number_width - len(self.layout.derived)
+        return self.layout.numbers(numeric, categorical)[:, start:]
 
     def shap(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """SHAP values per raw feature [rows, features]; rows sum to output - base."""

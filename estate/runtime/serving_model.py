@@ -8,22 +8,24 @@ verified) and batch scoring (`estate.batch.score`) run the same object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import TypeAdapter
 
-from estate.contract.bundle import MISSING_CATEGORY, Manifest
+from estate.contract.bundle import MISSING_CATEGORY, MODEL_FILE, SCALE_OUTPUT, Manifest
+from estate.contract.errors import BundleError, NoComparablesError
 from estate.contract.instances import (
     MAX_STRING,
     instance_adapter,
     require_values,
     validate_instances,
 )
+from estate.runtime.comparables import Comparables
 from estate.runtime.explainer import Explainer
 from estate.runtime.outputs import intervals
 from estate.runtime.packing import DictPacker, Packed
-from estate.runtime.session import open_session
+from estate.runtime.session import OUTPUTS, open_session
 
 
 @dataclass
@@ -33,6 +35,16 @@ class Prediction:
     value: float
     raw: float
     warnings: list[dict[str, str]] = field(default_factory=list)
+    scale: float | None = None  # the adaptive interval's scale output (None: fixed band)
+
+
+class Outputs(NamedTuple):
+    """The graph's outputs for a batch: the answer, the raw score and, for a bundle with
+    an adaptive interval, each row's interval scale (else None); `intervals` takes both."""
+
+    prediction: np.ndarray
+    raw: np.ndarray
+    scale: np.ndarray | None
 
 
 #: Below this many rows the validator's path is as fast as `DictPacker.pack_if_clean`
@@ -51,15 +63,30 @@ class ServingModel:
         threads: int = 1,
         explainer_bytes: bytes | None = None,
         card_bytes: bytes | None = None,
+        comparables_bytes: bytes | None = None,
     ) -> None:
         self.manifest = manifest
         self.card_text = card_bytes.decode() if card_bytes is not None else None
         self.explainer = Explainer(manifest, explainer_bytes) if explainer_bytes else None
         self.session = open_session(model_bytes, threads)
+        #: The bundle's training sales (`estate.runtime.comparables`); None without them.
+        self.comparable_sales = (
+            Comparables(manifest, comparables_bytes)
+            if comparables_bytes is not None and manifest.comparables is not None
+            else None
+        )
+        adaptive = manifest.interval is not None and manifest.interval.adaptive is not None
+        if adaptive and SCALE_OUTPUT not in self.session.outputs:
+            raise BundleError(
+                f"{manifest.name}/{manifest.version}: the manifest declares an adaptive "
+                f"interval but {MODEL_FILE} has no {SCALE_OUTPUT!r} output; re-export the bundle."
+            )
+        self._outputs = (*OUTPUTS, SCALE_OUTPUT) if adaptive else OUTPUTS
         schema = manifest.input
         self.labels = schema.labels()  # feature → readable label, where the config gave one
         self.units = {f.name: f.unit for f in schema.numeric if f.unit}
         self.units |= {c.name: c.unit for c in schema.categorical if c.unit}
+        self.units |= {d.name: d.unit for d in schema.derived_features() if d.unit}
         self.numeric = schema.numeric
         self.categorical = schema.categorical
         self._packer = DictPacker(schema)
@@ -214,22 +241,61 @@ class ServingModel:
             )
         return notes
 
-    def run(self, numeric: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One onnxruntime call for the whole batch: (prediction, raw)."""
-        prediction, raw = self.session.run(numeric, categorical)
-        return prediction, raw
+    def run(self, numeric: np.ndarray, categorical: np.ndarray) -> Outputs:
+        """One onnxruntime call for the whole batch: prediction, raw and (adaptive
+        interval) scale."""
+        got = self.session.run(numeric, categorical, self._outputs)
+        return Outputs(got[0], got[1], got[2] if len(got) > 2 else None)
 
     def predict(self, instances: list[dict[str, Any]]) -> list[Prediction]:
         numeric, categorical, warnings = self.pack(instances)
-        prediction, raw = self.run(numeric, categorical)
+        prediction, raw, scale = self.run(numeric, categorical)
+        scales = [None] * len(warnings) if scale is None else scale.tolist()
         return [
-            Prediction(float(p), float(r), w)
-            for p, r, w in zip(prediction, raw, warnings, strict=True)
+            Prediction(float(p), float(r), w, s)
+            for p, r, w, s in zip(prediction, raw, warnings, scales, strict=True)
         ]
 
-    def interval(self, raw: float) -> tuple[float, float] | None:
+    @property
+    def no_comparables_reason(self) -> str | None:
+        """Why this model gives no comparable sales (None when it does)."""
+        if self.comparable_sales is not None:
+            return None
+        m = self.manifest
+        if m.task != "regression":
+            why = f"it is a {m.task.replace('_', ' ')} model: its data has no sale prices"
+        elif m.comparables is None:
+            why = (
+                "its data-set config declares no [comparables] columns (or it was trained "
+                "before bundles carried comparable sales); retrain with them to get some"
+            )
+        else:
+            why = "its comparables table was not loaded"
+        return f"{m.name}/{m.version} has no comparable sales: {why}."
+
+    def comparables(
+        self,
+        numeric: np.ndarray,
+        categorical: np.ndarray,
+        k: int,
+        missing_category: np.ndarray | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """The `k` most similar training sales of each packed row, nearest first, with
+        price, sale date, distance and main differences (`estate.runtime.comparables`).
+
+        Pass `Packed.missing_category` so categories a row did not send stay out of its
+        distance, as missing numbers (NaN) do. Raises `NoComparablesError` (its message
+        says why) when the bundle has none.
+        """
+        if self.comparable_sales is None:
+            raise NoComparablesError(self.no_comparables_reason or "no comparable sales")
+        return self.comparable_sales.nearest(numeric, categorical, k, missing_category)
+
+    def interval(self, raw: float, scale: float | None) -> tuple[float, float] | None:
         """Conformal interval in target units (regression only; `estate.runtime.outputs`)."""
-        bounds = intervals(np.array([raw]), self.manifest)
+        bounds = intervals(
+            np.array([raw]), self.manifest, None if scale is None else np.array([scale])
+        )
         if bounds is None:
             return None
         return float(bounds[0, 0]), float(bounds[0, 1])

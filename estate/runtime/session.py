@@ -27,6 +27,7 @@ class Session:
 
     session: ort.InferenceSession
     inputs: frozenset[str]
+    outputs: frozenset[str] = frozenset(OUTPUTS)
 
     def run(
         self,
@@ -60,7 +61,11 @@ def open_session(model_bytes: bytes, threads: int = 1) -> Session:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    return Session(session, frozenset(i.name for i in session.get_inputs()))
+    return Session(
+        session,
+        frozenset(i.name for i in session.get_inputs()),
+        frozenset(o.name for o in session.get_outputs()),
+    )
 
 
 def run_graph(

@@ -12,11 +12,16 @@ from typing import Any
 
 import flask
 
-from estate.contract.instances import instance_json_schema
+from estate.contract.instances import instance_json_schema, validate_instances
 from estate.runtime.explanations import explain_instances
 from estate.runtime.serving_model import ServingModel, model_info
+from estate.serving.comparables import with_comparables
 from estate.serving.endpoint import serve
-from estate.serving.requests import check_instance_count, parse_explain_envelope
+from estate.serving.requests import (
+    check_instance_count,
+    comparables_asked,
+    parse_explain_envelope,
+)
 from estate.serving.settings import ServingSettings
 
 METHOD = (
@@ -59,13 +64,27 @@ def explain_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     """
     check_instance_count(body, settings.explain_max_instances, "explain")
     request = parse_explain_envelope(body, settings.max_field_errors)
+    k = comparables_asked(
+        request.parameters, len(request.instances), settings.comparables_max_instances
+    )
     explanations = explain_instances(
         model, request.instances, request.top_k, max_field_errors=settings.max_field_errors
     )
-    return {
-        "explanations": explanations,
-        "model": model_info(model),
-    }
+    answer: dict[str, Any] = {"explanations": explanations}
+    if k:  # the rows are valid: explain_instances checked them
+        rows = validate_instances(model.adapter, request.instances, settings.max_field_errors)
+        packed = model.pack_flags(rows)
+        with_comparables(
+            model,
+            packed.numeric,
+            packed.categorical,
+            explanations,
+            k,
+            answer,
+            packed.missing_category,
+        )
+    answer["model"] = model_info(model)
+    return answer
 
 
 def entry_point(

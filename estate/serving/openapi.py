@@ -1,4 +1,4 @@
-"""One OpenAPI document for predict, explain and chat, generated from the pydantic models.
+"""One OpenAPI document for predict, explain, chat and analyze, from the pydantic models.
 
 Each function serves it at ``GET /openapi.json`` with the loaded model's own instance
 schema (every feature, its range or categories); ``estate openapi`` writes the Swagger 2.0
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from estate.serving import responses as contract
-from estate.serving.requests import ChatRequest, ExplainRequest, PredictRequest
+from estate.serving.requests import AnalyzeRequest, ChatRequest, ExplainRequest, PredictRequest
 
 API_VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
@@ -44,7 +44,7 @@ class Operation:
 
 
 def operations(output: str) -> list[Operation]:
-    """The three HTTP functions, for a model whose output field is named `output`."""
+    """The HTTP functions, for a model whose output field is named `output`."""
     return [
         Operation(
             "predict",
@@ -54,7 +54,16 @@ def operations(output: str) -> list[Operation]:
             "per prediction for up to 100 instances (ESTATE_ROW_WARNINGS_MAX_INSTANCES), "
             "one `warning_summary` per request for larger batches. Limits (413 above them): "
             "5,000 instances (ESTATE_MAX_INSTANCES), 8 MB and 500,000 JSON values per body; "
-            "a body must arrive within 10 s (408).",
+            "a body must arrive within 10 s (408). "
+            '`"parameters": {"comparables": k}` (0 to 20) adds the k most similar training '
+            "sales to each prediction: price, sale date, distance and main differences, "
+            "by an importance-weighted distance over the model's most important features "
+            "(numbers standardised on the model's scale, categories 1 when they differ, "
+            "weights = normalised mean |SHAP|) plus great-circle distance when the data has "
+            "coordinates; features an instance does not send are left out of its distance. "
+            "A model without comparables answers 200 without them and says why "
+            "in `comparables_unavailable`; at most 500 instances may ask for them "
+            "(ESTATE_COMPARABLES_MAX_INSTANCES; 413 above).",
             PredictRequest,
             contract.prediction_models(output)[1],
             (400, 408, 413, 415, 422, 503),
@@ -64,7 +73,8 @@ def operations(output: str) -> list[Operation]:
             "Explain estimates",
             "Exact SHAP contributions per raw feature (TreeSHAP / linear SHAP from the bundle) "
             "that add up, with the base value, to the served output. At most 200 instances "
-            "per request (ESTATE_EXPLAIN_MAX_INSTANCES; 413 above).",
+            "per request (ESTATE_EXPLAIN_MAX_INSTANCES; 413 above). Takes predict's "
+            '`"parameters": {"comparables": k}` and adds the same comparable sales.',
             ExplainRequest,
             contract.explanation_models(output)[1],
             (400, 408, 413, 415, 422, 501, 503),
@@ -78,11 +88,26 @@ def operations(output: str) -> list[Operation]:
             contract.ChatResponse,
             (400, 408, 413, 415, 503),
         ),
+        Operation(
+            "analyze",
+            "Analyze a deal",
+            "One house (a predict instance) and the deal's terms → the valuation and its "
+            "interval, comparable sales (when the bundle carries them) and the deal worked "
+            "out: yields, cap rate, NOI, cash flow, DSCR, cash-on-cash, break-even rent, a "
+            "verdict, and every term used, marked given or default. Terms left out take "
+            "their documented defaults (ESTATE_DEAL_*). The same analytics as chat's deal "
+            "answers. Needs a price (regression) model: a classification bundle answers "
+            "501. Bodies over 64 kB (ESTATE_ANALYZE_MAX_REQUEST_BYTES) → 413.",
+            AnalyzeRequest,
+            contract.AnalyzeResponse,
+            (400, 408, 413, 415, 422, 501, 503),
+        ),
     ]
 
 
 def openapi_document(output: str, instance: dict[str, Any] | None = None) -> dict[str, Any]:
-    """OpenAPI 3.1 for the three functions (paths /predict, /explain, /chat)."""
+    """OpenAPI 3.1 for the functions (paths /predict, /explain, /chat, /analyze, and each
+    function's ``/<function>/model_card.md``)."""
     ops = operations(output)
     models: list[type[BaseModel]] = [contract.Problem, contract.Health]
     for op in ops:
@@ -98,7 +123,14 @@ def openapi_document(output: str, instance: dict[str, Any] | None = None) -> dic
         "anyOf": [instance_ref, {"type": "null"}],
         "description": "Raw features you know; the rest are imputed.",
     }
-    paths = {f"/{op.function}": _path(op) for op in ops}
+    schemas["AnalyzeRequest"]["properties"]["property"] = {
+        **instance_ref,
+        "description": "The house: raw features as one predict instance; the rest are imputed.",
+    }
+    paths: dict[str, Any] = {}
+    for op in ops:
+        paths[f"/{op.function}"] = _path(op)
+        paths[f"/{op.function}{CARD_PATH}"] = _card_path(op.function)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -113,11 +145,36 @@ def openapi_document(output: str, instance: dict[str, Any] | None = None) -> dic
     }
 
 
-def _path(op: Operation) -> dict[str, Any]:
-    problem = {
-        "description": "Problem details (RFC 9457)",
-        "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+#: Every function serves the bundle's model card below its own path (endpoint.CARD_PATH).
+CARD_PATH = "/model_card.md"
+PROBLEM = {
+    "description": "Problem details (RFC 9457)",
+    "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+}
+
+
+def _card_path(function: str) -> dict[str, Any]:
+    """``GET /<function>/model_card.md``: the serving bundle's model card, as Markdown."""
+    return {
+        "get": {
+            "operationId": f"{function}_model_card",
+            "summary": f"{function}: the serving model's card (Markdown)",
+            "description": "Data, metrics, gates, intervals, intended use and limits of the "
+            "bundle this function serves. 404 for a bundle trained before cards existed.",
+            "responses": {
+                "200": {
+                    "description": "The model card",
+                    "content": {"text/markdown": {"schema": {"type": "string"}}},
+                },
+                "404": PROBLEM,
+                "503": PROBLEM,
+            },
+        }
     }
+
+
+def _path(op: Operation) -> dict[str, Any]:
+    problem = PROBLEM
     post_responses: dict[str, Any] = {
         "200": {
             "description": "OK",

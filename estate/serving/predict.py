@@ -17,9 +17,10 @@ from estate.runtime.outputs import intervals, labels
 from estate.runtime.packing import Packed
 from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving import predlog
+from estate.serving.comparables import describe_comparables, with_comparables
 from estate.serving.endpoint import serve
 from estate.serving.remote import is_remote_call, remote_answer
-from estate.serving.requests import check_instance_count, parse_envelope
+from estate.serving.requests import check_instance_count, comparables_asked, parse_envelope
 from estate.serving.settings import ServingSettings
 from estate.serving.versions import holder
 
@@ -37,6 +38,7 @@ def describe(model: ServingModel) -> dict[str, Any]:
             "output": m.output.model_dump(),
         },
         "instance_schema": instance_json_schema(model.adapter),
+        "comparables": describe_comparables(model),
     }
 
 
@@ -47,12 +49,18 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     ``warnings``; a larger batch gets one ``warning_summary`` for the request instead
     (per field and code: how many rows, the first row indices), so a batch of sparse
     rows does not answer one warning object per missing cell.
+
+    With ``"parameters": {"comparables": k}`` each prediction also lists the k most
+    similar training sales (`with_comparables`); without it no comparables work is done.
     """
     check_instance_count(body, settings.max_instances, "predict")
     request = parse_envelope(body, settings.max_field_errors)
     packed = model.pack_checked(request.instances, settings.max_field_errors)
-    prediction, raw = model.run(packed.numeric, packed.categorical)
-    bounds, label = intervals(raw, model.manifest), labels(prediction, model.manifest)
+    k = comparables_asked(  # rows as packed, whatever form the body sent them in
+        request.parameters, packed.numeric.shape[0], settings.comparables_max_instances
+    )
+    prediction, raw, scale = model.run(packed.numeric, packed.categorical)
+    bounds, label = intervals(raw, model.manifest, scale), labels(prediction, model.manifest)
     per_row = len(prediction) <= settings.row_warnings_max_instances
     finite = np.isfinite(prediction)
     if bounds is not None:
@@ -72,6 +80,16 @@ def predict_body(model: ServingModel, body: Any, settings: ServingSettings) -> d
     for i in np.flatnonzero(~finite).tolist():  # one vectorised check; named here if it fails
         require_finite(predictions[i], f"predictions[{i}]", partial(_inputs, model, packed, i))
     answer: dict[str, Any] = {"predictions": predictions}
+    if k:
+        with_comparables(
+            model,
+            packed.numeric,
+            packed.categorical,
+            predictions,
+            k,
+            answer,
+            packed.missing_category,
+        )
     if not per_row:
         answer["warning_summary"] = model.warning_summary(packed, settings.warning_rows_listed)
     answer["model"] = model_info(model)

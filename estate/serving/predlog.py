@@ -84,7 +84,8 @@ def prediction_lines(
     request_id = uuid.uuid4().hex[:16]
     lines = []
     for i, (features, pred) in enumerate(zip(instances, answer["predictions"], strict=True)):
-        output = {k: v for k, v in pred.items() if k != "warnings"}
+        # Comparable sales are training data, not this prediction's output: not logged.
+        output = {k: v for k, v in pred.items() if k not in ("warnings", "comparables")}
         first = next(iter(output.items()), ("output", None))
         line = PredictionLogLine(
             severity="INFO",

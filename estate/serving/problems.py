@@ -19,9 +19,11 @@ from estate.contract.errors import (
     InvalidInputError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NoComparablesError,
     NotExplainableError,
     RequestError,
     TooLargeError,
+    UnsupportedModelError,
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -96,6 +98,8 @@ STATUS: dict[type[RequestError], tuple[int, str, str]] = {
     TooLargeError: (413, "Request too large", "request-too-large"),
     CannotEstimateError: (422, "Cannot estimate", "cannot-estimate"),
     NotExplainableError: (501, "No explainer", "no-explainer"),
+    UnsupportedModelError: (501, "Not supported by this model", "unsupported-model"),
+    NoComparablesError: (501, "No comparable sales", "no-comparables"),
     ModelNotReadyError: (503, "Model unavailable", "model-unavailable"),
 }
 

@@ -244,9 +244,9 @@ def _predict(
 ) -> None:
     """One ONNX call for every valid row; each reply is predict's answer for that row."""
     packed = model.pack_flags(instances)
-    prediction, raw = model.run(packed.numeric, packed.categorical)
+    prediction, raw, scale = model.run(packed.numeric, packed.categorical)
     m = model.manifest
-    bounds, label = intervals(raw, m), labels(prediction, m)  # as predict computes them
+    bounds, label = intervals(raw, m, scale), labels(prediction, m)  # as predict computes them
     for k, value in enumerate(prediction.tolist()):
         i = where[k]
         item = answer(

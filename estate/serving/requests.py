@@ -1,4 +1,4 @@
-"""Request bodies: strict JSON parsing, the envelopes of the three functions, the pre-checks.
+"""Request bodies: strict JSON parsing, the envelopes of the functions, the pre-checks.
 
 Each envelope is a pydantic model (the source of the OpenAPI document, with the answers
 in `estate.serving.responses`); the instances inside are validated against the model by
@@ -13,7 +13,7 @@ import json
 from itertools import islice
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from estate.contract.errors import FieldError, InvalidInputError, TooLargeError
 from estate.contract.instances import FIX, ErrorList, shown
@@ -21,8 +21,31 @@ from estate.contract.instances import FIX, ErrorList, shown
 M = TypeVar("M", bound=BaseModel)
 
 
+class Parameters(BaseModel):
+    """Vertex AI's ``parameters``: options for the whole request."""
+
+    model_config = ConfigDict(extra="forbid")
+    comparables: int = Field(
+        0,
+        ge=0,
+        le=20,
+        strict=True,
+        description="Also return, per instance, this many most similar training sales "
+        "(price, sale date, distance, main differences); 0 (default) returns none. "
+        "Similarity: importance-weighted distance over the model's most important features "
+        "plus great-circle distance when the data has coordinates (README, 'Comparable "
+        "sales'). A model without a comparables table answers without them and says why "
+        "in `comparables_unavailable`. At most ESTATE_COMPARABLES_MAX_INSTANCES (500) "
+        "instances per request that asks for them (413 above).",
+    )
+
+
+#: Message for an unknown key inside ``parameters``.
+UNKNOWN_PARAMETER = "unknown parameter: the only parameter is 'comparables' (an integer 0 to 20)"
+
+
 class PredictRequest(BaseModel):
-    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …]}``.
+    """Vertex AI's convention: ``{"instances": [{feature: value, …}, …], "parameters": {…}}``.
 
     Each instance is checked by the model's instance validator (`validate_instances`),
     which names a non-object instance too; the envelope does not copy them first.
@@ -30,6 +53,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     instances: list[Any] = Field(min_length=1)
+    parameters: Parameters | None = None
 
 
 class ExplainRequest(BaseModel):
@@ -38,6 +62,7 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     instances: list[Any] = Field(min_length=1)
     top_k: int | None = Field(None, ge=1, strict=True, description="Keep the k largest.")
+    parameters: Parameters | None = None
 
 
 # -- chat ----------------------------------------------------------------------------------
@@ -46,6 +71,10 @@ Money = Annotated[float, AllowInfNan(False), Field(ge=0, le=1e9)]
 #: A price under a dollar is not a price: yields over it explode (12 * rent / 5e-324).
 Price = Annotated[float, AllowInfNan(False), Field(ge=1, le=1e9)]
 Percent = Annotated[float, AllowInfNan(False), Field(ge=0, le=100)]
+#: analyze's terms take JSON numbers only: not "6.5" (a string), not true (a bool).
+StrictMoney = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=1e9)]
+StrictPrice = Annotated[float, Strict(), AllowInfNan(False), Field(ge=1, le=1e9)]
+StrictPercent = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=100)]
 
 
 class _Closed(BaseModel):
@@ -90,6 +119,83 @@ class ChatRequest(_Closed):
     deal: DealInput | None = None
 
 
+# -- analyze -------------------------------------------------------------------------------
+
+
+class DealTermsInput(_Closed):
+    """The deal's terms; each one left out takes its documented default, and the answer's
+    ``assumptions`` say which were given and which defaulted (and by what rule)."""
+
+    asking_price: StrictPrice | None = Field(
+        None, description="Asking price, dollars (at least 1). Default: the model's estimate."
+    )
+    monthly_rent: StrictMoney | None = Field(
+        None,
+        description="Expected rent, dollars per month. Default: estimate / price-to-rent "
+        "ratio (ESTATE_DEAL_PRICE_TO_RENT, 15) / 12.",
+    )
+    down_payment: StrictMoney | None = Field(
+        None, description="Down payment, dollars. Default: down_payment_percent of the price."
+    )
+    down_payment_percent: StrictPercent | None = Field(
+        None,
+        description="Down payment as a percent of the price (20), instead of down_payment. "
+        "Default: ESTATE_DEAL_DOWN_PAYMENT (20 %).",
+    )
+    interest_rate: StrictPercent | None = Field(
+        None,
+        description="Mortgage rate, percent per year (6.5 means 6.5 %). Default: "
+        "ESTATE_DEAL_RATE (6.5 %).",
+    )
+    term_years: Annotated[int, Field(ge=1, le=50, strict=True)] | None = Field(
+        None, description="Mortgage term, whole years. Default: ESTATE_DEAL_TERM_YEARS (30)."
+    )
+    taxes: StrictMoney | None = Field(
+        None,
+        description="Property tax, dollars per year. Default: ESTATE_DEAL_TAX_RATE (1.5 %) of "
+        "the price.",
+    )
+    insurance: StrictMoney | None = Field(
+        None,
+        description="Insurance, dollars per year. Default: ESTATE_DEAL_INSURANCE_RATE (0.5 %) "
+        "of the price.",
+    )
+    hoa: StrictMoney | None = Field(
+        None, description="HOA / condo fees, dollars per month. Default: none (0)."
+    )
+    vacancy: StrictPercent | None = Field(
+        None, description="Vacancy, percent of the rent. Default: ESTATE_DEAL_VACANCY (5 %)."
+    )
+    maintenance: StrictPercent | None = Field(
+        None,
+        description="Maintenance, percent of the rent. Default: ESTATE_DEAL_MAINTENANCE (8 %).",
+    )
+    closing_costs: StrictMoney | None = Field(
+        None, description="Closing costs, dollars (counted as cash invested). Default: none (0)."
+    )
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class AnalyzeRequest(_Closed):
+    """``{"property": {...}, "terms": {...}, "comparables": k}``: one house, one deal."""
+
+    property: dict[str, Any] = Field(
+        description="The house: raw model features by name, as one predict instance "
+        "(GET the function for the list and ranges); missing features are imputed."
+    )
+    terms: DealTermsInput = Field(
+        default_factory=DealTermsInput,
+        description="The deal's terms; anything left out takes its default.",
+    )
+    comparables: Annotated[int, Field(ge=0, le=20, strict=True)] = Field(
+        5,
+        description="How many comparable sales to return, 0 to 20 (as predict's "
+        "parameters.comparables); a bundle without a table of sales has none and says why.",
+    )
+
+
 def check_instance_count(body: Any, limit: int, function: str) -> None:
     """413 before any validation when a body carries more instances than `limit`."""
     if isinstance(body, dict) and isinstance(body.get("instances"), list):
@@ -106,8 +212,9 @@ def parse_envelope(body: Any, max_field_errors: int) -> PredictRequest:
     return parse_body(
         PredictRequest,
         body,
-        "unknown field: the body takes only 'instances'",
-        'The body must be {"instances": [{feature: value, ...}, ...]}.',
+        "unknown field: the body takes only 'instances' and 'parameters'",
+        'The body must be {"instances": [{feature: value, ...}, ...], '
+        '"parameters": {"comparables": k}} (parameters optional).',
         max_field_errors=max_field_errors,
     )
 
@@ -117,8 +224,9 @@ def parse_explain_envelope(body: Any, max_field_errors: int) -> ExplainRequest:
     return parse_body(
         ExplainRequest,
         body,
-        "unknown field: the body takes 'instances' and 'top_k'",
-        'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k}.',
+        "unknown field: the body takes 'instances', 'top_k' and 'parameters'",
+        'The body must be {"instances": [{feature: value, ...}, ...], "top_k": k, '
+        '"parameters": {"comparables": k}} (top_k and parameters optional).',
         max_field_errors=max_field_errors,
     )
 
@@ -146,7 +254,7 @@ def parse_body(
             exc,
             lambda e: FieldError(
                 field_path(e["loc"]),
-                unknown if e["type"] == "extra_forbidden" else e["msg"],
+                _extra_message(e["loc"], unknown) if e["type"] == "extra_forbidden" else e["msg"],
                 e["type"],
             ),
         )
@@ -154,6 +262,26 @@ def parse_body(
         if not errors.total:
             return parsed
     raise errors.problem(detail or f"{errors.total} invalid field(s); {FIX}")
+
+
+def _extra_message(loc: tuple[int | str, ...], unknown: str) -> str:
+    """What to say about an unknown key: `unknown` at the top, its own words inside
+    ``parameters``."""
+    return UNKNOWN_PARAMETER if len(loc) > 1 and loc[0] == "parameters" else unknown
+
+
+def comparables_asked(parameters: Parameters | None, instances: int, limit: int) -> int:
+    """How many comparables each instance asks for (0: none); a 413 naming
+    ``parameters.comparables`` when more than `limit` instances ask for them."""
+    k = parameters.comparables if parameters is not None else 0
+    if k and instances > limit:
+        raise TooLargeError(
+            f"{instances} instances ask for comparables; the limit is {limit} per request "
+            "(ESTATE_COMPARABLES_MAX_INSTANCES). Split the batch, or drop "
+            "parameters.comparables.",
+            [FieldError("parameters.comparables", f"{instances} instances > {limit}", "limit")],
+        )
+    return k
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -76,12 +76,142 @@ class Interval(_Closed):
     level: float = Field(description="Nominal coverage, e.g. 0.9 for a 90% interval.")
 
 
+class Difference(_Closed):
+    """One of a comparable's main differences from the house (its largest distance terms)."""
+
+    feature: str
+    label: str | None = Field(None, description="Readable name, when the config gives one.")
+    unit: str | None = None
+    comparable: float | str | None = Field(description="The comparable sale's value.")
+    this: float | str | None = Field(description="This house's value (imputed if not sent).")
+    text: str = Field(description="For people: 'Living area 1,710 vs 1,450 sq ft'.")
+
+
+class ComparableSale(_Closed):
+    """A training sale like the house: what it sold for, when, and how it differs."""
+
+    price: float = Field(description="What it sold for (the target, in its units).")
+    sale_date: str | None = Field(None, description="'2008-06' (or the year alone).")
+    distance: float = Field(
+        description="Similarity distance (smaller = more alike): importance-weighted "
+        "standardised differences over the model's most important features, plus "
+        "great-circle distance when the data has coordinates."
+    )
+    km: float | None = Field(
+        None, description="Great-circle distance; null when the house sent no coordinates."
+    )
+    id: str | None = Field(None, description="The sale's id in the data (e.g. parcel id).")
+    latitude: float | None = None
+    longitude: float | None = None
+    fields: dict[str, float | str | None] = Field(
+        description="The columns the data-set config shows for each sale."
+    )
+    differences: list[Difference] = Field(
+        description="Where it differs most from this house, largest first (up to 3)."
+    )
+
+
+_COMPARABLES: tuple[Any, Any] = (
+    list[ComparableSale] | None,
+    Field(
+        None,
+        description='With "parameters": {"comparables": k}: the k most similar training '
+        "sales, nearest first.",
+    ),
+)
+_UNAVAILABLE: tuple[Any, Any] = (
+    str | None,
+    Field(
+        None,
+        description="Comparables were asked for but this model has none: why (e.g. a "
+        "classification model, or a data set without [comparables] columns).",
+    ),
+)
+
+
 class ChatResponse(_Closed):
     reply: str = Field(description="The advisor's answer; every figure in it is in `facts`.")
     facts: dict[str, Any] = Field(
         description="The figures the reply uses (estimate, interval, drivers, analytics)."
     )
     engine: str = Field(description="'local', or 'llm:<model>' when an LLM answered.")
+    model: ModelRef
+
+
+class Valuation(_Closed):
+    """analyze: the model's price for the house and its interval."""
+
+    price: float
+    interval: Interval | None = Field(description="None when the bundle has no interval.")
+    warnings: list[InputWarning] = Field(description="Imputed, unseen or out-of-range inputs.")
+
+
+class Comparables(_Closed):
+    """analyze: the most similar training sales, when the bundle carries a sales table."""
+
+    available: bool = Field(description="Whether this bundle has comparable sales at all.")
+    sales: list[ComparableSale] = Field(
+        description="The k most similar training sales, nearest first (the same search as "
+        "predict's parameters.comparables)."
+    )
+    note: str | None = Field(description="Why there are none, when there are none.")
+
+
+class DealFigures(_Closed):
+    """Every figure of the deal (`estate.runtime.deal`): money in dollars, rates as fractions."""
+
+    loan: float
+    monthly_payment: float
+    annual_debt_service: float
+    operating_expenses: float = Field(description="Per year: taxes, insurance, HOA, upkeep.")
+    noi: float = Field(description="Net operating income per year (after vacancy).")
+    gross_yield: float
+    net_yield: float
+    cap_rate: float
+    monthly_cash_flow: float
+    annual_cash_flow: float
+    cash_on_cash: float | None = Field(description="None when under $1 of cash is put in.")
+    dscr: float | None = Field(description="Debt service coverage; None without a loan.")
+    break_even_rent: float | None = Field(
+        description="Monthly rent with zero cash flow; None if vacancy + upkeep take it all."
+    )
+
+
+class DealVerdict(_Closed):
+    price: Literal["below", "inside", "above"] | None = Field(
+        description="The asking price against the model's interval; None without one."
+    )
+    asking_vs_estimate: float | None = Field(description="(asking - estimate) / estimate.")
+    cash_flow: Literal["positive", "negative", "break_even"]
+    summary: str
+
+
+class TermUsed(_Closed):
+    """One deal term as used: in the request's unit, given or defaulted (and by what rule)."""
+
+    value: float
+    unit: str
+    source: Literal["given", "default"]
+    basis: str = Field(description="'given', or the default's rule (e.g. '20% of the price').")
+
+
+class TermWarning(_Closed):
+    field: str
+    code: Literal["percent_under_one"]
+    message: str
+
+
+class DealAnswer(_Closed):
+    analysis: DealFigures
+    verdict: DealVerdict
+    assumptions: dict[str, TermUsed] = Field(description="Every term, by its request name.")
+    warnings: list[TermWarning]
+
+
+class AnalyzeResponse(_Closed):
+    valuation: Valuation
+    comparables: Comparables
+    deal: DealAnswer
     model: ModelRef
 
 
@@ -123,6 +253,7 @@ def prediction_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
                 "`warning_summary`.",
             ),
         ),
+        "comparables": _COMPARABLES,
     }
     one = create_model("Prediction", __base__=_Closed, **fields)
     summary: tuple[Any, Any] = (
@@ -137,6 +268,7 @@ def prediction_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
         "PredictResponse",
         __base__=_Closed,
         predictions=(list[one], ...),
+        comparables_unavailable=_UNAVAILABLE,
         warning_summary=summary,
         model=(ModelRef, ...),
     )
@@ -148,6 +280,10 @@ class Contribution(_Closed):
     label: str | None = Field(None, description="Readable name, when the config gives one.")
     unit: str | None = Field(None, description="Unit of `value`, when the config gives one.")
     value: float | str | None = Field(description="The value used (after imputation).")
+    formula: str | None = Field(
+        None, description="A derived feature (computed by the model, not sent): its formula."
+    )
+    inputs: list[str] | None = Field(None, description="A derived feature: the fields it reads.")
     imputed: bool | None = None
     shap: float = Field(description="SHAP value in the explained scale (see `scale`).")
     factor: float | None = Field(None, description="Log-target models: exp(shap).")
@@ -176,9 +312,14 @@ def explanation_models(output: str) -> tuple[type[BaseModel], type[BaseModel]]:
         "contributions": (list[Contribution], ...),
         "other_features": (OtherFeatures | None, None),
         "warnings": (list[InputWarning], ...),
+        "comparables": _COMPARABLES,
     }
     one = create_model("Explanation", __base__=_Closed, **fields)
     answer = create_model(
-        "ExplainResponse", __base__=_Closed, explanations=(list[one], ...), model=(ModelRef, ...)
+        "ExplainResponse",
+        __base__=_Closed,
+        explanations=(list[one], ...),
+        comparables_unavailable=_UNAVAILABLE,
+        model=(ModelRef, ...),
     )
     return one, answer

@@ -2,7 +2,8 @@
 resolved (main.py → ``entry_point()`` of each function module), and passed down.
 
 Each function reads only its own: `ServingSettings` (predict, explain), `ChatSettings`
-(chat: its limits, deal assumptions and the optional LLM), `RetrainSettings` (retrain),
+(chat: its limits, deal assumptions and the optional LLM), `AnalyzeSettings` (analyze:
+its limits and the same deal assumptions, `DealSettings`), `RetrainSettings` (retrain),
 and `GuardSettings` for the body guard every function of this source shares. Fields
 common to several live once, in a small base class; every variable keeps its
 ``ESTATE_`` name and default (README's table; infra/functions.tf sets them).
@@ -42,14 +43,15 @@ common to several live once, in a small base class; every variable keeps its
 | ESTATE_CHAT_MAX_MESSAGES | 40 | most messages in one chat request (more → 413) |
 | ESTATE_CHAT_MAX_MESSAGE_CHARS | 4000 | longest chat message (longer → 413) |
 | ESTATE_CHAT_MAX_REQUEST_BYTES | 200000 | largest chat request body (larger → 413) |
-| ESTATE_CHAT_PRICE_TO_RENT | 15 | price / annual rent assumed when no rent is given |
-| ESTATE_CHAT_DOWN_PAYMENT | 0.20 | assumed down payment, fraction of the price |
-| ESTATE_CHAT_RATE | 0.065 | assumed mortgage rate per year (fraction) |
-| ESTATE_CHAT_TERM_YEARS | 30 | assumed mortgage term |
-| ESTATE_CHAT_TAX_RATE | 0.015 | assumed property tax per year, fraction of the price |
-| ESTATE_CHAT_INSURANCE_RATE | 0.005 | assumed insurance per year, fraction of the price |
-| ESTATE_CHAT_VACANCY | 0.05 | assumed vacancy, fraction of the rent |
-| ESTATE_CHAT_MAINTENANCE | 0.08 | assumed maintenance, fraction of the rent |
+| ESTATE_DEAL_PRICE_TO_RENT | 15 | deal: price / annual rent assumed when no rent is given |
+| ESTATE_DEAL_DOWN_PAYMENT | 0.20 | deal: assumed down payment, fraction of the price |
+| ESTATE_DEAL_RATE | 0.065 | deal: assumed mortgage rate per year (fraction) |
+| ESTATE_DEAL_TERM_YEARS | 30 | deal: assumed mortgage term |
+| ESTATE_DEAL_TAX_RATE | 0.015 | deal: property tax per year, fraction of the price |
+| ESTATE_DEAL_INSURANCE_RATE | 0.005 | deal: insurance per year, fraction of the price |
+| ESTATE_DEAL_VACANCY | 0.05 | deal: assumed vacancy, fraction of the rent |
+| ESTATE_DEAL_MAINTENANCE | 0.08 | deal: assumed maintenance, fraction of the rent |
+| ESTATE_ANALYZE_MAX_REQUEST_BYTES | 64000 | largest analyze request body (larger → 413) |
 | ESTATE_LLM_BASE_URL | (none) | OpenAI-compatible API base URL; unset = local engine only |
 | ESTATE_LLM_MODEL | llama-3.3-70b-versatile | chat-completions model name |
 | ESTATE_LLM_API_KEY | (none) | API key for local use (in the cloud: the secret below) |
@@ -61,6 +63,9 @@ common to several live once, in a small base class; every variable keeps its
 | ESTATE_LLM_MAX_TOOL_CALLS | 8 | most tool calls run per LLM turn (more get an error) |
 | ESTATE_LLM_MAX_RETRIES | 1 | retries after a timeout, 429 or 5xx; then the local engine |
 | ESTATE_LLM_MAX_TOOL_ROUNDS | 4 | most tool-calling rounds per chat request |
+
+The ``deal:`` rows are the assumptions chat and analyze share (`DealSettings`): both
+functions work a deal out on the same defaults.
 
 What each serving limit bounds, and its cost at the limit (measured by
 ``make bench-memory`` on the Ames blend, figures in bench/README.md). A Cloud Functions
@@ -88,6 +93,8 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from estate.runtime.deal import DealDefaults
 
 
 class _Env(BaseSettings):
@@ -138,12 +145,18 @@ class HttpSettings(_BodyDeadline):
     )
 
 
-class GuardSettings(_BodyDeadline, _ModelBody, _ChatBody):
+class _AnalyzeBody(_Env):
+    analyze_max_request_bytes: int = Field(64_000, ge=1024)
+
+
+class GuardSettings(_BodyDeadline, _ModelBody, _ChatBody, _AnalyzeBody):
     """The body guard's bounds: the largest body any function of this source accepts."""
 
     @property
     def largest_body(self) -> int:
-        return max(self.max_request_bytes, self.chat_max_request_bytes)
+        return max(
+            self.max_request_bytes, self.chat_max_request_bytes, self.analyze_max_request_bytes
+        )
 
 
 class EndpointSettings(ModelSettings, HttpSettings):
@@ -156,25 +169,46 @@ class ServingSettings(EndpointSettings, _ModelBody):
 
     max_instances: int = Field(5000, ge=1)
     explain_max_instances: int = Field(200, ge=1)
+    comparables_max_instances: int = Field(
+        500, ge=1, description="Most instances of a request that asks for comparables."
+    )
     row_warnings_max_instances: int = Field(100, ge=0)
     warning_rows_listed: int = Field(20, ge=1)
     predlog_sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests logged.")
     log_project: str | None = Field(None, description="Project of logged trace ids.")
 
 
-class ChatSettings(EndpointSettings, _ChatBody):
+class DealSettings(_Env):
+    """The deal assumptions chat and analyze share: one variable each, so the two
+    functions work a deal out on the same defaults (`estate.runtime.deal`)."""
+
+    deal_price_to_rent: float = Field(15.0, gt=0)
+    deal_down_payment: float = Field(0.20, ge=0, le=1)
+    deal_rate: float = Field(0.065, ge=0, le=0.5)
+    deal_term_years: int = Field(30, ge=1, le=50)
+    deal_tax_rate: float = Field(0.015, ge=0, le=0.2)
+    deal_insurance_rate: float = Field(0.005, ge=0, le=0.2)
+    deal_vacancy: float = Field(0.05, ge=0, lt=1)
+    deal_maintenance: float = Field(0.08, ge=0, lt=1)
+
+    def deal_defaults(self) -> DealDefaults:
+        return DealDefaults(
+            price_to_rent=self.deal_price_to_rent,
+            down_payment=self.deal_down_payment,
+            rate=self.deal_rate,
+            term_years=self.deal_term_years,
+            tax_rate=self.deal_tax_rate,
+            insurance_rate=self.deal_insurance_rate,
+            vacancy=self.deal_vacancy,
+            maintenance=self.deal_maintenance,
+        )
+
+
+class ChatSettings(EndpointSettings, _ChatBody, DealSettings):
     """chat (estate/serving/chat/entry.py): limits, deal assumptions, optional LLM."""
 
     chat_max_messages: int = Field(40, ge=1)
     chat_max_message_chars: int = Field(4000, ge=1)
-    chat_price_to_rent: float = Field(15.0, gt=0)
-    chat_down_payment: float = Field(0.20, ge=0, le=1)
-    chat_rate: float = Field(0.065, ge=0, le=0.5)
-    chat_term_years: int = Field(30, ge=1, le=50)
-    chat_tax_rate: float = Field(0.015, ge=0, le=0.2)
-    chat_insurance_rate: float = Field(0.005, ge=0, le=0.2)
-    chat_vacancy: float = Field(0.05, ge=0, lt=1)
-    chat_maintenance: float = Field(0.08, ge=0, lt=1)
     llm_base_url: str | None = None
     llm_model: str = "llama-3.3-70b-versatile"
     llm_api_key: SecretStr | None = None
@@ -189,6 +223,10 @@ class ChatSettings(EndpointSettings, _ChatBody):
     llm_deadline_seconds: float = Field(45.0, gt=0, le=3600)
     llm_max_response_bytes: int = Field(1_000_000, ge=1024)
     llm_max_tool_calls: int = Field(8, ge=1, le=64)
+
+
+class AnalyzeSettings(EndpointSettings, _AnalyzeBody, DealSettings):
+    """analyze (estate/serving/analyze.py): one property + deal terms per request."""
 
 
 class RetrainSettings(StoreSettings):
@@ -210,6 +248,7 @@ class RetrainSettings(StoreSettings):
 FUNCTION_SETTINGS: tuple[type[_Env], ...] = (
     ServingSettings,
     ChatSettings,
+    AnalyzeSettings,
     RetrainSettings,
     GuardSettings,
 )

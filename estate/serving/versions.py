@@ -74,11 +74,14 @@ def load_verified(store: ArtifactStore, name: str, version: str, threads: int) -
             threads,
             bundle.explainer_bytes,
             card_bytes=bundle.card_bytes,
+            comparables_bytes=bundle.comparables_bytes,
         )
         numeric = np.full((1, len(model.numeric)), np.nan, dtype=np.float64)
         categorical = np.empty((1, len(model.categorical)), dtype=object)
         categorical[0, :] = [c.impute for c in model.categorical]
-        prediction, raw = model.run(numeric, categorical)
+        prediction, raw, _ = model.run(numeric, categorical)
+        if model.comparable_sales is not None:
+            model.comparables(numeric, categorical, 1)
     except Exception as exc:  # onnxruntime raises its own types for a bad graph
         raise BundleError(f"{name}/{version} does not run: {exc}") from exc
     if prediction.shape != (1,) or not np.all(np.isfinite(prediction)) or raw.shape != (1,):

@@ -18,6 +18,7 @@ from estate.contract.bundle import (
     parse_manifest,
     pointer_key,
     verify_card_bytes,
+    verify_comparables_bytes,
     verify_explainer_bytes,
     verify_model_bytes,
     version_prefix,
@@ -35,6 +36,7 @@ class Bundle:
     model_bytes: bytes
     explainer_bytes: bytes | None = None
     card_bytes: bytes | None = None
+    comparables_bytes: bytes | None = None
 
 
 def write_bundle(
@@ -43,10 +45,11 @@ def write_bundle(
     model_bytes: bytes,
     explainer_bytes: bytes | None = None,
     card_bytes: bytes | None = None,
+    comparables_bytes: bytes | None = None,
 ) -> str:
     """Write a new immutable version; returns its store prefix. Does not promote it.
 
-    The side files (explainer, model card; when the manifest declares them) are written
+    The side files (explainer, model card, comparables; when the manifest declares them) are written
     before the manifest, like the model, so a manifest never names a file that is not
     there yet."""
     if manifest.format_version != FORMAT_VERSION:
@@ -66,12 +69,20 @@ def write_bundle(
         raise BundleError("The manifest's model_card field and the card bytes must come together.")
     if card_bytes is not None:
         verify_card_bytes(manifest, card_bytes)
+    if (manifest.comparables is None) != (comparables_bytes is None):
+        raise BundleError(
+            "The manifest's comparables field and the comparables bytes must come together."
+        )
+    if comparables_bytes is not None:
+        verify_comparables_bytes(manifest, comparables_bytes)
     prefix = version_prefix(manifest.name, manifest.version)
     store.write_bytes(f"{prefix}/{MODEL_FILE}", model_bytes)
     if manifest.explainer is not None and explainer_bytes is not None:
         store.write_bytes(f"{prefix}/{manifest.explainer.file}", explainer_bytes)
     if manifest.model_card is not None and card_bytes is not None:
         store.write_bytes(f"{prefix}/{manifest.model_card.file}", card_bytes)
+    if manifest.comparables is not None and comparables_bytes is not None:
+        store.write_bytes(f"{prefix}/{manifest.comparables.file}", comparables_bytes)
     store.write_bytes(f"{prefix}/{MANIFEST_FILE}", manifest.to_json())
     return prefix
 
@@ -151,18 +162,22 @@ def read_bundle(store: ArtifactStore, name: str, version: str | None = None) -> 
             "the bundle is incomplete. Re-export it."
         ) from None
     verify_model_bytes(manifest, model_bytes)
-    explainer_bytes = card_bytes = None
+    explainer_bytes = card_bytes = comparables_bytes = None
     if manifest.explainer is not None:
         explainer_bytes = _side_file(store, manifest, manifest.explainer.file)
         verify_explainer_bytes(manifest, explainer_bytes)
     if manifest.model_card is not None:
         card_bytes = _side_file(store, manifest, manifest.model_card.file)
         verify_card_bytes(manifest, card_bytes)
+    if manifest.comparables is not None:
+        comparables_bytes = _side_file(store, manifest, manifest.comparables.file)
+        verify_comparables_bytes(manifest, comparables_bytes)
     return Bundle(
         manifest=manifest,
         model_bytes=model_bytes,
         explainer_bytes=explainer_bytes,
         card_bytes=card_bytes,
+        comparables_bytes=comparables_bytes,
     )
 
 

@@ -14,6 +14,27 @@ from estate.contract.errors import ConfigError
 
 Factory = Callable[[dict[str, Any], int], Any]
 
+#: ``params.weights`` of a blend whose weights training fits on out-of-fold predictions.
+OOF_WEIGHTS = "oof"
+
+
+def oof_weights(predictions: list[Any], y: Any) -> list[float]:
+    """Blend weights fitted on out-of-fold predictions: least squares with weights >= 0
+    summing to 1 (a weighted mean, as the voting ensemble computes), by NNLS with the sum
+    as a heavily weighted extra equation. Stacking without a second model to export."""
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    P = np.column_stack(predictions).astype(np.float64)
+    target = np.asarray(y, dtype=np.float64)
+    heavy = 1e3 * np.sqrt(target.size)
+    A = np.vstack([P, np.full((1, P.shape[1]), heavy)])
+    b = np.append(target, heavy)
+    fit = LinearRegression(positive=True, fit_intercept=False).fit(A, b)  # NNLS
+    weights = np.asarray(fit.coef_, dtype=np.float64)
+    weights = weights / weights.sum()
+    return [round(float(w), 6) for w in weights]
+
 
 def _ridge(params: dict[str, Any], seed: int) -> Any:
     """Ridge; ``scale = false`` leaves one-hot columns unscaled (rare categories then get
@@ -25,6 +46,24 @@ def _ridge(params: dict[str, Any], seed: int) -> Any:
 
     scale = bool(params.pop("scale", True))
     return Pipeline([("scale", StandardScaler(with_std=scale)), ("ridge", Ridge(**params))])
+
+
+def _sparse_linear(kind: str) -> Factory:
+    """Lasso or elastic net, centred (and scaled unless ``scale = false``) like ridge:
+    the L1 penalty drops weak one-hot and derived columns, which ridge only shrinks."""
+
+    def factory(params: dict[str, Any], seed: int) -> Any:
+        from sklearn.linear_model import ElasticNet, Lasso
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        scale = bool(params.pop("scale", True))
+        model = (Lasso if kind == "lasso" else ElasticNet)(
+            **{"max_iter": 50_000, "random_state": seed, **params}
+        )
+        return Pipeline([("scale", StandardScaler(with_std=scale)), (kind, model)])
+
+    return factory
 
 
 def _logistic(params: dict[str, Any], seed: int) -> Any:
@@ -39,29 +78,31 @@ def _logistic(params: dict[str, Any], seed: int) -> Any:
 def _forest_regressor(params: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import RandomForestRegressor
 
-    return RandomForestRegressor(random_state=seed, n_jobs=-1, **params)
+    return RandomForestRegressor(**{"random_state": seed, "n_jobs": -1, **params})
 
 
 def _forest_classifier(params: dict[str, Any], seed: int) -> Any:
     from sklearn.ensemble import RandomForestClassifier
 
-    return RandomForestClassifier(random_state=seed, n_jobs=-1, **params)
+    return RandomForestClassifier(**{"random_state": seed, "n_jobs": -1, **params})
 
 
 def _xgb_regressor(params: dict[str, Any], seed: int) -> Any:
     from xgboost import XGBRegressor
 
-    return XGBRegressor(random_state=seed, n_jobs=-1, tree_method="hist", **params)
+    return XGBRegressor(**{"random_state": seed, "n_jobs": -1, "tree_method": "hist", **params})
 
 
 def _xgb_classifier(params: dict[str, Any], seed: int) -> Any:
     from xgboost import XGBClassifier
 
-    return XGBClassifier(random_state=seed, n_jobs=-1, tree_method="hist", **params)
+    return XGBClassifier(**{"random_state": seed, "n_jobs": -1, "tree_method": "hist", **params})
 
 
 REGRESSORS: Mapping[str, Factory] = {
     "ridge": _ridge,
+    "lasso": _sparse_linear("lasso"),
+    "elastic_net": _sparse_linear("elastic_net"),
     "random_forest": _forest_regressor,
     "xgboost": _xgb_regressor,
 }
@@ -85,6 +126,13 @@ def build(
     if estimator == "blend":
         names = list(params.get("members", []))
         weights = params.get("weights")
+        if isinstance(weights, str):
+            if weights != OOF_WEIGHTS:
+                raise ConfigError(
+                    f"A blend's params.weights is a list of numbers or {OOF_WEIGHTS!r} (fitted "
+                    f"on out-of-fold predictions); got {weights!r}."
+                )
+            weights = None  # training fits them before building the blend it exports
         if weights is not None:
             import numpy as np
 

@@ -23,6 +23,11 @@ from estate.contract.bundle import (
 )
 from estate.training.config import DatasetConfig
 
+#: How the card names each interval method.
+METHOD_NAMES = {
+    "cross_conformal": "fixed band (split conformal)",
+    "normalized_conformal": "per-house band (normalized conformal)",
+}
 #: Numeric features whose training range the card lists (largest global importance first).
 RANGES_SHOWN = 12
 
@@ -115,12 +120,59 @@ def _metric_table(manifest: Manifest) -> list[str]:
     names = list(dict.fromkeys(k for c in manifest.candidates for k in c.cv_metrics))
     head = "| candidate | estimator | " + " | ".join(f"CV {n}" for n in names)
     head += " | " + " | ".join(f"holdout {n}" for n in names) + " |"
-    lines = [head, "|" + " --- |" * (2 + 2 * len(names))]
+    head += " predict ms / 1,000 rows | trees | SHAP paths |"
+    lines = [head, "|" + " --- |" * (5 + 2 * len(names))]
     for c in manifest.candidates:
         cv = " | ".join(f"{c.cv_metrics.get(n, float('nan')):.4g}" for n in names)
         ho = " | ".join(f"{c.holdout_metrics.get(n, float('nan')):.4g}" for n in names)
         star = " (chosen)" if c.name == manifest.chosen else ""
-        lines.append(f"| {c.name}{star} | {c.estimator} | {cv} | {ho} |")
+        cost = c.cost
+        spend = (
+            f"{cost.onnx_ms_per_1000_rows:.1f} | {cost.trees} | {cost.shap_paths}"
+            if cost
+            else "n/a | n/a | n/a"
+        )
+        lines.append(f"| {c.name}{star} | {c.estimator} | {cv} | {ho} | {spend} |")
+    return lines
+
+
+def _interval_lines(manifest: Manifest) -> list[str]:
+    """What the interval is, its holdout coverage, and the methods training compared
+    (figures from the manifest, which training computed on the holdout)."""
+    iv, units = manifest.interval, manifest.output.units
+    assert iv is not None
+    if iv.adaptive is None:
+        how = f"prediction ± {iv.quantile:.4g} in the model's scale, the same for every row"
+    else:
+        how = (
+            f"prediction ± {iv.adaptive.quantile:.4g} times this row's scale, in the model's "
+            f"scale. The scale ({iv.adaptive.scale_min:.3g} to {iv.adaptive.scale_max:.3g}) "
+            f"is the graph's `scale` output: {iv.adaptive.scale_model}"
+        )
+    method = (iv.adaptive or iv).method.replace("_", " ")
+    lines = [
+        f"{iv.level:.0%} {method} interval: {how}. Calibrated on {iv.calibration_rows:,} "
+        f"out-of-fold predictions. Holdout coverage {iv.served_coverage:.1%}, median width "
+        f"{_fmt(iv.served_median_width)} {units}.",
+    ]
+    if iv.comparison:
+        lines += [
+            "",
+            "Methods compared on the same holdout (coverage by fifth of predicted value, "
+            "cheapest first; width relative to the prediction):",
+            "",
+            "| method | coverage | "
+            + " | ".join(f"fifth {i + 1}" for i in range(len(iv.comparison[0].by_fifth)))
+            + " | median relative width | median width |",
+            "| --- |" + " --- |" * (len(iv.comparison[0].by_fifth) + 3),
+        ]
+        for row in iv.comparison:
+            name = METHOD_NAMES.get(row.method, row.method) + (" (served)" if row.served else "")
+            fifths = " | ".join(f"{f.coverage:.1%}" for f in row.by_fifth)
+            lines.append(
+                f"| {name} | {row.coverage:.1%} | {fifths} | {row.median_relative_width:.1%} | "
+                f"{_fmt(row.median_width)} {units} |"
+            )
     return lines
 
 
@@ -169,15 +221,7 @@ def render(manifest: Manifest, card: ModelCard) -> str:
         lines += ["", f"Verdict: **{m.promotion.decision}** ({m.promotion.reason})."]
     lines.append("")
     if m.interval is not None:
-        iv = m.interval
-        lines += [
-            "## Interval",
-            f"{iv.level:.0%} {iv.method.replace('_', ' ')} interval: prediction "
-            f"± {iv.quantile:.4g} "
-            f"in the model's scale, calibrated on {iv.calibration_rows:,} out-of-fold "
-            f"predictions. Holdout coverage {iv.holdout_coverage:.1%}, median width "
-            f"{_fmt(iv.holdout_median_width)} {out.units}.",
-        ]
+        lines += ["## Interval", *_interval_lines(m)]
         if card.interval_by_fifth:
             lines += ["", "| fifth of predicted value | rows | coverage |", "| --- | --- | --- |"]
             lines += [

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from estate.contract.bundle import Task
 from estate.contract.errors import ConfigError
+from estate.runtime.formula import FormulaError, parse
 
 
 class _Strict(BaseModel):
@@ -67,6 +68,44 @@ class Period(_Strict):
     month: str | None = None
 
 
+class ComparablesConfig(_Strict):
+    """Which columns of a regression data set describe a sale to people (``[comparables]``).
+
+    Training writes these columns of its sales into ``comparables.npz``; predict, explain,
+    chat and the web page show the sales most like a house (estate/runtime/comparables.py).
+    The price is the target; the sale date defaults to the config's ``period``.
+    """
+
+    fields: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        description="Columns shown with each sale, in order (area, beds, baths, year built, …).",
+    )
+    id: str | None = Field(None, description="Column that identifies a sale (e.g. parcel id).")
+    date: Period | None = Field(None, description="Columns that date a sale (default: period).")
+    latitude: str | None = Field(None, description="Latitude column (degrees), with longitude.")
+    longitude: str | None = Field(None, description="Longitude column (degrees).")
+    features: int = Field(
+        12, ge=1, le=50, description="How many of the model's most important features count."
+    )
+    geo_share: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the distance given to km (None: the coordinates' own share "
+        "of the model's importance).",
+    )
+    max_rows: int = Field(
+        20_000, ge=10, le=200_000, description="Most sales kept (the most recent ones)."
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> ComparablesConfig:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("[comparables] needs both latitude and longitude, or neither")
+        return self
+
+
 class DatasetConfig(_Strict):
     """How to train on one tabular data set."""
 
@@ -89,6 +128,11 @@ class DatasetConfig(_Strict):
     folds: int = Field(5, ge=2, le=20)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     interval_level: float = Field(0.9, gt=0.5, lt=1.0)
+    interval_method: Literal["normalized_conformal", "cross_conformal"] = Field(
+        "normalized_conformal",
+        description="Regression interval served: a per-row band (normalized conformal, "
+        "with a scale output in the graph) or one fixed band for every row.",
+    )
     parity_tolerance: float = Field(
         1e-4,
         gt=0.0,
@@ -103,6 +147,14 @@ class DatasetConfig(_Strict):
         "pipeline's agrees whatever its odds (float32 cannot resolve tiny probabilities).",
     )
     candidates: list[Candidate] = Field(min_length=1)
+    cheaper_within: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.1,
+        description="Choose the cheapest candidate to predict (ONNX ms per 1,000 rows) "
+        "among those whose CV selection metric is within this fraction of the best "
+        "(0.005 = 0.5 %); 0: the best CV, whatever it costs.",
+    )
     gates: Gates = Field(default_factory=Gates)
     features: dict[str, FeatureDoc] = Field(
         default_factory=dict, description="Feature name → label, description and unit."
@@ -112,6 +164,22 @@ class DatasetConfig(_Strict):
     intended_use: str | None = Field(None, description="Model card: what the model is for.")
     limits: list[str] = Field(
         default_factory=list, description="Model card: known limits, besides training ranges."
+    )
+    comparables: ComparablesConfig | None = Field(
+        None, description="Columns of comparable sales (regression only; None: no comparables)."
+    )
+    derived: dict[str, str] = Field(
+        default_factory=dict,
+        description="Derived feature name → formula of raw numeric or ordinal columns "
+        "(estate/runtime/formula.py), computed inside the ONNX graph.",
+    )
+    scales: dict[str, list[str]] = Field(
+        default_factory=dict, description="Named ordinal scales, lowest level first."
+    )
+    ordinal: dict[str, list[str] | str] = Field(
+        default_factory=dict,
+        description="Categorical column → its levels (lowest first) or a name in `scales`: "
+        "encoded as one number, its level, instead of one-hot columns.",
     )
 
     @model_validator(mode="after")
@@ -123,11 +191,78 @@ class DatasetConfig(_Strict):
             raise ValueError("target_transform applies to regression only")
         if self.task == "binary_classification" and self.positive_label is None:
             raise ValueError("binary_classification needs positive_label (the value of class 1)")
+        if self.task == "binary_classification" and self.comparables is not None:
+            raise ValueError(
+                "[comparables] applies to regression only: comparable sales need a sale price"
+            )
+        self._check_features()
         return self
+
+    def _check_features(self) -> None:
+        """Ordinal scales and derived formulas: every message names the config key."""
+        for name, levels in self.scales.items():
+            _check_levels(f"scales.{toml_key(name)}", levels)
+        for column, scale in self.ordinal.items():
+            where = f"ordinal.{toml_key(column)}"
+            if isinstance(scale, str):
+                if scale not in self.scales:
+                    raise ValueError(
+                        f"{where} = {scale!r} names no scale; define scales.{toml_key(scale)} = "
+                        f"[lowest, ..., highest] or give the levels; scales: {sorted(self.scales)}"
+                    )
+            else:
+                _check_levels(where, scale)
+        ordinal_names = set(self.ordinal)
+        for name, text in self.derived.items():
+            where = f"derived.{toml_key(name)}"
+            try:
+                formula = parse(text)
+            except FormulaError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            if name in ordinal_names or name in self.categorical or name == self.target:
+                raise ValueError(f"{where}: the name is already a column of the config")
+            clash = sorted(set(formula.inputs) & (set(self.derived) | {self.target}))
+            if clash:
+                raise ValueError(
+                    f"{where} reads {clash}: a formula reads raw numeric or ordinal columns, "
+                    "not the target or other derived features"
+                )
+            bad = sorted(set(formula.inputs) & (set(self.categorical) | set(self.drop_columns)))
+            if bad:
+                raise ValueError(
+                    f"{where} reads {bad}, which the config drops or treats as (one-hot) "
+                    "categories; a formula reads numeric or ordinal columns"
+                )
+        dropped = sorted(ordinal_names & (set(self.drop_columns) | {self.target}))
+        if dropped:
+            raise ValueError(f"ordinal names {dropped}, which the config drops (or the target)")
+
+    def ordinal_scales(self) -> dict[str, list[str]]:
+        """Column → its levels, lowest first (named scales resolved)."""
+        return {
+            column: list(self.scales[scale]) if isinstance(scale, str) else list(scale)
+            for column, scale in self.ordinal.items()
+        }
 
     @property
     def classifier(self) -> bool:
         return self.task == "binary_classification"
+
+
+def toml_key(name: str) -> str:
+    """A TOML key as the config writes it (quoted when it has dots or other characters)."""
+    return name if name.replace("_", "").replace("-", "").isalnum() else f'"{name}"'
+
+
+def _check_levels(where: str, levels: list[str]) -> None:
+    if not levels:
+        raise ValueError(f"{where} is empty; list the levels, lowest first")
+    clean = [level.strip() for level in levels]
+    if any(not level for level in clean) or clean != levels:
+        raise ValueError(f"{where}: a level must be non-blank text without outer spaces")
+    doubles = sorted({level for level in levels if levels.count(level) > 1})
+    if doubles:
+        raise ValueError(f"{where} repeats {doubles}; each level once, lowest first")
 
 
 def load_config(path: str | Path) -> DatasetConfig:

@@ -9,7 +9,7 @@ nodes fed by two packed inputs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,13 +18,16 @@ import pandas as pd
 from estate.contract.bundle import (
     MISSING_CATEGORY,
     CategoricalFeature,
+    DerivedFeature,
     InputSchema,
     NumericFeature,
     normalize_category,
 )
 from estate.contract.errors import ConfigError
+from estate.runtime.formula import parse
 from estate.runtime.layout import EncodedLayout
 from estate.runtime.packing import CategoryColumn, PackingRule, pack_table
+from estate.training.config import toml_key
 
 _QUANTILES = {
     "p01": 0.01,
@@ -44,14 +47,17 @@ class TabularEncoder:
     categorical: Sequence[str] = ()
     log1p: Sequence[str] | str = "auto"
     skew_threshold: float = 0.75
+    ordinal: Mapping[str, Sequence[str]] = field(default_factory=dict)  # column → levels
+    derived: Mapping[str, str] = field(default_factory=dict)  # name → formula
     numeric_features: list[NumericFeature] = field(default_factory=list, init=False)
     categorical_features: list[CategoricalFeature] = field(default_factory=list, init=False)
+    derived_features: list[DerivedFeature] = field(default_factory=list, init=False)
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame) -> TabularEncoder:
         if frame.shape[1] == 0:
             raise ConfigError("No feature columns are left to train on; check drop_columns.")
-        forced = set(self.categorical)
+        forced = set(self.categorical) | set(self.ordinal)
         unknown = forced - set(frame.columns)
         if unknown:
             raise ConfigError(
@@ -62,18 +68,48 @@ class TabularEncoder:
         for name in frame.columns:
             column = frame[name]
             if name in forced or not pd.api.types.is_numeric_dtype(column):
-                self.categorical_features.append(_fit_categorical(str(name), column))
+                feature = _fit_categorical(str(name), column)
+                if name in self.ordinal:
+                    feature = _as_ordinal(feature, list(self.ordinal[str(name)]))
+                self.categorical_features.append(feature)
             else:
                 self.numeric_features.append(self._fit_numeric(str(name), column))
+        self.derived_features = []
+        if self.derived:
+            self._fit_derived(frame)
         return self
 
-    def _fit_numeric(self, name: str, column: pd.Series) -> NumericFeature:
+    def _fit_derived(self, frame: pd.DataFrame) -> None:
+        """Each derived feature's statistics, on its values as the graph computes them."""
+        base = EncodedLayout(self.numeric_features, self.categorical_features)
+        block = base.numbers(*self.pack(frame))
+        readable = {n: block[:, i] for i, n in enumerate(base.names[: base.number_width])}
+        clash = sorted(set(self.derived) & set(frame.columns))
+        if clash:
+            raise ConfigError(
+                f"derived features {clash} have the names of data columns; rename them."
+            )
+        for name, text in self.derived.items():
+            formula = parse(text)
+            absent = [n for n in formula.inputs if n not in readable]
+            if absent:
+                raise ConfigError(
+                    f"derived.{toml_key(name)} = {text!r} reads {absent}, which are not numeric or "
+                    f"ordinal feature columns of the data; readable: {sorted(readable)}"
+                )
+            values = np.broadcast_to(formula.evaluate(readable), (len(frame),))
+            stats = self._fit_numeric(name, pd.Series(values), what="Derived feature")
+            fields = stats.model_dump(exclude={"kind"})
+            fields |= {"formula": text, "inputs": list(formula.inputs)}
+            self.derived_features.append(DerivedFeature.model_validate(fields))
+
+    def _fit_numeric(
+        self, name: str, column: pd.Series, what: str = "Numeric column"
+    ) -> NumericFeature:
         values = column.astype("float64").to_numpy()
         finite = values[np.isfinite(values)]
         if finite.size == 0:
-            raise ConfigError(
-                f"Numeric column {name!r} has no finite value; drop it in the config."
-            )
+            raise ConfigError(f"{what} {name!r} has no finite value; drop it in the config.")
         if isinstance(self.log1p, str):
             skew = _skew(finite)
             use_log = (
@@ -100,12 +136,15 @@ class TabularEncoder:
     # -- transforming ----------------------------------------------------------------------
     @property
     def feature_names(self) -> list[str]:
+        """The raw input columns (derived features are computed, not read)."""
         return [f.name for f in self.numeric_features] + [f.name for f in self.categorical_features]
 
     @property
     def layout(self) -> EncodedLayout:
         """The encoded columns of the fitted features (`estate.runtime.layout`)."""
-        return EncodedLayout(self.numeric_features, self.categorical_features)
+        return EncodedLayout(
+            self.numeric_features, self.categorical_features, self.derived_features
+        )
 
     @property
     def encoded_names(self) -> list[str]:
@@ -145,6 +184,18 @@ def _skew(values: np.ndarray) -> float:
     if values.size < 3:
         return 0.0
     return float(pd.Series(values).skew())  # type: ignore[arg-type]
+
+
+def _as_ordinal(feature: CategoricalFeature, levels: list[str]) -> CategoricalFeature:
+    """`feature` encoded by its levels; refuses a training value the scale does not hold."""
+    outside = sorted(set(feature.categories) - set(levels) - {MISSING_CATEGORY})
+    if outside:
+        raise ConfigError(
+            f"ordinal.{toml_key(feature.name)}: the data holds {outside}, which its levels "
+            f"{levels} do not name; add them to the scale (lowest first) or drop the "
+            f"column from ordinal. (A missing value, {MISSING_CATEGORY!r}, is level 0.)"
+        )
+    return feature.model_copy(update={"ordinal": levels})
 
 
 def _fit_categorical(name: str, column: pd.Series) -> CategoricalFeature:

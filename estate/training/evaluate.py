@@ -96,10 +96,16 @@ def out_of_fold(
 
 def conformal_quantile(y_raw: np.ndarray, oof_raw: np.ndarray, level: float) -> float:
     """Split-conformal quantile of |residual| with the finite-sample correction."""
-    scores = np.sort(np.abs(y_raw - oof_raw))
-    n = scores.size
+    return score_quantile(np.abs(y_raw - oof_raw), level)
+
+
+def score_quantile(scores: np.ndarray, level: float) -> float:
+    """Split-conformal quantile of `scores`: the ⌈(n + 1)·level⌉-th smallest, so a new
+    exchangeable score is at most it with probability at least `level`."""
+    ordered = np.sort(scores)
+    n = ordered.size
     rank = min(math.ceil((n + 1) * level), n)
-    return float(scores[rank - 1])
+    return float(ordered[rank - 1])
 
 
 def best_f1_threshold(y: np.ndarray, prob: np.ndarray) -> float:

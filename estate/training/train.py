@@ -9,6 +9,7 @@ Runs the same as a local process or as a Vertex AI custom job::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,18 +21,22 @@ from estate.contract.bundle import (
     CategoricalFeature,
     ConformalInterval,
     DecisionThreshold,
+    DerivedFeature,
     DriftReference,
     InputSchema,
     Lineage,
     Manifest,
     NumericFeature,
+    PredictCost,
     new_version,
     normalize_category,
 )
 from estate.contract.cells import FLOAT32_MAX
 from estate.contract.errors import ConfigError
+from estate.export.scale_graph import ScaleHead
 from estate.runtime.drift import build_reference
 from estate.storage.store import open_store
+from estate.training import adaptive
 from estate.training import candidates as cands
 from estate.training.card import CardFacts, attach_card, coverage_by_fifth, sale_period
 from estate.training.config import DatasetConfig
@@ -74,6 +79,8 @@ class Prepared:
     Z: np.ndarray
     rows_total: int
     folds: list[np.ndarray] = field(default_factory=list)
+    #: Every row used, raw columns and target included (for the comparables table).
+    rows: pd.DataFrame | None = None
 
 
 def prepare(config: DatasetConfig, table: Table) -> Prepared:
@@ -87,7 +94,8 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     named = set(config.categorical) | (
         set(config.log1p) if isinstance(config.log1p, list) else set()
     )
-    named |= set(config.features)
+    named |= set(config.features) | set(config.ordinal)
+    named -= set(config.derived)  # computed, not read: the encoder checks their inputs
     if config.period is not None:
         named |= {c for c in (config.period.year, config.period.month) if c}
     absent = sorted(named - set(frame.columns))
@@ -98,7 +106,7 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
         )
     # Before the row filter, which may compare a column that holds text by mistake.
     # Dropped columns (ids) and a classifier's labels may hold anything.
-    free = set(config.categorical) | set(config.drop_columns)
+    free = set(config.categorical) | set(config.drop_columns) | set(config.ordinal)
     check_columns(frame, table.uri, free | ({config.target} if config.classifier else set()))
     if config.row_filter:
         try:
@@ -108,6 +116,7 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     frame = frame[frame[config.target].notna()]
     data_rows = frame.index.to_numpy() + 1  # data-row numbers in the file, for errors
     frame = frame.reset_index(drop=True)
+    rows_used = frame.copy() if config.comparables is not None else None
     if len(frame) < config.folds * 10:
         raise ConfigError(
             f"Only {len(frame)} usable rows in {table.uri}; need at least {config.folds * 10}."
@@ -129,13 +138,18 @@ def prepare(config: DatasetConfig, table: Table) -> Prepared:
     n_hold = round(len(y) * config.holdout_fraction)
     holdout, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     log1p: str | list[str] = config.log1p
-    encoder = TabularEncoder(categorical=config.categorical, log1p=log1p)
+    encoder = TabularEncoder(
+        categorical=config.categorical,
+        log1p=log1p,
+        ordinal=config.ordinal_scales(),
+        derived=config.derived,
+    )
     try:
         encoder.fit(features.iloc[train])
     except ConfigError as exc:
         raise ConfigError(f"{table.uri}: {exc}") from None
     Z = encoder.transform(features)
-    prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total)
+    prepared = Prepared(features, y, train, holdout, encoder, Z, rows_total, rows=rows_used)
     prepared.folds = fold_indices(
         train.size, y[train], config.folds, config.seed, config.classifier
     )
@@ -190,6 +204,7 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
     Zho, yho = data.Z[data.holdout], data.y[data.holdout]
     specs = {c.name: (c.estimator, c.params) for c in config.candidates}
     scored: dict[str, Scored] = {}
+    cost_rows = data.encoder.pack(data.features.iloc[data.train[:1000]])
     ordered = sorted(config.candidates, key=lambda c: c.estimator == "blend")
     for cand in ordered:
         t0 = time.perf_counter()
@@ -207,14 +222,20 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
             missing = [m for m in members if m not in scored]
             if missing:
                 raise ConfigError(f"Blend {cand.name!r} names unknown candidates {missing}.")
-            weights = np.asarray(cand.params.get("weights") or [1.0] * len(members), dtype=float)
+            params = dict(cand.params)
+            if params.get("weights") == cands.OOF_WEIGHTS:
+                params["weights"] = cands.oof_weights([scored[m].oof for m in members], ytr)
+                say(f"{cand.name}: weights fitted on out-of-fold predictions {params['weights']}")
+            weights = np.asarray(params.get("weights") or [1.0] * len(members), dtype=float)
             weights = weights / weights.sum()
             oof = sum(w * scored[m].oof for w, m in zip(weights, members, strict=True))
             hold = sum(w * scored[m].holdout_pred for w, m in zip(weights, members, strict=True))
             oof, hold = np.asarray(oof), np.asarray(hold)
             fold_scores = [metrics_for(config, ytr[f], oof[f])[metric] for f in data.folds]
             fitted = None
+            cost = blend_cost([scored[m].result.cost for m in members])
         else:
+            params = cand.params
             oof = np.empty_like(ytr)
             fold_scores = []
             for i, test, pred in out_of_fold(make, Ztr, ytr, data.folds, config.classifier):
@@ -223,22 +244,57 @@ def score_candidates(config: DatasetConfig, data: Prepared, say: Progress) -> di
                 say(f"{cand.name}: fold {i + 1}/{len(data.folds)} {metric}={fold_scores[-1]:.4f}")
             fitted = make().fit(Ztr, ytr)
             hold = predict_raw(fitted, Zho, config.classifier)
+            cost = candidate_cost(config, data, fitted, cost_rows)
         result = CandidateResult(
             name=cand.name,
             estimator=cand.estimator,
-            params=cand.params,
+            params=params,
             cv_metrics=metrics_for(config, ytr, oof),
             cv_fold_scores=fold_scores,
             holdout_metrics=metrics_for(config, yho, hold),
             fit_seconds=round(time.perf_counter() - t0, 3),
+            cost=cost,
+        )
+        shown = (
+            f"; predict {cost.onnx_ms_per_1000_rows:.1f} ms/1,000 rows, {cost.trees} trees, "
+            f"{cost.shap_paths} SHAP paths"
+            if cost
+            else ""
         )
         say(
             f"{cand.name}: CV {metric}={result.cv_metrics[metric]:.4f} "
             f"holdout {metric}={result.holdout_metrics[metric]:.4f} "
-            f"({result.fit_seconds:.1f}s)"
+            f"({result.fit_seconds:.1f}s{shown})"
         )
         scored[cand.name] = Scored(result, oof, hold, fitted)
     return scored
+
+
+def candidate_cost(
+    config: DatasetConfig, data: Prepared, fitted: Any, rows: tuple[np.ndarray, np.ndarray]
+) -> PredictCost | None:
+    """The fitted candidate's predict cost (`estate.export.cost`); None if it cannot export."""
+    from estate.contract.errors import ExportError
+    from estate.export.cost import measure_cost
+
+    try:
+        return measure_cost(
+            data.encoder.layout,
+            fitted,
+            rows,
+            classifier=config.classifier,
+            log_target=config.target_transform == "log",
+        )
+    except ExportError:
+        return None  # the export proper will say why, if this candidate wins
+
+
+def blend_cost(costs: list[PredictCost | None]) -> PredictCost | None:
+    """A blend's cost: its members' added (None when one is unknown)."""
+    from estate.export.cost import added
+
+    known = [c for c in costs if c is not None]
+    return added(known) if len(known) == len(costs) else None
 
 
 @dataclass
@@ -259,7 +315,9 @@ class Calibration:
     hold_raw: np.ndarray
     interval: ConformalInterval | None = None
     threshold: DecisionThreshold | None = None
-    inside: np.ndarray | None = None  # regression: holdout rows the interval covers
+    inside: np.ndarray | None = None  # regression: holdout rows the served interval covers
+    scale: ScaleHead | None = None  # adaptive interval: the graph's scale head
+    hold_scale: np.ndarray | None = None  # its scale on the holdout rows (parity reference)
 
 
 def train(
@@ -295,26 +353,54 @@ def load_and_prepare(config: DatasetConfig, data_uri: str, say: Progress) -> tup
     return table, data
 
 
+def cheapest_near_best(
+    ranking: list[Scored], metric: str, higher: bool, within: float, say: Progress
+) -> Scored:
+    """The best by CV, or (``cheaper_within`` > 0) the cheapest to predict among the
+    candidates whose CV is within that fraction of the best's."""
+    best = ranking[0]
+    if within <= 0 or best.result.cost is None:
+        return best
+    top = best.result.cv_metrics[metric]
+    bound = top * (1 - within) if higher else top * (1 + within)
+    near = [
+        s
+        for s in ranking
+        if s.result.cost is not None
+        and (
+            s.result.cv_metrics[metric] >= bound if higher else s.result.cv_metrics[metric] <= bound
+        )
+    ]
+    chosen = min(near, key=lambda s: s.result.cost.onnx_ms_per_1000_rows if s.result.cost else 0)
+    if chosen is not best:
+        say(
+            f"{chosen.result.name} is within {within:.1%} of {best.result.name}'s CV {metric} "
+            f"and cheaper to predict: choosing it (cheaper_within)"
+        )
+    return chosen
+
+
 def choose_and_refit(
     config: DatasetConfig, data: Prepared, scored: dict[str, Scored], say: Progress
 ) -> Choice:
     """The best candidate by CV, refit on all training rows unless scoring already did."""
     metric, higher = selection_metric(config.classifier, config.target_transform == "log")
     ranking = sorted(scored.values(), key=lambda s: s.result.cv_metrics[metric], reverse=higher)
-    best = ranking[0]
+    best = cheapest_near_best(ranking, metric, higher, config.cheaper_within, say)
     say(f"best: {best.result.name} (CV {metric}={best.result.cv_metrics[metric]:.4f}); refitting")
     spec = next(c for c in config.candidates if c.name == best.result.name)
+    params = best.result.params  # a blend's fitted weights (params.weights = "oof")
     fitted = best.fitted
     if fitted is None:
         specs = {c.name: (c.estimator, c.params) for c in config.candidates}
         fitted = cands.build(
             spec.estimator,
-            spec.params,
+            params,
             classifier=config.classifier,
             seed=config.seed,
             members=specs,
         ).fit(data.Z[data.train], data.y[data.train])
-    return Choice(best, spec.params, fitted, metric)
+    return Choice(best, params, fitted, metric)
 
 
 def calibrate(config: DatasetConfig, data: Prepared, choice: Choice, say: Progress) -> Calibration:
@@ -332,22 +418,53 @@ def calibrate(config: DatasetConfig, data: Prepared, choice: Choice, say: Progre
         shown = ", ".join(f"{k} {v:.3f}" for k, v in threshold.holdout_metrics.items())
         say(f"decision threshold {cut:.3f}: holdout {shown}")
         return Calibration(hold_raw, threshold=threshold)
-    q = conformal_quantile(ytr, oof, config.interval_level)
-    inside = np.abs(yho - hold_raw) <= q
-    lo, hi = hold_raw - q, hold_raw + q
-    width = np.exp(hi) - np.exp(lo) if config.target_transform == "log" else hi - lo
+    return calibrate_interval(config, data, hold_raw, oof, say)
+
+
+def calibrate_interval(
+    config: DatasetConfig, data: Prepared, hold_raw: np.ndarray, oof: np.ndarray, say: Progress
+) -> Calibration:
+    """The fixed band and the normalized one (`estate.training.adaptive`), both calibrated
+    on the out-of-fold predictions and compared on the holdout; the config's
+    ``interval_method`` is served."""
+    level, log_target = config.interval_level, config.target_transform == "log"
+    ytr, yho = data.y[data.train], data.y[data.holdout]
+    q = conformal_quantile(ytr, oof, level)
+    fixed = adaptive.Band("cross_conformal", hold_raw - q, hold_raw + q)
+    fit = adaptive.fit_normalized(data.Z[data.train], ytr, oof, data.folds, level, config.seed)
+    hold_scale = fit.head.predict(data.Z[data.holdout])
+    half = fit.quantile * hold_scale
+    normalized = adaptive.Band("normalized_conformal", hold_raw - half, hold_raw + half)
+    served = normalized if config.interval_method == "normalized_conformal" else fixed
+    table = adaptive.compare([fixed, normalized], served.method, yho, hold_raw, log_target)
+    by_method = {row.method: row for row in table}
+    spec = None
+    if served is normalized:
+        row = by_method[normalized.method]
+        spec = adaptive.adaptive_spec(fit, int(ytr.size), row.coverage, row.median_width)
     interval = ConformalInterval(
-        level=config.interval_level,
+        level=level,
         quantile=q,
         calibration_rows=int(ytr.size),
-        holdout_coverage=float(inside.mean()),
-        holdout_median_width=float(np.median(width)),
+        holdout_coverage=by_method[fixed.method].coverage,
+        holdout_median_width=by_method[fixed.method].median_width,
+        adaptive=spec,
+        comparison=table,
     )
-    say(
-        f"{config.interval_level:.0%} interval: ±{q:.4f} (raw scale), holdout coverage "
-        f"{interval.holdout_coverage:.1%}"
+    for row in table:
+        fifths = " ".join(f"{f.coverage:.0%}" for f in row.by_fifth)
+        say(
+            f"{level:.0%} {row.method}{' (served)' if row.served else ''}: holdout coverage "
+            f"{row.coverage:.1%} (by fifth of prediction {fifths}), median relative width "
+            f"{row.median_relative_width:.1%}"
+        )
+    return Calibration(
+        hold_raw,
+        interval=interval,
+        inside=adaptive.covered(served, yho),
+        scale=fit.head if spec is not None else None,
+        hold_scale=hold_scale if spec is not None else None,
     )
-    return Calibration(hold_raw, interval=interval, inside=inside)
 
 
 def output_units(config: DatasetConfig, raw: np.ndarray) -> np.ndarray:
@@ -378,7 +495,7 @@ def training_summary(config: DatasetConfig, data: Prepared, say: Progress) -> di
     }
 
 
-_Feature = TypeVar("_Feature", NumericFeature, CategoricalFeature)
+_Feature = TypeVar("_Feature", NumericFeature, CategoricalFeature, DerivedFeature)
 
 
 def documented(feature: _Feature, config: DatasetConfig) -> _Feature:
@@ -441,6 +558,7 @@ def export_and_gate(
         numeric=[documented(f, config) for f in enc.numeric_features],
         categorical=[documented(f, config) for f in enc.categorical_features],
         dropped=[c for c in config.drop_columns if c in table.frame.columns],
+        derived=[documented(f, config) for f in enc.derived_features] or None,
     )
 
     def assemble(export: ExportFacts) -> Manifest:
@@ -478,7 +596,13 @@ def export_and_gate(
         assemble=assemble,
         decide=decide,
         card=lambda finished: attach_card(finished, config, facts),
+        comparables=comparables_table(config, data),
         explain_rows=enc.pack(data.features.iloc[explain_sample(data.train, config.seed)]),
+        scale=(
+            (calibration.scale, calibration.hold_scale)
+            if calibration.scale is not None and calibration.hold_scale is not None
+            else None
+        ),
     )
     say(
         f"wrote {store.uri}/models/{manifest.name}/{manifest.version} "
@@ -491,6 +615,19 @@ def export_and_gate(
             say(line)
     say(gates.apply_decision(store, manifest))
     return manifest
+
+
+def comparables_table(
+    config: DatasetConfig, data: Prepared
+) -> Callable[[Manifest], tuple[Manifest, bytes]] | None:
+    """The export's hook that writes ``comparables.npz`` (None: the config declares none)."""
+    if config.comparables is None or data.rows is None:
+        return None
+    from estate.training.comparables import build_table
+
+    rows = data.rows
+    packed = data.encoder.pack(data.features)
+    return lambda finished: build_table(finished, config, rows, packed)
 
 
 def explain_sample(train: np.ndarray, seed: int, size: int = 500) -> np.ndarray:

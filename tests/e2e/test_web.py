@@ -1,7 +1,7 @@
-"""The web page in headless Chromium against the three functions over real HTTP.
+"""The web page in headless Chromium against the functions over real HTTP.
 
 Fills the property form (prefilled from a real Ames house), gets an estimate, sees the
-explanation waterfall, analyses a deal and asks the chat; takes a screenshot
+explanation waterfall, analyses a deal (the analyze function) and asks the chat; takes a screenshot
 (``UPDATE_SCREENSHOT=1`` copies it to docs/web.png, the README's picture).
 Needs Debian's chromium and chromium-driver (`make test` installs them: .ci/system-deps).
 """
@@ -45,10 +45,12 @@ def page(ames_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             serve(ames_store, "ames", "predict") as predict,
             serve(ames_store, "ames", "explain") as explain,
             serve(ames_store, "ames", "chat") as chat,
+            serve(ames_store, "ames", "analyze") as analyze,
         ):
             (site / "config.js").write_text(
                 "window.ESTATE_CONFIG = "
-                f'{{predict: "{predict}", explain: "{explain}", chat: "{chat}"}};\n'
+                f'{{predict: "{predict}", explain: "{explain}", chat: "{chat}", '
+                f'analyze: "{analyze}"}};\n'
             )
             handler = partial(_Quiet, directory=str(site))
             httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -94,6 +96,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     page: str, browser: object, tmp_path: Path
 ) -> None:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support import expected_conditions as ec
@@ -127,6 +130,18 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     assert 100_000 < estimate < 400_000
     assert "90% interval" in driver.find_element(By.ID, "estimate-interval").text
 
+    # Five comparable sales from predict's "parameters": {"comparables": 5}, with labels.
+    rows = "#comparables-table tbody tr"
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, rows)) == 5)
+    heads = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#comparables-table th")]
+    assert heads[:3] == ["Sold for", "Sold", "Distance"]
+    assert "Living area" in heads
+    assert "Neighborhood" not in heads  # the label, not the column name
+    first = driver.find_elements(By.CSS_SELECTOR, rows)[0].find_elements(By.TAG_NAME, "td")
+    assert first[0].text.startswith("$")
+    assert first[2].text.endswith(" km")
+    assert "Living area" in first[-1].text  # the area changed to 1,800: its main difference
+
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#waterfall rect")) >= 5)
     labels = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#waterfall text.label")]
     assert labels[0] == "Average house"
@@ -135,15 +150,38 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     amounts = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#waterfall text.amount")]
     assert amounts[-1] == f"${estimate:,}"  # the chart ends at the estimate shown above
 
+    # The deal panel asks analyze: its verdict, its figures, every term given or default.
+    driver.find_element(By.NAME, "vacancy").send_keys("4")
     driver.find_element(By.ID, "deal-button").click()
-    wait.until(lambda d: d.find_element(By.ID, "deal-reply").text.strip())
+    try:
+        wait.until(
+            lambda d: (
+                d.find_element(By.ID, "deal-reply").text.strip()
+                or d.find_element(By.ID, "deal-errors").text.strip()
+            )
+        )
+    except TimeoutException:
+        pytest.fail(f"no deal answer; browser log: {driver.get_log('browser')}")
+    assert not driver.find_element(By.ID, "deal-errors").text, driver.find_element(
+        By.ID, "deal-errors"
+    ).text
     reply = driver.find_element(By.ID, "deal-reply").text
-    assert "$" in reply
+    assert reply.startswith("The asking price $205,000 is "), reply
+    assert "a month" in reply
     assert driver.find_elements(By.CSS_SELECTOR, "#deal-table tr")
     figures = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#deal-table td:first-child")]
     assert any(f.startswith("NOI") for f in figures), figures
     assert any(f.startswith("DSCR") for f in figures), figures
+    assert any(f.startswith("Break-even rent") for f in figures), figures
     assert not any(f.startswith(("noi", "dscr")) for f in figures), figures
+    terms = driver.find_elements(By.CSS_SELECTOR, "#deal-assumptions li")
+    sources = {
+        t.get_attribute("textContent").split(":")[0]: t.get_attribute("data-source") for t in terms
+    }
+    assert sources["Vacancy"] == "given"
+    assert sources["Interest rate"] == "given"
+    assert sources["Maintenance"] == "default"
+    assert not driver.find_elements(By.CSS_SELECTOR, "#deal-errors:not([hidden])")
 
     # The model card, fetched from the predict function.
     wait.until(lambda d: not d.find_element(By.ID, "card-section").get_attribute("hidden"))
@@ -154,7 +192,7 @@ def test_a_person_gets_an_estimate_an_explanation_a_deal_and_an_answer(
     chat = driver.find_element(By.ID, "chat-input")
     chat.send_keys("What if I add a bathroom?")
     driver.find_element(By.ID, "chat-button").click()
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat-log .msg.assistant")) >= 2)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chat-log .msg.assistant"))
     answer = driver.find_elements(By.CSS_SELECTOR, "#chat-log .msg.assistant")[-1].text
     assert answer
     assert not driver.find_elements(By.CSS_SELECTOR, "#chat-log .msg.error")

@@ -21,6 +21,8 @@ from terraform_config import (
     settings_env,
 )
 
+HTTP_FUNCTIONS = ("predict", "explain", "chat", "analyze")
+
 
 @pytest.fixture(scope="module")
 def tf() -> Terraform:
@@ -57,7 +59,7 @@ def test_each_entry_point_in_code_has_a_function_and_vice_versa(tf: Terraform) -
     assert "predict" in code
     assert code <= deployed, f"entry points in main.py without a function: {code - deployed}"
     assert deployed <= code, f"functions whose entry point is not in main.py: {deployed - code}"
-    assert deployed == {"predict", "explain", "chat", "retrain"}
+    assert deployed == {"predict", "explain", "chat", "analyze", "retrain"}
     # Sizing is a variable per function, one entry per deployed function.
     sizing = tf.variables["functions"]["default"]
     assert set(sizing) == deployed
@@ -202,7 +204,7 @@ BROAD_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/storage.adm
 def test_storage_and_secret_access_is_granted_per_bucket_not_per_project(tf: Terraform) -> None:
     grants = tf.locals["bucket_grants"]
     readers = {g["member"] for g in grants.values() if "artifacts" in g["bucket"]}
-    for fn in ("predict", "explain", "chat"):
+    for fn in HTTP_FUNCTIONS:
         assert f'${{local.sa["{fn}"]}}' in readers
     for grant in grants.values():
         assert grant["role"] in {
@@ -211,7 +213,7 @@ def test_storage_and_secret_access_is_granted_per_bucket_not_per_project(tf: Ter
             "roles/storage.objectCreator",
         }
         # Serving identities only ever read.
-        if any(f'"{fn}"' in grant["member"] for fn in ("predict", "explain", "chat")):
+        if any(f'"{fn}"' in grant["member"] for fn in HTTP_FUNCTIONS):
             assert grant["role"] == "roles/storage.objectViewer"
     project_roles = [g["role"] for g in tf.locals["project_grants"].values()]
     assert not set(project_roles) & BROAD_ROLES
@@ -454,7 +456,11 @@ def test_every_gateway_operation_counts_against_a_per_consumer_quota(tf: Terrafo
         limited[limit["metric"]] = limit["values"]["STANDARD"]
     assert set(limited) == metrics
     operations = gateway_operations(doc)
-    assert len(operations) == 6  # GET (health) and POST on each of the three functions
+    # GET (health), POST and GET <fn>/model_card.md on each of the four HTTP functions
+    assert len(operations) == 3 * len(HTTP_FUNCTIONS)
+    for function in HTTP_FUNCTIONS:
+        card = operations[f"GET /{function}/model_card.md"]
+        assert card["x-google-backend"]["address"] == "${" + function + "_url}/model_card.md"
     for where, op in operations.items():
         costs = op["x-google-quota"]["metricCosts"]
         function = where.split("/")[1]
@@ -462,10 +468,11 @@ def test_every_gateway_operation_counts_against_a_per_consumer_quota(tf: Terrafo
         assert limited[f"{function}-requests"] == "${" + function + "_quota}"
     # Terraform fills every quota from var.gateway_quotas, one number per function.
     config = json.dumps(tf.resource("google_api_gateway_api_config.api"))
-    for function in ("predict", "explain", "chat"):
+    for function in HTTP_FUNCTIONS:
         assert f'var.gateway_quotas[\\"{function}\\"]' in config, function
+        assert f'google_cloudfunctions2_function.http[\\"{function}\\"].url' in config, function
     defaults = tf.variables["gateway_quotas"]["default"]
-    assert set(defaults) == {"predict", "explain", "chat"}
+    assert set(defaults) == set(HTTP_FUNCTIONS)
     assert all(isinstance(v, int) and v >= 1 for v in defaults.values())
     # Every ${...} in the document is a template variable the gateway config passes.
     filled = set(re.findall(r"^\s*(\w+)\s*=", tf.files["gateway.tf"], flags=re.M))
@@ -503,3 +510,32 @@ def test_the_web_page_key_works_only_from_its_origins_and_only_on_this_api(
     partner = tf.resource("google_apikeys_key.partner")
     assert partner["restrictions"][0]["api_targets"][0]["service"] == target
     assert tf.outputs["web_api_key"]["sensitive"] is True
+
+
+def test_analyze_is_an_http_function_that_only_reads_bundles(tf: Terraform) -> None:
+    """Its own identity, reading the artifacts bucket only; no LLM key, no secret; watched
+    by the request metrics like the other HTTP functions; a deployer and invoker grant."""
+    from estate.serving.settings import AnalyzeSettings
+
+    assert "analyze" in names_in(tf.locals["http_function_names"])
+    assert "analyze" in tf.locals["service_accounts"]
+    grants = [g for g in tf.locals["bucket_grants"].values() if '"analyze"' in g["member"]]
+    assert grants == [
+        {
+            "bucket": "${google_storage_bucket.artifacts.name}",
+            "role": "roles/storage.objectViewer",
+            "member": '${local.sa["analyze"]}',
+        }
+    ]
+    assert not [g for g in tf.locals["project_grants"].values() if '"analyze"' in g["member"]]
+    http = json.dumps(tf.resource("google_cloudfunctions2_function.http"))
+    assert 'each.key == \\"chat\\" ? local.llm_env' in http  # the LLM env is chat's only
+    assert (
+        "analyze" in tf.resource("google_service_account_iam_member.deployer_acts_as")["for_each"]
+    )
+    assert "analyze" in tf.locals["function_requests"]
+    # What Terraform sets for every function, analyze reads (or shares with predict).
+    read = {f"ESTATE_{name}".upper() for name in AnalyzeSettings.model_fields}
+    assert {"ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME"} <= read
+    assert tf.variables["functions"]["default"]["analyze"] == {}
+    assert tf.variables["gateway_quotas"]["default"]["analyze"] >= 1

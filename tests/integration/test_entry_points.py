@@ -16,6 +16,7 @@ FUNCTIONS = {
     "predict": "estate.serving.predict",
     "explain": "estate.serving.explain",
     "chat": "estate.serving.chat",
+    "analyze": "estate.serving.analyze",
     "retrain": "estate.serving.retrain",
 }
 

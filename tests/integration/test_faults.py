@@ -218,7 +218,14 @@ source, target = LocalStore(sys.argv[1]), LocalStore(sys.argv[2])
 bundle = read_bundle(source, "ames")
 for i in range(10_000):
     manifest = bundle.manifest.model_copy(update={"version": f"v{i:05d}"})
-    write_bundle(target, manifest, bundle.model_bytes, bundle.explainer_bytes, bundle.card_bytes)
+    write_bundle(
+        target,
+        manifest,
+        bundle.model_bytes,
+        bundle.explainer_bytes,
+        bundle.card_bytes,
+        bundle.comparables_bytes,
+    )
     promote(target, "ames", manifest.version)
     print(i, flush=True)
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 from http_server import serve
+
+from estate.contract.bundle import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "predict_ames.json"
@@ -40,6 +43,33 @@ def test_readme_request_over_http(server: str) -> None:
     assert answer.headers["Content-Type"].startswith("application/json")
     pred = answer.json()["predictions"][0]
     assert pred["interval"]["lower"] < pred["price"] < pred["interval"]["upper"]
+
+
+def test_predict_over_http_gives_each_house_its_own_interval(
+    server: str, ames_manifest: Manifest
+) -> None:
+    """The Ames bundle's adaptive band: widths differ by house, each within the range the
+    manifest states (quantile x a scale in [scale_min, scale_max], in log price)."""
+    house = json.loads(EXAMPLE.read_text())["instances"][0]
+    houses = [
+        house,
+        {**house, "Sale.Condition": "Abnorml", "Sale.Type": "COD"},
+        {"area": 650.0, "Overall.Qual": 2, "Neighborhood": "IDOTRR", "Sale.Condition": "Abnorml"},
+    ]
+    answer = requests.post(server, json={"instances": houses}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert ames_manifest.interval is not None
+    spec = ames_manifest.interval.adaptive
+    assert spec is not None
+    widths = []
+    for pred in answer.json()["predictions"]:
+        lower, upper = pred["interval"]["lower"], pred["interval"]["upper"]
+        assert lower < pred["price"] < upper
+        widths.append(math.log(upper) - math.log(lower))
+    assert len({round(w, 9) for w in widths}) == 3
+    for w in widths:
+        assert 2 * spec.quantile * spec.scale_min * (1 - 1e-9) <= w
+        assert w <= 2 * spec.quantile * spec.scale_max * (1 + 1e-9)
 
 
 def test_bad_requests_over_http_then_still_serving(server: str) -> None:
@@ -94,6 +124,15 @@ def test_classification_bundle_over_http(tmp_path: Path) -> None:
         assert pred["label"] in ("yes", "not yes")
         assert (pred["label"] == "yes") == (pred["probability"] >= pred["threshold"])
         assert {w["field"] for w in pred["warnings"]} == {"bedrooms", "photos"}
+        # No sale prices, no comparables: still 200, and the answer says why.
+        asked = {"instances": [listing], "parameters": {"comparables": 5}}
+        answer = requests.post(url, json=asked, timeout=10)
+        assert answer.status_code == 200
+        assert "comparables" not in answer.json()["predictions"][0]
+        assert "classification model" in answer.json()["comparables_unavailable"]
+        bad = {"instances": [listing], "parameters": {"comparables": 99}}
+        assert requests.post(url, json=bad, timeout=10).status_code == 400
+        assert requests.get(url, timeout=10).json()["comparables"]["available"] is False
 
 
 CHAT_BODY = {"messages": [{"role": "user", "content": "What is a 3 bed 1,800 sq ft house worth?"}]}

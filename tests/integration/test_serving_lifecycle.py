@@ -49,6 +49,7 @@ def copy_version(store: LocalStore, manifest: Manifest, version: str) -> str:
         bundle.model_bytes,
         bundle.explainer_bytes,
         bundle.card_bytes,
+        bundle.comparables_bytes,
     )
     return version
 
@@ -165,7 +166,11 @@ def test_a_corrupted_new_bundle_is_refused_while_the_old_one_keeps_serving(
             ),
         }
     )
-    write_bundle(store, bad.model_copy(update={"explainer": None, "model_card": None}), garbage)
+    write_bundle(
+        store,
+        bad.model_copy(update={"explainer": None, "model_card": None, "comparables": None}),
+        garbage,
+    )
     promote(store, "ames", "v-garbage")
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="estate_advisor.functions"):

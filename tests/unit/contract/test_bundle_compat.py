@@ -5,12 +5,14 @@ refused with a message that says what to deploy."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import function_client as client
 
@@ -103,10 +105,32 @@ def test_a_v1_bundle_serves_predictions_and_explanations(golden_store: pytest.Mo
     (pred,) = body["predictions"]
     assert pred["interval"]["lower"] < pred["price"] < pred["interval"]["upper"]
     assert 150_000 < pred["price"] < 300_000  # this house sold for $215,000
+    # No `interval.adaptive` and no scale output: the fixed band, raw ± quantile, as in v1.
+    quantile = golden_manifest()["interval"]["quantile"]
+    assert "adaptive" not in golden_manifest()["interval"]
+    width = math.log(pred["interval"]["upper"]) - math.log(pred["interval"]["lower"])
+    assert width == pytest.approx(2 * quantile, rel=1e-12)
     explained = client("explain").post("/", json={"instances": [HOUSE]})
     assert explained.status_code == 200, explained.get_data(as_text=True)
     (row,) = explained.get_json()["explanations"]
     assert row["price"] == pytest.approx(pred["price"])
+
+
+def test_a_v1_bundle_runs_without_a_scale_and_gives_every_row_the_same_band() -> None:
+    from estate.runtime.outputs import intervals
+    from estate.runtime.serving_model import ServingModel
+
+    bundle = read_bundle(LocalStore(GOLDEN), "ames")
+    model = ServingModel(bundle.manifest, bundle.model_bytes)
+    rows = [HOUSE, {**HOUSE, "area": 3500.0, "Overall.Qual": 10}, {"area": 600.0}]
+    numeric, categorical, _ = model.pack(model.adapter.validate_python(rows))
+    _, raw, scale = model.run(numeric, categorical)
+    assert scale is None
+    bounds = intervals(raw, bundle.manifest, scale)
+    assert bounds is not None
+    widths = np.log(bounds[:, 1]) - np.log(bounds[:, 0])
+    np.testing.assert_allclose(widths, 2 * golden_manifest()["interval"]["quantile"], rtol=1e-12)
+    assert model.interval(float(raw[0]), None) == tuple(bounds[0].tolist())
 
 
 def with_future_fields(raw: dict[str, Any]) -> dict[str, Any]:
@@ -216,3 +240,28 @@ def test_writers_cannot_misspell_or_mistype_a_field(tmp_path: Path) -> None:
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert 'Unexpected keyword argument "shaa256"' in checked.stdout
     assert 'Argument "bytes" to "ModelFile" has incompatible type "str"' in checked.stdout
+
+
+def test_a_manifest_declaring_an_adaptive_interval_needs_the_scale_output() -> None:
+    """A writer bug (an adaptive interval without the graph output it reads) is refused
+    at load, not answered with a fixed band or a 500 on the first request."""
+    from estate.contract.bundle import AdaptiveInterval
+    from estate.runtime.serving_model import ServingModel
+
+    bundle = read_bundle(LocalStore(GOLDEN), "ames")
+    interval = bundle.manifest.interval
+    assert interval is not None
+    spec = AdaptiveInterval(
+        quantile=2.0,
+        scale_min=0.05,
+        scale_max=0.5,
+        scale_model="test",
+        calibration_rows=1,
+        holdout_coverage=0.9,
+        holdout_median_width=1.0,
+    )
+    manifest = bundle.manifest.model_copy(
+        update={"interval": interval.model_copy(update={"adaptive": spec})}
+    )
+    with pytest.raises(BundleError, match="has no 'scale' output; re-export the bundle"):
+        ServingModel(manifest, bundle.model_bytes)

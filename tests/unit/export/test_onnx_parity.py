@@ -241,3 +241,42 @@ def test_non_finite_reference_or_output_never_passes(
             measure_parity(
                 model_bytes, numeric, categorical, reference, 1e-4, probability=probability
             )
+
+
+@pytest.mark.parametrize("estimator", ["xgboost", "blend"])
+def test_the_interval_scale_is_a_second_output_with_its_own_parity(estimator: str) -> None:
+    """The adaptive interval's scale head (estate.export.scale_graph) runs in the same
+    graph as the model and matches its numpy reference; a wrong reference fails export."""
+    from estate.contract.bundle import PREDICTION_OUTPUT, RAW_OUTPUT, SCALE_OUTPUT
+    from estate.export.exporter import measure_scale_parity
+    from estate.runtime.session import open_session
+    from estate.training.adaptive import fit_scale
+
+    frame, y = synthetic()
+    enc = TabularEncoder(categorical=["code"]).fit(frame)
+    Z = enc.transform(frame)
+    members = {"r": ("ridge", {"alpha": 1.0}), "x": ("xgboost", {"n_estimators": 40})}
+    params = {"members": ["r", "x"]} if estimator == "blend" else {"n_estimators": 40}
+    model = candidates.build(estimator, params, classifier=False, seed=0, members=members)
+    model.fit(Z, y)
+    head = fit_scale(Z, y - model.predict(Z), seed=0)
+    graph = build_graph(
+        enc.layout, model, classifier=False, log_target=True, doc="test", scale=head
+    )
+    assert [o.name for o in graph.graph.output] == [PREDICTION_OUTPUT, RAW_OUTPUT, SCALE_OUTPUT]
+    test, _ = synthetic(200, seed=1)
+    rows = enc.pack(test)
+    prediction, raw, scale = open_session(graph.SerializeToString()).run(
+        *rows, [PREDICTION_OUTPUT, RAW_OUTPUT, SCALE_OUTPUT]
+    )
+    reference = head.predict(enc.transform(test))
+    np.testing.assert_allclose(scale, reference, rtol=1e-5)  # float32 sums of 100 trees
+    assert len(np.unique(scale)) > 1  # per row, not one number
+    assert (head.low <= scale).all()
+    assert (scale <= head.high).all()
+    np.testing.assert_allclose(prediction, np.exp(model.predict(enc.transform(test))), rtol=1e-4)
+    np.testing.assert_allclose(raw, np.log(prediction), rtol=1e-6)
+    model_bytes = graph.SerializeToString()
+    assert measure_scale_parity(model_bytes, *rows, reference, 1e-4) <= 1e-5
+    with pytest.raises(ExportError, match="parity failed on the interval scale"):
+        measure_scale_parity(model_bytes, *rows, reference * 1.01, 1e-4)

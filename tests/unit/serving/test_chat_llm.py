@@ -107,6 +107,7 @@ def test_tool_use_round_trip(
     assert {t["function"]["name"] for t in first["tools"]} == {
         "estimate_value",
         "value_drivers",
+        "comparable_sales",
         "what_if",
         "analyze_deal",
     }
@@ -598,7 +599,13 @@ def test_tool_schemas_are_the_models_that_check_the_arguments() -> None:
     from estate.serving.chat.advisor.llm_engine import TOOLS
 
     by_name = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
-    assert set(by_name) == {"estimate_value", "value_drivers", "what_if", "analyze_deal"}
+    assert set(by_name) == {
+        "estimate_value",
+        "value_drivers",
+        "comparable_sales",
+        "what_if",
+        "analyze_deal",
+    }
     for parameters in by_name.values():
         assert parameters["type"] == "object"
         assert parameters["additionalProperties"] is False

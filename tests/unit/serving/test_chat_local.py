@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from estate.contract.bundle import Manifest
-from estate.serving.chat import analytics
+from estate.runtime import deal as analytics
 from estate.serving.chat.advisor.guard import invented_money, invented_percent, numbers_in
 from estate.serving.settings import ChatSettings
 
@@ -150,11 +150,11 @@ def test_deal_question_checks_asking_price_and_runs_analytics(
             down_payment=50_000,
             annual_rate=0.06,
             term_years=30,
-            taxes=250_000 * s.chat_tax_rate,
-            insurance=250_000 * s.chat_insurance_rate,
+            taxes=250_000 * s.deal_tax_rate,
+            insurance=250_000 * s.deal_insurance_rate,
             hoa=0,
-            vacancy=s.chat_vacancy,
-            maintenance=s.chat_maintenance,
+            vacancy=s.deal_vacancy,
+            maintenance=s.deal_maintenance,
         )
     )
     assert deal["analysis"] == pytest.approx(expected.to_json())
@@ -309,3 +309,13 @@ def test_earlier_what_if_questions_do_not_change_the_house(chat: FlaskClient) ->
         "OK.", "What drives the value?",
     )  # fmt: skip
     assert body["facts"]["property"] == HOUSE_FEATURES
+
+
+def test_warnings_name_features_by_their_labels(chat: FlaskClient) -> None:
+    """The config labels `area` "Living area": the reply says that, facts keep both."""
+    body = ask(chat, "What is it worth?", property={"area": 9_000, "Overall.Qual": 6})
+    (warning,) = [w for w in body["facts"]["estimate"]["warnings"] if w["field"] == "area"]
+    assert warning["code"] == "out_of_range"
+    assert warning["label"] == "Living area"
+    assert "Note: Living area: 9000 is outside the training range" in body["reply"]
+    assert "Note: area:" not in body["reply"]

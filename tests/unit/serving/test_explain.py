@@ -59,7 +59,9 @@ def test_manifest_describes_the_explainer(ames_manifest: Manifest) -> None:
     assert spec is not None
     assert spec.scale == "raw"
     assert set(spec.members.values()) <= {"linear", "xgboost", "random_forest"}
-    assert set(spec.global_importance) == set(ames_manifest.input.names())
+    derived = [d.name for d in ames_manifest.input.derived_features()]
+    assert derived == ["Total.SF", "Age"]  # the tiny config derives these in the graph
+    assert set(spec.global_importance) == set(ames_manifest.input.names()) | set(derived)
     ranked = list(spec.global_importance.values())
     assert ranked == sorted(ranked, reverse=True)
     assert ranked[0] > 0
@@ -74,7 +76,7 @@ def test_additivity_on_every_ames_holdout_row(served: Any, tiny_ames_config: Pat
     instances = holdout_instances(tiny_ames_config)
     assert len(instances) == served.manifest.training["rows_holdout"]
     numeric, categorical, _ = served.pack(served.adapter.validate_python(instances))
-    _, raw = served.run(numeric, categorical)
+    raw = served.run(numeric, categorical).raw
     phi = served.explainer.shap(numeric, categorical)
     assert np.abs(served.explainer.base + phi.sum(axis=1) - raw).max() < 1e-4
     answers = explain_instances(served, instances)
@@ -96,14 +98,24 @@ def test_real_house_reads_as_dollars_and_factors(served: Any) -> None:
         assert c["factor"] == pytest.approx(math.exp(c["shap"]))
         assert (c["effect"] > 0) == (c["shap"] > 0)
     rest = answer["other_features"]
-    assert rest["features"] == len(served.feature_names) - 5
+    reported = len(served.feature_names) + len(served.manifest.input.derived_features())
+    assert rest["features"] == reported - 5
     base_price = answer["base_value"]["price"]
     assert base_price == pytest.approx(math.exp(answer["base_value"]["shap"]))
     effects = sum(c["effect"] for c in contributions) + rest["effect"]
     assert base_price + effects == pytest.approx(answer["price"], rel=1e-5)
     (full,) = explain_instances(served, example("predict_ames.json")["instances"])
     by_name = {c["feature"]: c for c in full["contributions"]}
-    assert len(by_name) == len(served.feature_names)
+    assert len(by_name) == reported
+    total = by_name["Total.SF"]  # a derived feature: reported as itself, with its formula
+    assert total["formula"] == "Total.Bsmt.SF + X1st.Flr.SF + X2nd.Flr.SF"
+    assert total["inputs"] == ["Total.Bsmt.SF", "X1st.Flr.SF", "X2nd.Flr.SF"]
+    assert total["label"] == "Total floor area"
+    assert total["unit"] == "sq ft"
+    row = example("predict_ames.json")["instances"][0]
+    assert total["value"] == row["Total.Bsmt.SF"] + row["X1st.Flr.SF"] + row["X2nd.Flr.SF"]
+    assert by_name["Age"]["value"] == row["Yr.Sold"] - row["Year.Built"]
+    assert by_name["Kitchen.Qual"]["value"] == row["Kitchen.Qual"]  # ordinal: still its text
     assert by_name["Overall.Qual"]["value"] == 6
     assert isinstance(by_name["Overall.Qual"]["value"], int)  # an integer feature
     assert by_name["Longitude"]["value"] == pytest.approx(-93.619754)
@@ -115,14 +127,17 @@ def test_missing_features_are_imputed_flagged_and_still_add_up(served: Any) -> N
     from estate.runtime.explanations import explain_instances
 
     (answer,) = explain_instances(served, example("predict_partial.json")["instances"])
+    derived = {d.name: d for d in served.manifest.input.derived_features()}
     flagged = {c["feature"] for c in answer["contributions"] if c.get("imputed")}
     warned = {w["field"] for w in answer["warnings"] if w["code"] == "imputed"}
-    assert flagged == warned
+    assert flagged - set(derived) == warned
     assert flagged
+    # A derived feature is flagged exactly when one of its inputs was imputed.
+    assert flagged & set(derived) == {n for n, d in derived.items() if set(d.inputs) & warned}
     imputes = {f.name: f.impute for f in served.manifest.input.numeric}
     imputes |= {f.name: f.impute for f in served.manifest.input.categorical}
     for c in answer["contributions"]:
-        if c.get("imputed"):
+        if c.get("imputed") and c["feature"] not in derived:
             assert c["value"] == imputes[c["feature"]]
     total = answer["base_value"]["shap"] + sum(c["shap"] for c in answer["contributions"])
     assert math.exp(total) == pytest.approx(answer["price"], rel=1e-4)
@@ -219,7 +234,14 @@ def test_explain_over_http_with_functions_framework(ames_store: Path) -> None:
         assert bad.headers["Content-Type"] == "application/problem+json"
         health = requests.get(url, timeout=30).json()
         assert health["status"] == "ok"
-        assert len(health["global_importance"]) == len(health["instance_schema"]["properties"])
+        schema = health["instance_schema"]
+        derived = [d["name"] for d in schema["x-derived"]]  # documented, never sent
+        assert derived == ["Total.SF", "Age"]
+        assert "Total.SF = Total.Bsmt.SF + X1st.Flr.SF + X2nd.Flr.SF" in schema["description"]
+        assert not set(derived) & set(schema["properties"])
+        assert "derives Total.SF" in schema["properties"]["X1st.Flr.SF"]["description"]
+        assert schema["properties"]["Kitchen.Qual"]["x-ordinal"] == ["Po", "Fa", "TA", "Gd", "Ex"]
+        assert len(health["global_importance"]) == len(schema["properties"]) + len(derived)
 
 
 def test_write_bundle_keeps_explainer_file_and_manifest_together(
@@ -238,6 +260,7 @@ def test_write_bundle_keeps_explainer_file_and_manifest_together(
         write_bundle(target, plain, bundle.model_bytes, bundle.explainer_bytes, card)
     with pytest.raises(BundleError, match="truncated or altered"):
         write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes[:-1], card)
-    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes, card)
+    table = bundle.comparables_bytes
+    write_bundle(target, bundle.manifest, bundle.model_bytes, bundle.explainer_bytes, card, table)
     again = read_bundle(target, "ames", bundle.manifest.version)
     assert again.explainer_bytes == bundle.explainer_bytes

@@ -27,7 +27,7 @@ from estate.serving import responses as contract
 from estate.serving.openapi import openapi_document
 
 REPO = Path(__file__).resolve().parents[3]
-FUNCTIONS = ("predict", "explain", "chat")
+FUNCTIONS = ("predict", "explain", "chat", "analyze")
 
 
 def test_infra_swagger_document_is_current_and_valid() -> None:
@@ -42,10 +42,18 @@ def test_infra_swagger_document_is_current_and_valid() -> None:
     gateway = (REPO / "infra" / "gateway.tf").read_text()
     filled = set(re.findall(r"^\s*(\w+_url)\s*=", gateway, flags=re.M))
     for path, item in doc["paths"].items():
+        function, _, below = path.strip("/").partition("/")
         for op in item.values():
             address = op["x-google-backend"]["address"]
-            assert address == "${" + path.strip("/") + "_url}"
-            assert address[2:-1] in filled
+            assert address == "${" + function + "_url}" + (f"/{below}" if below else "")
+            assert f"{function}_url" in filled
+    # Every function's GET links its model card: the gateway routes GET <fn>/model_card.md
+    # to that function's card (the address keeps the path: CONSTANT_ADDRESS drops it).
+    for function in FUNCTIONS:
+        card = doc["paths"][f"/{function}/model_card.md"]
+        assert set(card) == {"get"}
+        assert card["get"]["produces"][0] == "text/markdown"
+        assert card["get"]["x-google-quota"]["metricCosts"] == {f"{function}-requests": 1}
     assert "anyOf" not in committed  # Swagger 2.0 has neither
     assert "$defs" not in committed
 
@@ -55,7 +63,9 @@ def test_openapi_31_document_is_valid_with_a_generic_and_a_real_schema(
 ) -> None:
     OpenAPIV31SpecValidator(openapi_document("price")).validate()
     generic = openapi_document("price")
-    assert set(generic["paths"]) == {"/predict", "/explain", "/chat"}
+    assert set(generic["paths"]) == {f"/{f}" for f in FUNCTIONS} | {
+        f"/{f}/model_card.md" for f in FUNCTIONS
+    }
     assert "price" in generic["components"]["schemas"]["Prediction"]["required"]
 
 
@@ -69,7 +79,7 @@ def test_each_function_serves_the_document_with_the_model_schema(
     clients: dict[str, FlaskClient], ames_manifest: Manifest
 ) -> None:
     docs = [c.get("/openapi.json").get_json() for c in clients.values()]
-    assert docs[0] == docs[1] == docs[2]
+    assert all(doc == docs[0] for doc in docs)
     OpenAPIV31SpecValidator(docs[0]).validate()
     instance = docs[0]["components"]["schemas"]["Instance"]
     assert set(instance["properties"]) == set(ames_manifest.input.names())
@@ -86,6 +96,10 @@ def test_real_answers_match_the_response_models(clients: dict[str, FlaskClient])
     explain_model.model_validate(explained.get_json())
     chat = json.loads((REPO / "examples" / "chat_value.json").read_text())
     contract.ChatResponse.model_validate(clients["chat"].post("/", json=chat).get_json())
+    deal = json.loads((REPO / "examples" / "analyze_ames.json").read_text())
+    analyzed = clients["analyze"].post("/", json=deal)
+    assert analyzed.status_code == 200, analyzed.get_data(as_text=True)
+    contract.AnalyzeResponse.model_validate(analyzed.get_json())
     bad = clients["predict"].post("/", json={"instances": [{"area": "big"}]})
     contract.Problem.model_validate(bad.get_json())
     assert predicted.status_code == explained.status_code == 200
@@ -99,8 +113,9 @@ def servers(ames_store: Path) -> Iterator[dict[str, str]]:
         serve(ames_store, "ames", "predict") as predict,
         serve(ames_store, "ames", "explain") as explain,
         serve(ames_store, "ames", "chat") as chat,
+        serve(ames_store, "ames", "analyze") as analyze,
     ):
-        yield {"predict": predict, "explain": explain, "chat": chat}
+        yield {"predict": predict, "explain": explain, "chat": chat, "analyze": analyze}
 
 
 @pytest.mark.slow

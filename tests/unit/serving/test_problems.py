@@ -37,6 +37,8 @@ def test_every_domain_error_kind_has_one_status() -> None:
         errors.TooLargeError: 413,
         errors.CannotEstimateError: 422,
         errors.NotExplainableError: 501,
+        errors.NoComparablesError: 501,
+        errors.UnsupportedModelError: 501,
         errors.ModelNotReadyError: 503,
     }
 
@@ -63,6 +65,8 @@ def test_field_errors_and_omitted_count_carry_over_and_retry_after_is_a_header()
     [
         (errors.ModelNotReadyError("No servable model.", 5), 503),
         (errors.NotExplainableError("No explainer."), 501),
+        (errors.NoComparablesError("No comparable sales."), 501),
+        (errors.UnsupportedModelError("analyze needs a price model."), 501),
         (errors.CannotEstimateError("Not finite.", [FieldError("deal.rate", "given", "x")]), 422),
     ],
 )

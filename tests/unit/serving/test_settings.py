@@ -33,8 +33,8 @@ def env(serving_env: pytest.MonkeyPatch, ames_store: Path) -> pytest.MonkeyPatch
 def test_a_bad_chat_variable_stops_chat_at_start_and_never_predict(
     env: pytest.MonkeyPatch,
 ) -> None:
-    env.setenv("ESTATE_CHAT_RATE", "2")  # a 200 % mortgage rate: above its bound
-    with pytest.raises(ValidationError, match="chat_rate"):
+    env.setenv("ESTATE_DEAL_RATE", "2")  # a 200 % mortgage rate: above its bound
+    with pytest.raises(ValidationError, match="deal_rate"):
         client("chat")
     assert client("predict").post("/", json={"instances": [HOUSE]}).status_code == 200
 
@@ -64,8 +64,14 @@ def test_each_function_reads_only_its_own_variables() -> None:
 
 
 def test_the_body_guard_bounds_by_the_largest_body_of_any_function() -> None:
-    assert GuardSettings(max_request_bytes=4096, chat_max_request_bytes=2048).largest_body == 4096
-    assert GuardSettings(max_request_bytes=2048, chat_max_request_bytes=4096).largest_body == 4096
+    def largest(model: int, chat: int, analyze: int) -> int:
+        return GuardSettings(
+            max_request_bytes=model, chat_max_request_bytes=chat, analyze_max_request_bytes=analyze
+        ).largest_body
+
+    assert largest(4096, 2048, 1024) == 4096
+    assert largest(2048, 4096, 1024) == 4096
+    assert largest(1024, 2048, 4096) == 4096
 
 
 @pytest.mark.parametrize(

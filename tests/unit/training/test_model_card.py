@@ -14,6 +14,7 @@ from estate.contract.bundle import Manifest, sha256_hex
 from estate.contract.errors import BundleError
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
+from estate.training.card import METHOD_NAMES
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -64,8 +65,18 @@ def test_the_card_states_data_metrics_gates_interval_parity_and_limits(
     assert sum(f.rows for f in fifths) == ames_manifest.training["rows_holdout"]
     assert all(a.upper <= b.lower for a, b in itertools.pairwise(fifths))
     mean = sum(f.coverage * f.rows for f in fifths) / sum(f.rows for f in fifths)
-    assert mean == pytest.approx(interval.holdout_coverage)
-    assert f"Holdout coverage {interval.holdout_coverage:.1%}" in text
+    assert mean == pytest.approx(interval.served_coverage)
+    assert f"Holdout coverage {interval.served_coverage:.1%}" in text
+    # The methods compared on the same holdout, as training measured them
+    assert interval.comparison is not None
+    assert [r.method for r in interval.comparison] == ["cross_conformal", "normalized_conformal"]
+    for row in interval.comparison:
+        line = next(t for t in text.splitlines() if t.startswith(f"| {METHOD_NAMES[row.method]}"))
+        assert f"| {row.coverage:.1%} |" in line
+        assert f"{row.median_relative_width:.1%}" in line
+        assert all(f"| {f.coverage:.1%} |" in line for f in row.by_fifth)
+    served = next(r for r in interval.comparison if r.served)
+    assert [f.coverage for f in served.by_fifth] == [f.coverage for f in fifths]
     assert "Decision threshold" not in text
     # Parity, intended use, limits (config's and the defaults), labelled training ranges
     assert f"max relative {ames_manifest.parity.max_rel_diff:.2e}" in text
@@ -108,7 +119,7 @@ def test_write_bundle_keeps_card_and_manifest_together(ames_store: Path, tmp_pat
         write_bundle(target, bundle.manifest, *args)
     with pytest.raises(BundleError, match="truncated or altered"):
         write_bundle(target, bundle.manifest, *args, bundle.card_bytes + b" ")
-    write_bundle(target, bundle.manifest, *args, bundle.card_bytes)
+    write_bundle(target, bundle.manifest, *args, bundle.card_bytes, bundle.comparables_bytes)
     assert read_bundle(target, "ames", bundle.manifest.version).card_bytes == bundle.card_bytes
 
 
@@ -123,6 +134,7 @@ def test_labels_reach_the_manifest_and_the_instance_schema(ames_manifest: Manife
         "area": "Living area",
         "Overall.Qual": "Overall quality",
         "Neighborhood": "Neighbourhood",
+        "Total.SF": "Total floor area",  # a derived feature's label (tests/conftest.py)
     }
     props = instance_json_schema(instance_adapter(ames_manifest.input))["properties"]
     assert props["area"]["title"] == "Living area"
@@ -195,7 +207,8 @@ def test_explain_and_chat_name_features_by_their_labels(
     body = {"messages": [{"role": "user", "content": "What drives its value?"}], "property": house}
     answer = chat.post("/", json=body).get_json()
     drivers = answer["facts"]["drivers"]["items"]
-    labelled = [d for d in drivers if d["feature"] in ("area", "Overall.Qual")]
+    # Total.SF (a derived feature with a label) now carries much of area's weight.
+    labelled = [d for d in drivers if d["feature"] in ("area", "Overall.Qual", "Total.SF")]
     assert labelled, drivers
     for d in labelled:
         assert f"- {d['label']} = " in answer["reply"]

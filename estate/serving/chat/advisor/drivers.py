@@ -51,6 +51,7 @@ def baselines(model: ServingModel) -> dict[str, float | str]:
     """The value each feature takes when the user does not give it."""
     out: dict[str, float | str] = {f.name: f.impute for f in model.numeric}
     out.update({c.name: c.impute for c in model.categorical})
+    out.update({d.name: d.impute for d in model.manifest.input.derived_features()})
     return out
 
 
@@ -89,7 +90,7 @@ def _shap_drivers(
             c["value"],
             base[c["feature"]],
             float(c["effect"]),
-            given=instance.get(c["feature"]) is not None,
+            given=all(instance.get(n) is not None for n in c.get("inputs", [c["feature"]])),
             label=c.get("label"),
         )
         for c in answer["contributions"]

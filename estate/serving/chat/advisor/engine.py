@@ -24,6 +24,8 @@ INTENTS: dict[str, str] = {
     "what_if": r"what if|what happens if|\bif (?:i|we)\b|\badd(?:ing)?\b|\bfinish|renovat|"
     r"remodel|upgrade|improve|raise",
     "drivers": r"\bdrive|\bdriver|\bwhy\b|factor|what (?:affects|matters)|explain",
+    "comparables": r"similar (?:house|home|propert|sale)|comparabl|\bcomps?\b|"
+    r"(?:sold|sell) for|nearby sales|recent sales|other (?:house|home)s? (?:sold|sell)",
     "deal": r"\bdeal\b|asking|overpriced|underpriced|good price|fair price|\boffer\b|"
     r"listed|worth (?:paying|buying)|should i buy",
     "rent": r"\brent|yield|cash ?flow|cap rate|return|mortgage|dscr|invest|break[- ]even|"
@@ -47,7 +49,8 @@ KEY_FEATURES = {
 EXAMPLE = '"3 bed, 2 bath, 1,800 sq ft, built 1995, in College Creek"'
 EXAMPLES = (
     '"What is a 3 bed, 2 bath, 1,800 sq ft house built 1995 in College Creek worth?", '
-    '"What drives its value?", "Is $250,000 a good price?", "What rent and cash flow can '
+    '"What drives its value?", "What did similar houses sell for?", '
+    '"Is $250,000 a good price?", "What rent and cash flow can '
     'I expect?", "What if I add a bathroom?"'
 )
 
@@ -134,6 +137,9 @@ def answer(model: ServingModel, settings: ChatSettings, request: ChatRequest) ->
     facts["drivers"] = tools.drivers(model, instance, max_field_errors=limit)  # one SHAP pass
     if "drivers" in asked:
         parts.append(_drivers_text(facts["drivers"]))
+    if "comparables" in asked:
+        facts["comparables"] = tools.comparables(model, instance)
+        parts.append(_comparables_text(facts["comparables"]))
     if {"deal", "rent"} & set(asked) or last.deal or request.deal:
         facts["deal"] = tools.deal(settings, value, known.deal, known.down_fraction)
         parts.append(_deal_text(facts["deal"], "deal" in asked))
@@ -180,7 +186,7 @@ def _value_text(value: dict[str, Any]) -> str:
             f"{money(interval['upper'])})"
         )
     imputed = value["imputed"]
-    out = [f"{w['field']}: {w['message']}" for w in value["warnings"]]
+    out = [f"{w.get('label') or w['field']}: {w['message']}" for w in value["warnings"]]
     text += "."
     if imputed:
         text += f" {len(imputed)} feature(s) you did not give were set to typical values."
@@ -209,6 +215,24 @@ def _drivers_text(drivers: dict[str, Any]) -> str:
         "What drives the value (exact SHAP contributions: starting from the average house "
         f"at {money(drivers['base_price'])}, the effects of all features add up to the "
         "estimate; the largest):\n" + "\n".join(lines)
+    )
+
+
+def _comparables_text(found: dict[str, Any]) -> str:
+    if "unavailable" in found:
+        return str(found["unavailable"])
+    sales = found["sales"]
+    lines = []
+    for sale in sales:
+        where = f", {sale['km']:.1f} km away" if sale.get("km") is not None else ""
+        when = f" in {sale['sale_date']}" if sale.get("sale_date") else ""
+        diffs = "; ".join(d["text"] for d in sale["differences"]) or "alike in what matters"
+        lines.append(f"- {money(sale['price'])}{when}{where}: {diffs}")
+    return (
+        f"Similar houses sold for {money(found['low'])} to {money(found['high'])} "
+        f"(median {money(found['median_price'])}); the {len(sales)} nearest training sales "
+        "by the model's most important features and location, with how each differs "
+        "(theirs vs this house):\n" + "\n".join(lines)
     )
 
 

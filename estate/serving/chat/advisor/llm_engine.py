@@ -1,6 +1,7 @@
 """The LLM engine: an OpenAI-compatible model that talks, while our tools do the numbers.
 
-The LLM sees the conversation and four tools (value, drivers, what-if, deal) that run
+The LLM sees the conversation and five tools (value, drivers, comparable sales, what-if,
+deal) that run
 in-process on the served bundle. Its reply is accepted only if every dollar figure in it
 came from a tool result or the user; otherwise, or on any failure, the local engine
 answers and says why.
@@ -42,8 +43,8 @@ MAX_FEATURES = 200
 MAX_ARGUMENT_CHARS = 20_000
 
 SYSTEM_PROMPT = """You are a real-estate investment advisor. You answer questions about \
-one house at a time: its value, what drives it, whether an asking price is fair, and \
-rent, yield, mortgage and cash flow.
+one house at a time: its value, what drives it, what similar houses sold for, whether an \
+asking price is fair, and rent, yield, mortgage and cash flow.
 Rules:
 - Never state a dollar amount or percentage you did not get from a tool result in this \
 conversation. Call a tool first; quote its numbers (rounding is fine).
@@ -112,6 +113,11 @@ _SPECS: dict[str, tuple[type[_Args], str]] = {
     "value_drivers": (
         EstimateArgs,
         "The features that move this house's estimate most, in dollars.",
+    ),
+    "comparable_sales": (
+        EstimateArgs,
+        "The 5 training sales most like the house: what they sold for, when, how far away "
+        "and how each differs (answers 'what did similar houses sell for?').",
     ),
     "what_if": (WhatIfArgs, "Re-estimate with some features changed (e.g. Full.Bath: 3)."),
     "analyze_deal": (
@@ -196,6 +202,8 @@ class _Session:
             return tools.estimate(self.model, instance, "features")
         if name == "value_drivers":
             return tools.drivers(self.model, instance, max_field_errors=limit)
+        if name == "comparable_sales":
+            return tools.comparables(self.model, instance)
         if isinstance(args, WhatIfArgs):
             tools.validate_property(self.model, args.changes, "changes", max_field_errors=limit)
             edits: list[tuple[Change, float | str]] = [

@@ -6,13 +6,14 @@ reply states comes from one of their results, which are returned as ``facts``.
 
 from __future__ import annotations
 
+from statistics import median
 from typing import Any
 
 from estate.contract.errors import CannotEstimateError, FieldError, InvalidInputError, RequestError
 from estate.contract.instances import validate_instances
+from estate.runtime import deal as deal_core
 from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.serving_model import ServingModel
-from estate.serving.chat import analytics
 from estate.serving.chat.advisor.drivers import baselines, top_drivers
 from estate.serving.chat.advisor.vocab import Change
 from estate.serving.settings import ChatSettings
@@ -53,9 +54,9 @@ def estimate(
     out: dict[str, Any] = {
         "price": p.value,
         "imputed": [w["field"] for w in p.warnings if w["code"] == "imputed"],
-        "warnings": [w for w in p.warnings if w["code"] != "imputed"],
+        "warnings": labelled(model, [w for w in p.warnings if w["code"] != "imputed"]),
     }
-    bounds = model.interval(p.raw)
+    bounds = model.interval(p.raw, p.scale)
     if bounds is not None and model.manifest.interval is not None:
         out["interval"] = {
             "lower": bounds[0],
@@ -66,6 +67,12 @@ def estimate(
     return out
 
 
+def labelled(model: ServingModel, warnings: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Input warnings with the feature's readable label (the config's, from the manifest)
+    beside its raw name, so a reply says "Living area", never "X1st.Flr.SF"."""
+    return [{**w, "label": model.labels.get(w["field"], w["field"])} for w in warnings]
+
+
 def _given(instance: dict[str, Any], where: str) -> list[FieldError]:
     """Every numeric feature given, as the inputs to name when no warning points at one."""
     return [
@@ -73,6 +80,25 @@ def _given(instance: dict[str, Any], where: str) -> list[FieldError]:
         for k, v in instance.items()
         if isinstance(v, float)
     ]
+
+
+def comparables(model: ServingModel, instance: dict[str, Any], k: int = 5) -> dict[str, Any]:
+    """The `k` training sales most like this house (price, date, distance, differences),
+    their price range and median; or why this model has none."""
+    reason = model.no_comparables_reason
+    if reason is not None:
+        return {"unavailable": reason}
+    packed = model.pack_flags([instance])
+    (sales,) = model.comparables(packed.numeric, packed.categorical, k, packed.missing_category)
+    prices = sorted(s["price"] for s in sales)
+    spec = model.manifest.comparables
+    return {
+        "sales": sales,
+        "low": prices[0],
+        "high": prices[-1],
+        "median_price": float(median(prices)),
+        "method": spec.method if spec is not None else "",
+    }
 
 
 def drivers(
@@ -145,14 +171,16 @@ def what_if(
         "after": after.value,
         "difference": after.value - before.value,
         "assumed": assumed,
-        "warnings": [w for w in after.warnings if w["code"] != "imputed"],
+        "warnings": labelled(model, [w for w in after.warnings if w["code"] != "imputed"]),
     }
     require_finite(result, "what_if", named + out_of_range(before.warnings, "property"))
     return result
 
 
-#: Deal terms (analytics names) as the request's ``deal`` fields call them.
+#: Deal terms (`estate.runtime.deal` names) as the request's ``deal`` fields call them.
 _REQUEST_NAMES = {"price": "asking_price", "annual_rate": "rate"}
+#: The ``deal`` fields given in percent (the core takes fractions).
+_PERCENT = ("rate", "vacancy", "maintenance")
 
 
 def deal(
@@ -163,122 +191,65 @@ def deal(
 ) -> dict[str, Any]:
     """Analytics of buying this house to rent it out; every assumption is listed.
 
-    Terms the analytics cannot use (and figures that overflow) are a 422 naming the
-    ``deal`` fields, never a ValueError or an infinity in the answer.
+    Worked out by `estate.runtime.deal.work_out`, as the analyze function does, so chat
+    and analyze agree on every figure. Terms the analytics cannot use (and figures that
+    overflow) are a 422 naming the ``deal`` fields, never a ValueError or an infinity.
     """
-    estimate_price = float(value["price"])
-    asking = given.get("asking_price")
-    price = asking if asking is not None else estimate_price
-    assumed: list[str] = []
-    if asking is None:
-        if not estimate_price >= analytics.MIN_PRICE:
-            raise CannotEstimateError(
-                f"The model's estimate ({estimate_price:g}) is not a price the deal can be "
-                "worked out on; send the asking price.",
-                [FieldError("deal.asking_price", "needed: the estimate is not a price", "missing")],
-            )
-        assumed.append("price: no asking price given, used the model's estimate")
-    rent = given.get("monthly_rent")
-    if rent is None:
-        rent = estimate_price / settings.chat_price_to_rent / 12
-        assumed.append(
-            f"rent: not given; assumed a price-to-rent ratio of {settings.chat_price_to_rent:g} "
-            "(annual rent = estimate / ratio); tell me the real rent for a better answer"
-        )
-
-    def pick(key: str, default: float, label: str, scale: float = 1.0) -> float:
-        if key in given:
-            return given[key] * scale
-        assumed.append(label)
-        return default
-
-    down_default = down_fraction if down_fraction is not None else settings.chat_down_payment
-    down = pick("down_payment", price * down_default, f"down payment: {down_default:.0%}")
-    if down_fraction is not None:
-        assumed.pop()
-    terms = analytics.DealTerms(
-        price=price,
-        monthly_rent=rent,
-        down_payment=down,
-        annual_rate=pick("rate", settings.chat_rate, f"rate: {settings.chat_rate:.2%}", 0.01),
-        term_years=int(
-            pick("term_years", settings.chat_term_years, f"term: {settings.chat_term_years} years")
-        ),
-        taxes=pick(
-            "taxes",
-            price * settings.chat_tax_rate,
-            f"taxes: {settings.chat_tax_rate:.2%} of the price per year",
-        ),
-        insurance=pick(
-            "insurance",
-            price * settings.chat_insurance_rate,
-            f"insurance: {settings.chat_insurance_rate:.2%} of the price per year",
-        ),
-        hoa=pick("hoa", 0.0, "HOA: none"),
-        vacancy=pick(
-            "vacancy",
-            settings.chat_vacancy,
-            f"vacancy: {settings.chat_vacancy:.0%} of the rent",
-            0.01,
-        ),
-        maintenance=pick(
-            "maintenance",
-            settings.chat_maintenance,
-            f"maintenance: {settings.chat_maintenance:.0%} of the rent",
-            0.01,
-        ),
-        closing_costs=given.get("closing_costs", 0.0),
-    )
-    out: dict[str, Any] = {
-        "inputs": {
-            "price": terms.price,
-            "monthly_rent": terms.monthly_rent,
-            "down_payment": terms.down_payment,
-            "rate": terms.annual_rate,
-            "term_years": terms.term_years,
-            "taxes": terms.taxes,
-            "insurance": terms.insurance,
-            "hoa": terms.hoa,
-            "vacancy": terms.vacancy,
-            "maintenance": terms.maintenance,
-            "closing_costs": terms.closing_costs,
-        },
-        "assumed": assumed,
-        "defaults": {
-            "price_to_rent": settings.chat_price_to_rent,
-            "down_payment": down_default,
-            "rate": settings.chat_rate,
-            "term_years": settings.chat_term_years,
-            "tax_rate": settings.chat_tax_rate,
-            "insurance_rate": settings.chat_insurance_rate,
-            "vacancy": settings.chat_vacancy,
-            "maintenance": settings.chat_maintenance,
-        },
-        "analysis": _analyze(terms),
+    names = {v: k for k, v in _REQUEST_NAMES.items()}
+    terms = {
+        names.get(k, k): v / 100 if k in _PERCENT else v
+        for k, v in given.items()
+        if names.get(k, k) in deal_core.GIVEN_TERMS
     }
     interval = value.get("interval")
-    if asking is not None:
-        out["asking_price"] = asking
-        if estimate_price >= analytics.MIN_PRICE:  # a ratio over a price, not over ~0
-            out["asking_vs_estimate"] = (asking - estimate_price) / estimate_price
-            if interval is not None:
-                out["verdict"] = analytics.price_verdict(
-                    asking, interval["lower"], interval["upper"]
-                )
-                out["interval"] = interval
+    bounds = None if interval is None else (interval["lower"], interval["upper"])
+    defaults = settings.deal_defaults()
+    try:
+        worked = deal_core.work_out(float(value["price"]), bounds, terms, defaults, down_fraction)
+    except deal_core.DealError as exc:
+        raise _deal_problem(exc) from None
+    t = worked.terms
+    out: dict[str, Any] = {
+        "inputs": {
+            "price": t.price,
+            "monthly_rent": t.monthly_rent,
+            "down_payment": t.down_payment,
+            "rate": t.annual_rate,
+            "term_years": t.term_years,
+            "taxes": t.taxes,
+            "insurance": t.insurance,
+            "hoa": t.hoa,
+            "vacancy": t.vacancy,
+            "maintenance": t.maintenance,
+            "closing_costs": t.closing_costs,
+        },
+        "assumed": [a.note for a in worked.assumptions if a.source == "default" and a.note],
+        "defaults": defaults.to_json(down_fraction),
+        "analysis": worked.analysis.to_json(),
+    }
+    if worked.asking_price is not None:
+        out["asking_price"] = worked.asking_price
+        if worked.asking_vs_estimate is not None:
+            out["asking_vs_estimate"] = worked.asking_vs_estimate
+        if worked.verdict is not None:
+            out["verdict"] = worked.verdict
+            out["interval"] = interval
     require_finite(out, "deal", [FieldError(f"deal.{k}", "given", "input") for k in given])
     return out
 
 
-def _analyze(terms: analytics.DealTerms) -> dict[str, Any]:
-    """The analytics' figures, or a 422 naming each deal field they could not use."""
-    try:
-        return analytics.analyze(terms).to_json()
-    except analytics.DealError as exc:
-        errors = [
-            FieldError(f"deal.{_REQUEST_NAMES.get(term, term)}", problem, "deal_term")
-            for term, problem in exc.problems.items()
-        ]
-        raise CannotEstimateError(
-            "The deal cannot be worked out on these terms; fix the fields below.", errors
-        ) from None
+def _deal_problem(exc: deal_core.DealError) -> CannotEstimateError:
+    """A 422 naming each ``deal`` field the analytics could not use."""
+    errors = [
+        FieldError(f"deal.{_REQUEST_NAMES.get(term, term)}", problem, exc.code)
+        for term, problem in exc.problems.items()
+    ]
+    if exc.code == "missing":
+        return CannotEstimateError(
+            "The model's estimate is not a price the deal can be worked out on; send the "
+            "asking price.",
+            errors,
+        )
+    return CannotEstimateError(
+        "The deal cannot be worked out on these terms; fix the fields below.", errors
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from estate.serving.chat import analytics
+from estate.runtime import deal as analytics
 
 
 def test_monthly_payment_matches_amortisation_tables() -> None:

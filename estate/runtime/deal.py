@@ -1,4 +1,8 @@
-"""Investment analytics: pure, typed functions of a price, a rent and a loan.
+"""The deal core: investment analytics of buying a house to rent it out, one place for all.
+
+Chat's deal answers and the ``analyze`` function both call `work_out`: the same terms,
+the same defaults (`DealDefaults`, from the ``ESTATE_DEAL_*`` settings), the same
+figures, so the two can never disagree. Pure and typed: no HTTP, no settings, no model.
 
 Conventions (every caller and the chat replies rely on them): money in dollars, rates as
 fractions (0.065 = 6.5 %), rent and payments per month, taxes and insurance per year.
@@ -12,14 +16,16 @@ fractions (0.065 = 6.5 %), rent and payments per month, taxes and insurance per 
 * cash-on-cash = annual cash flow / cash invested (down payment + closing costs)
 * break-even rent = the rent at which cash flow is zero
 
-`analyze` checks its terms first and its figures last: a price under a dollar, a negative
-amount, a rate or share out of range, or any figure that is not a finite number raises a
-`DealError` naming the terms, never a bare ValueError or an infinity in a reply.
+`analyze` (and so `work_out`) checks its terms first and its figures last: a price under
+a dollar, a negative amount, a rate or share out of range, or any figure that is not a
+finite number raises a `DealError` naming the terms, never a bare ValueError or an
+infinity in a reply.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -34,11 +40,18 @@ MAX_TERM_YEARS = 100
 
 
 class DealError(EstateAdvisorError, ValueError):
-    """Deal terms the analytics cannot use; `problems` maps each term to what is wrong."""
+    """Deal terms the analytics cannot use; `problems` maps each term to what is wrong.
 
-    def __init__(self, problems: dict[str, str]) -> None:
+    `code` is ``deal_term`` for a term out of range, ``missing`` when a term is needed
+    and cannot be defaulted (no asking price while the estimate is not a price). The
+    callers name the terms as their requests spell them (``deal.rate``,
+    ``terms.interest_rate``) and choose the status.
+    """
+
+    def __init__(self, problems: dict[str, str], code: str = "deal_term") -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
         self.problems = problems
+        self.code = code
 
 
 def monthly_payment(principal: float, annual_rate: float, term_years: int) -> float:
@@ -209,3 +222,172 @@ def analyze(terms: DealTerms) -> DealAnalysis:
         given = [f.name for f in fields(terms) if getattr(terms, f.name)]
         raise DealError(dict.fromkeys(given, "too large: the figures overflow"))
     return analysis
+
+
+# -- the terms of one deal: given by the caller or defaulted, and said which --------------
+
+
+@dataclass(frozen=True)
+class DealDefaults:
+    """What a term is when the caller does not give it (fractions; see `work_out`)."""
+
+    price_to_rent: float = 15.0  # price / annual rent: the rent default is estimate / 15 / 12
+    down_payment: float = 0.20  # of the price
+    rate: float = 0.065  # per year
+    term_years: int = 30
+    tax_rate: float = 0.015  # of the price, per year
+    insurance_rate: float = 0.005  # of the price, per year
+    vacancy: float = 0.05  # of the rent
+    maintenance: float = 0.08  # of the rent
+
+    def to_json(self, down_payment: float | None = None) -> dict[str, Any]:
+        """The rules in force; `down_payment` overrides the share (chat's "25 % down")."""
+        out = asdict(self)
+        if down_payment is not None:
+            out["down_payment"] = down_payment
+        return out
+
+
+Source = Literal["given", "default"]
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One term as used: its value, whether the caller gave it, and the rule of a default.
+
+    `note` is the sentence chat says for a default (None: chat says nothing, e.g. no
+    closing costs); `basis` is the rule in a few words for every term.
+    """
+
+    term: str
+    value: float
+    source: Source
+    basis: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Deal:
+    """A worked-out deal: the terms used, each one's provenance, the figures, the verdict."""
+
+    terms: DealTerms
+    assumptions: tuple[Assumption, ...]
+    analysis: DealAnalysis
+    estimate: float
+    interval: tuple[float, float] | None
+    asking_price: float | None  # None: not given, the deal is priced at the estimate
+    asking_vs_estimate: float | None
+    verdict: Verdict | None  # asking price against the interval (None: no asking or interval)
+
+
+#: The terms `work_out` reads from `given`, in `DealTerms` names and units.
+GIVEN_TERMS = tuple(f.name for f in fields(DealTerms))
+
+
+def work_out(
+    estimate: float,
+    interval: tuple[float, float] | None,
+    given: Mapping[str, float],
+    defaults: DealDefaults,
+    down_fraction: float | None = None,
+) -> Deal:
+    """The deal on `given` terms (`DealTerms` names, rates as fractions), the rest defaulted.
+
+    Without a price the deal is priced at the model's `estimate` (refused when that is
+    not a price); without a rent, rent = estimate / price_to_rent / 12. `down_fraction`
+    (a share of the price the caller gave, e.g. "20 % down") stands in for a dollar
+    down payment. Raises `DealError` naming each unusable term.
+    """
+    unknown = set(given) - set(GIVEN_TERMS)
+    if unknown:
+        raise ValueError(f"not deal terms: {sorted(unknown)}")  # a caller's bug, not input
+    used: list[Assumption] = []
+
+    def take(term: str, default: float, basis: str, note: str | None) -> float:
+        if term in given:
+            used.append(Assumption(term, float(given[term]), "given", "given"))
+            return float(given[term])
+        used.append(Assumption(term, default, "default", basis, note))
+        return default
+
+    asking = given.get("price")
+    if asking is None and not estimate >= MIN_PRICE:
+        raise DealError({"price": "needed: the estimate is not a price"}, code="missing")
+    price = take(
+        "price",
+        estimate,
+        "the model's estimate",
+        "price: no asking price given, used the model's estimate",
+    )
+    ratio = defaults.price_to_rent
+    rent = take(
+        "monthly_rent",
+        estimate / ratio / 12,
+        f"estimate / {ratio:g} / 12 (price-to-rent ratio {ratio:g})",
+        f"rent: not given; assumed a price-to-rent ratio of {ratio:g} "
+        "(annual rent = estimate / ratio); tell me the real rent for a better answer",
+    )
+    if down_fraction is not None and "down_payment" not in given:
+        down = price * down_fraction
+        used.append(Assumption("down_payment", down, "given", f"{down_fraction:.0%} of the price"))
+    else:
+        share = defaults.down_payment
+        down = take(
+            "down_payment", price * share, f"{share:.0%} of the price", f"down payment: {share:.0%}"
+        )
+    rate = take(
+        "annual_rate", defaults.rate, f"{defaults.rate:.2%} a year", f"rate: {defaults.rate:.2%}"
+    )
+    years = take(
+        "term_years",
+        defaults.term_years,
+        f"{defaults.term_years} years",
+        f"term: {defaults.term_years} years",
+    )
+    tax, ins = defaults.tax_rate, defaults.insurance_rate
+    taxes = take(
+        "taxes",
+        price * tax,
+        f"{tax:.2%} of the price a year",
+        f"taxes: {tax:.2%} of the price per year",
+    )
+    insurance = take(
+        "insurance",
+        price * ins,
+        f"{ins:.2%} of the price a year",
+        f"insurance: {ins:.2%} of the price per year",
+    )
+    hoa = take("hoa", 0.0, "none", "HOA: none")
+    vacancy = take(
+        "vacancy",
+        defaults.vacancy,
+        f"{defaults.vacancy:.0%} of the rent",
+        f"vacancy: {defaults.vacancy:.0%} of the rent",
+    )
+    maintenance = take(
+        "maintenance",
+        defaults.maintenance,
+        f"{defaults.maintenance:.0%} of the rent",
+        f"maintenance: {defaults.maintenance:.0%} of the rent",
+    )
+    closing = take("closing_costs", 0.0, "none", None)
+    terms = DealTerms(
+        price=price,
+        monthly_rent=rent,
+        down_payment=down,
+        annual_rate=rate,
+        term_years=int(years),  # whole years: both requests take an integer
+        taxes=taxes,
+        insurance=insurance,
+        hoa=hoa,
+        vacancy=vacancy,
+        maintenance=maintenance,
+        closing_costs=closing,
+    )
+    analysis = analyze(terms)
+    vs = verdict = None
+    if asking is not None and estimate >= MIN_PRICE:  # a ratio over a price, not over ~0
+        vs = (asking - estimate) / estimate
+        if interval is not None:
+            verdict = price_verdict(asking, interval[0], interval[1])
+    return Deal(terms, tuple(used), analysis, estimate, interval, asking, vs, verdict)
