@@ -58,7 +58,7 @@ def explain_instances(
     prediction = model.run(numeric, categorical).prediction
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
         phi = explainer.shap(numeric, categorical)
-        derived = explainer.derived_values(numeric, categorical).tolist()
+        derived = explainer.derived_values(numeric, categorical)
         order = np.argsort(-np.abs(phi), axis=1, kind="stable")
         ranked = np.take_along_axis(phi, order, axis=1)
         if explainer.log_target:  # factors applied one by one, largest |shap| first
@@ -77,7 +77,7 @@ def explain_instances(
     used = np.where(np.isnan(numeric), impute, numeric).tolist()  # the value the model used
     cats = categorical.tolist()
     formulas = model.manifest.input.derived_features()
-    derived_integer = [d.integer for d in formulas]
+    derived_rows = np.asarray(derived, dtype=np.float64).tolist()
     answers = []
     for i in range(len(prediction)):
         warnings = model.row_warnings(packed, i)
@@ -86,9 +86,9 @@ def explain_instances(
             for v, whole in zip(used[i], integer, strict=True)
         ]
         values += [str(c) for c in cats[i]]
-        values += [
-            int(v) if whole and v.is_integer() else v
-            for v, whole in zip(derived[i], derived_integer, strict=True)
+        values += [  # a derived feature: the formula's value on the values the model used
+            int(v) if d.integer and v.is_integer() else v
+            for d, v in zip(formulas, derived_rows[i], strict=True)
         ]
         try:
             item = _one(
@@ -114,29 +114,21 @@ def explain_instances(
 
 def _static_items(model: ServingModel, explainer: Explainer) -> list[dict[str, Any]]:
     """Per raw feature, the part of its contribution that no row changes (name, label, unit);
-    built once per loaded model."""
+    built once per loaded model. A derived feature's ``formula`` and ``inputs`` follow its
+    ``value`` (see `_one`), so they are not here."""
     cached = _STATIC.get(model)
     if cached is not None:
         return cached
     items = []
-    formulas = {d.name: d for d in model.manifest.input.derived_features()}
     for name in explainer.raw_names:
         item: dict[str, Any] = {"feature": name}
         if name in model.labels:
             item["label"] = model.labels[name]
         if name in model.units:
             item["unit"] = model.units[name]
-        if name in formulas:
-            item["formula"] = formulas[name].formula
-            item["inputs"] = list(formulas[name].inputs)
         items.append(item)
     _STATIC[model] = items
     return items
-
-
-def _derived_inputs(model: ServingModel) -> dict[str, tuple[str, ...]]:
-    """Derived feature → the raw inputs its formula reads."""
-    return {d.name: tuple(d.inputs) for d in model.manifest.input.derived_features()}
 
 
 _IMPUTED: dict[str, Any] = {"imputed": True}
@@ -158,36 +150,42 @@ def _one(
     ``ranked`` is (feature order, shap, factor, effect), each largest |shap| first.
     ``values`` (per raw feature) are what the model used: the instance's value, or the
     imputed one (then ``imputed: true``, and the warnings say so too). A derived feature
-    (computed by the graph, never sent) carries its ``formula`` and ``inputs`` (static),
-    its value is the formula's on the values the model used, and ``imputed`` when an
-    input was."""
+    (computed by the graph, never sent) carries its ``formula`` and ``inputs``, its value
+    is the formula's on the values the model used, and ``imputed`` when an input was."""
     out = model.manifest.output.name
     base = explainer.base
     names = explainer.raw_names
     shown = len(names) if not top_k else min(top_k, len(names))
     order, shap, factor, effect = (a[:shown].tolist() for a in ranked)
-    inputs = _derived_inputs(model)
-    flags = [
-        _IMPUTED
-        if n in imputed_fields or any(x in imputed_fields for x in inputs.get(n, ()))
-        else _NOTHING
-        for n in names
-    ]
+    flags = [_IMPUTED if n in imputed_fields else _NOTHING for n in names]
+    extra = [_NOTHING] * len(names)
+    for d in model.manifest.input.derived_features():
+        j = names.index(d.name)
+        extra[j] = {"formula": d.formula, "inputs": list(d.inputs)}
+        flags[j] = _IMPUTED if any(n in imputed_fields for n in d.inputs) else _NOTHING
     log_target = explainer.log_target
     items: list[dict[str, Any]]
     if log_target:
         items = [
-            {**static[j], "value": values[j], **flags[j], "shap": s, "factor": f, "effect": e}
+            {
+                **static[j],
+                "value": values[j],
+                **extra[j],
+                **flags[j],
+                "shap": s,
+                "factor": f,
+                "effect": e,
+            }
             for j, s, f, e in zip(order, shap, factor, effect, strict=True)
         ]
     elif explainer.spec.scale == "raw":
         items = [
-            {**static[j], "value": values[j], **flags[j], "shap": s, "effect": s}
+            {**static[j], "value": values[j], **extra[j], **flags[j], "shap": s, "effect": s}
             for j, s in zip(order, shap, strict=True)
         ]
     else:
         items = [
-            {**static[j], "value": values[j], **flags[j], "shap": s}
+            {**static[j], "value": values[j], **extra[j], **flags[j], "shap": s}
             for j, s in zip(order, shap, strict=True)
         ]
     answer: dict[str, Any] = {
