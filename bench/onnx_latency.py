@@ -111,7 +111,11 @@ def bench_assembler(
         return assemble_manifest(
             config,
             version=version,
-            schema=InputSchema(numeric=enc.numeric_features, categorical=enc.categorical_features),
+            schema=InputSchema(
+                numeric=enc.numeric_features,
+                categorical=enc.categorical_features,
+                derived=enc.derived_features or None,  # as training writes it
+            ),
             candidates=[],
             chosen=choice.name,
             chosen_params=choice.params,
