@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from estate.contract.errors import EstateAdvisorError
+from estate.contract.errors import CannotEstimateError, EstateAdvisorError, FieldError
 
 Verdict = Literal["below", "inside", "above"]
 
@@ -52,6 +52,26 @@ class DealError(EstateAdvisorError, ValueError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
         self.problems = problems
         self.code = code
+
+    def as_problem(
+        self, prefix: str, names: Mapping[str, str], asking_price: str
+    ) -> CannotEstimateError:
+        """The 422 both callers answer: each term named as the caller's request spells it
+        (``<prefix>.<names.get(term, term)>``); `asking_price` is how that request names
+        the price to send when the estimate is not one."""
+        errors = [
+            FieldError(f"{prefix}.{names.get(term, term)}", problem, self.code)
+            for term, problem in self.problems.items()
+        ]
+        if self.code == "missing":
+            return CannotEstimateError(
+                "The model's estimate is not a price the deal can be worked out on; send "
+                f"{asking_price}.",
+                errors,
+            )
+        return CannotEstimateError(
+            "The deal cannot be worked out on these terms; fix the fields below.", errors
+        )
 
 
 def monthly_payment(principal: float, annual_rate: float, term_years: int) -> float:

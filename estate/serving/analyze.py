@@ -16,7 +16,6 @@ from typing import Any
 import flask
 
 from estate.contract.errors import (
-    CannotEstimateError,
     FieldError,
     InvalidInputError,
     UnsupportedModelError,
@@ -197,7 +196,7 @@ def deal(
             None if fraction is None else fraction / 100,
         )
     except deal_core.DealError as exc:
-        raise _problem(exc) from None
+        raise exc.as_problem("terms", _REQUEST_NAME, "terms.asking_price") from None
     assumptions = {}
     for a in worked.assumptions:
         name = _REQUEST_NAME[a.term]
@@ -269,23 +268,6 @@ def _unit_warnings(given: dict[str, Any]) -> list[dict[str, str]]:
         for name in _PERCENT_TERMS
         if name in given and 0 < given[name] < 1
     ]
-
-
-def _problem(exc: deal_core.DealError) -> CannotEstimateError:
-    """A 422 naming each ``terms`` field the analytics could not use."""
-    errors = [
-        FieldError(f"terms.{_REQUEST_NAME.get(term, term)}", problem, exc.code)
-        for term, problem in exc.problems.items()
-    ]
-    if exc.code == "missing":
-        return CannotEstimateError(
-            "The model's estimate is not a price the deal can be worked out on; send "
-            "terms.asking_price.",
-            errors,
-        )
-    return CannotEstimateError(
-        "The deal cannot be worked out on these terms; fix the fields below.", errors
-    )
 
 
 def entry_point(

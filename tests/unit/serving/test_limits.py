@@ -227,7 +227,10 @@ def test_extreme_batch_rows_are_a_422_naming_the_row(env: pytest.MonkeyPatch) ->
     # log1p(float32 max) and still give a finite (absurd, out_of_range-warned) price.
     rows = [{"area": 1800}] * 3 + [{"area": 1e300, "Overall.Qual": 1e300}]
     answer = problem(client("predict").post("/", json={"instances": rows}), 422)
-    assert {e["field"] for e in answer["errors"]} <= {"instances[3].area", "instances[3].Overall.Qual"}
+    assert {e["field"] for e in answer["errors"]} <= {
+        "instances[3].area",
+        "instances[3].Overall.Qual",
+    }
     assert answer["errors"]
     assert answer["detail"].startswith("predictions[3].price is not a finite number")
 

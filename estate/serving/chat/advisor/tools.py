@@ -9,7 +9,7 @@ from __future__ import annotations
 from statistics import median
 from typing import Any
 
-from estate.contract.errors import CannotEstimateError, FieldError, InvalidInputError, RequestError
+from estate.contract.errors import FieldError, InvalidInputError, RequestError
 from estate.contract.instances import validate_instances
 from estate.runtime import deal as deal_core
 from estate.runtime.finite import out_of_range, require_finite
@@ -207,7 +207,7 @@ def deal(
     try:
         worked = deal_core.work_out(float(value["price"]), bounds, terms, defaults, down_fraction)
     except deal_core.DealError as exc:
-        raise _deal_problem(exc) from None
+        raise exc.as_problem("deal", _REQUEST_NAMES, "the asking price") from None
     t = worked.terms
     out: dict[str, Any] = {
         "inputs": {
@@ -236,20 +236,3 @@ def deal(
             out["interval"] = interval
     require_finite(out, "deal", [FieldError(f"deal.{k}", "given", "input") for k in given])
     return out
-
-
-def _deal_problem(exc: deal_core.DealError) -> CannotEstimateError:
-    """A 422 naming each ``deal`` field the analytics could not use."""
-    errors = [
-        FieldError(f"deal.{_REQUEST_NAMES.get(term, term)}", problem, exc.code)
-        for term, problem in exc.problems.items()
-    ]
-    if exc.code == "missing":
-        return CannotEstimateError(
-            "The model's estimate is not a price the deal can be worked out on; send the "
-            "asking price.",
-            errors,
-        )
-    return CannotEstimateError(
-        "The deal cannot be worked out on these terms; fix the fields below.", errors
-    )
