@@ -104,8 +104,30 @@ def function_client(target: str) -> FlaskClient:
 @pytest.fixture(scope="session")
 def tiny_ames_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("config") / "ames.toml"
-    path.write_text(TINY_AMES.format(data=REPO / "data" / "ames.csv.gz"))
+    path.write_text(with_ames_labels(TINY_AMES.format(data=REPO / "data" / "ames.csv.gz")))
     return path
+
+
+def with_ames_labels(config: str) -> str:
+    """The config with the shipped Ames config's readable labels for every feature it does
+    not label itself (so pages and answers read as they do in production)."""
+    lines = config.splitlines()
+    own = {line.split("=", 1)[0].strip() for line in lines if line.startswith("features.")}
+    shipped = (REPO / "configs" / "ames.toml").read_text().splitlines()
+    derived = {  # the shipped config's derived features, which this config may lack
+        line.split("=", 1)[0].strip().removeprefix("derived.")
+        for line in shipped
+        if line.startswith("derived.") and line not in lines
+    }
+    extra = [
+        line
+        for line in shipped
+        if line.startswith("features.")
+        and line.split("=", 1)[0].strip() not in own
+        and line.split("=", 1)[0].strip().removeprefix("features.") not in derived
+    ]
+    at = max(i for i, line in enumerate(lines) if line.startswith("features.")) + 1
+    return "\n".join([*lines[:at], *extra, *lines[at:]]) + "\n"
 
 
 @pytest.fixture(scope="session")
