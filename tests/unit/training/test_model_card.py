@@ -130,16 +130,25 @@ def test_labels_reach_the_manifest_and_the_instance_schema(ames_manifest: Manife
     assert (area.label, area.unit, area.description) == ("Living area", "sq ft", "Above ground")
     hood = next(f for f in ames_manifest.input.categorical if f.name == "Neighborhood")
     assert hood.label == "Neighbourhood"
-    assert ames_manifest.input.labels() == {
-        "area": "Living area",
+    labels = ames_manifest.input.labels()
+    assert {k: labels[k] for k in ("area", "Overall.Qual", "Neighborhood", "Total.SF")} == {
+        "area": "Living area",  # the test config's own label, not the shipped one
         "Overall.Qual": "Overall quality",
         "Neighborhood": "Neighbourhood",
         "Total.SF": "Total floor area",  # a derived feature's label (tests/conftest.py)
     }
+    assert labels["Lot.Area"] == "Lot area"  # from the shipped config (with_ames_labels)
+    assert "Age" not in labels  # a derived feature no config labels
     props = instance_json_schema(instance_adapter(ames_manifest.input))["properties"]
     assert props["area"]["title"] == "Living area"
     assert props["area"]["description"].startswith("Above ground. Number (sq ft); training range")
     assert props["Neighborhood"]["title"] == "Neighbourhood"
+    numeric = [
+        f.model_copy(update={"label": None}) if f.name == "Lot.Area" else f
+        for f in ames_manifest.input.numeric
+    ]
+    schema = ames_manifest.input.model_copy(update={"numeric": numeric})
+    props = instance_json_schema(instance_adapter(schema))["properties"]
     assert props["Lot.Area"]["title"] == "Lot.Area"  # no label: pydantic's default, the name
 
 
@@ -202,7 +211,8 @@ def test_explain_and_chat_name_features_by_their_labels(
     assert by_name["area"]["label"] == "Living area"
     assert by_name["area"]["unit"] == "sq ft"
     assert by_name["Overall.Qual"]["label"] == "Overall quality"
-    assert "label" not in by_name["Lot.Area"]  # no label in the config: the name alone
+    assert by_name["Lot.Area"]["label"] == "Lot area"
+    assert "label" not in by_name["Age"]  # no label in the config: the name alone
     chat = create_app(target="chat", source=str(REPO / "main.py")).test_client()
     body = {"messages": [{"role": "user", "content": "What drives its value?"}], "property": house}
     answer = chat.post("/", json=body).get_json()
