@@ -625,44 +625,37 @@ def parse_manifest(data: bytes) -> Manifest:
         raise BundleError(f"{MANIFEST_FILE} does not match format {found}: {exc}") from exc
 
 
-def verify_explainer_bytes(manifest: Manifest, data: bytes) -> None:
-    """Refuse a truncated or tampered explainer file, exactly like the model file."""
-    spec = manifest.explainer
+def _verify_side_file(
+    manifest: Manifest,
+    spec: ExplainerSpec | ModelCard | ComparablesSpec | None,
+    what: str,
+    data: bytes,
+) -> None:
+    """Refuse a side file that is undeclared, truncated or tampered: its size and sha256
+    must match the manifest's entry, exactly like the model file."""
     if spec is None:
-        raise BundleError(f"{manifest.name}/{manifest.version} declares no explainer.")
-    where = f"{spec.file} of {manifest.name}/{manifest.version}"
-    if len(data) != spec.bytes or sha256_hex(data) != spec.sha256:
-        raise BundleError(
-            f"{where} has {len(data)} bytes and sha256 {sha256_hex(data)}, the manifest says "
-            f"{spec.bytes} and {spec.sha256}: the file is truncated or altered. Re-export "
-            "the bundle; it will not be served."
-        )
-
-
-def verify_card_bytes(manifest: Manifest, data: bytes) -> None:
-    """Refuse a truncated or tampered model card, exactly like the model file."""
-    card = manifest.model_card
-    if card is None:
-        raise BundleError(f"{manifest.name}/{manifest.version} declares no model card.")
-    if len(data) != card.bytes or sha256_hex(data) != card.sha256:
-        raise BundleError(
-            f"{card.file} of {manifest.name}/{manifest.version} has {len(data)} bytes and "
-            f"sha256 {sha256_hex(data)}, the manifest says {card.bytes} and {card.sha256}: "
-            "the file is truncated or altered. Re-export the bundle; it will not be served."
-        )
-
-
-def verify_comparables_bytes(manifest: Manifest, data: bytes) -> None:
-    """Refuse a truncated or tampered comparables table, exactly like the model file."""
-    spec = manifest.comparables
-    if spec is None:
-        raise BundleError(f"{manifest.name}/{manifest.version} declares no comparables table.")
+        raise BundleError(f"{manifest.name}/{manifest.version} declares no {what}.")
     if len(data) != spec.bytes or sha256_hex(data) != spec.sha256:
         raise BundleError(
             f"{spec.file} of {manifest.name}/{manifest.version} has {len(data)} bytes and "
             f"sha256 {sha256_hex(data)}, the manifest says {spec.bytes} and {spec.sha256}: "
             "the file is truncated or altered. Re-export the bundle; it will not be served."
         )
+
+
+def verify_explainer_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered explainer file."""
+    _verify_side_file(manifest, manifest.explainer, "explainer", data)
+
+
+def verify_card_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered model card."""
+    _verify_side_file(manifest, manifest.model_card, "model card", data)
+
+
+def verify_comparables_bytes(manifest: Manifest, data: bytes) -> None:
+    """Refuse a truncated or tampered comparables table."""
+    _verify_side_file(manifest, manifest.comparables, "comparables table", data)
 
 
 def verify_model_bytes(manifest: Manifest, model_bytes: bytes) -> None:
