@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.serving_model import ServingModel
 
 #: Per loaded model, the static part of each feature's contribution (`_static_items`).
-_STATIC: weakref.WeakKeyDictionary[ServingModel, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
+_STATIC: weakref.WeakKeyDictionary[ServingModel, _Static] = weakref.WeakKeyDictionary()
 
 
 def not_explainable(model: ServingModel) -> NotExplainableError:
@@ -112,23 +112,38 @@ def explain_instances(
     return answers
 
 
-def _static_items(model: ServingModel, explainer: Explainer) -> list[dict[str, Any]]:
-    """Per raw feature, the part of its contribution that no row changes (name, label, unit);
-    built once per loaded model. A derived feature's ``formula`` and ``inputs`` follow its
-    ``value`` (see `_one`), so they are not here."""
+class _Static(NamedTuple):
+    """What no row changes, per raw feature, built once per loaded model: ``head`` (name,
+    label, unit), ``formula`` (a derived feature's formula and inputs, which follow its
+    ``value``; empty otherwise) and ``derived`` (position, inputs) of each derived feature."""
+
+    head: list[dict[str, Any]]
+    formula: list[dict[str, Any]]
+    derived: list[tuple[int, tuple[str, ...]]]
+
+
+def _static_items(model: ServingModel, explainer: Explainer) -> _Static:
     cached = _STATIC.get(model)
     if cached is not None:
         return cached
-    items = []
-    for name in explainer.raw_names:
+    names = explainer.raw_names
+    head = []
+    for name in names:
         item: dict[str, Any] = {"feature": name}
         if name in model.labels:
             item["label"] = model.labels[name]
         if name in model.units:
             item["unit"] = model.units[name]
-        items.append(item)
-    _STATIC[model] = items
-    return items
+        head.append(item)
+    formula: list[dict[str, Any]] = [_NOTHING] * len(names)
+    derived = []
+    for d in model.manifest.input.derived_features():
+        j = names.index(d.name)
+        formula[j] = {"formula": d.formula, "inputs": list(d.inputs)}
+        derived.append((j, tuple(d.inputs)))
+    static = _Static(head, formula, derived)
+    _STATIC[model] = static
+    return static
 
 
 _IMPUTED: dict[str, Any] = {"imputed": True}
@@ -142,7 +157,7 @@ def _one(
     values: list[Any],
     prediction: float,
     ranked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    static: list[dict[str, Any]],
+    static: _Static,
     top_k: int | None = None,
 ) -> dict[str, Any]:
     """One instance's explanation, contributions sorted by |shap|.
@@ -158,17 +173,15 @@ def _one(
     shown = len(names) if not top_k else min(top_k, len(names))
     order, shap, factor, effect = (a[:shown].tolist() for a in ranked)
     flags = [_IMPUTED if n in imputed_fields else _NOTHING for n in names]
-    extra = [_NOTHING] * len(names)
-    for d in model.manifest.input.derived_features():
-        j = names.index(d.name)
-        extra[j] = {"formula": d.formula, "inputs": list(d.inputs)}
-        flags[j] = _IMPUTED if any(n in imputed_fields for n in d.inputs) else _NOTHING
+    for j, inputs in static.derived:
+        flags[j] = _IMPUTED if any(n in imputed_fields for n in inputs) else _NOTHING
+    head, extra = static.head, static.formula
     log_target = explainer.log_target
     items: list[dict[str, Any]]
     if log_target:
         items = [
             {
-                **static[j],
+                **head[j],
                 "value": values[j],
                 **extra[j],
                 **flags[j],
@@ -180,12 +193,12 @@ def _one(
         ]
     elif explainer.spec.scale == "raw":
         items = [
-            {**static[j], "value": values[j], **extra[j], **flags[j], "shap": s, "effect": s}
+            {**head[j], "value": values[j], **extra[j], **flags[j], "shap": s, "effect": s}
             for j, s in zip(order, shap, strict=True)
         ]
     else:
         items = [
-            {**static[j], "value": values[j], **extra[j], **flags[j], "shap": s}
+            {**head[j], "value": values[j], **extra[j], **flags[j], "shap": s}
             for j, s in zip(order, shap, strict=True)
         ]
     answer: dict[str, Any] = {
