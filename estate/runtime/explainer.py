@@ -147,6 +147,19 @@ class Explainer:
         """SHAP values per raw feature [rows, features]; rows sum to output - base."""
         return np.asarray(self.shap_encoded(self.encode(numeric, categorical)) @ self._to_raw)
 
+    def shap_and_derived(
+        self, numeric: np.ndarray, categorical: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`shap` and `derived_values` from one computation of the number block (the
+        derived features' formulas are most of the encoding's cost on small requests)."""
+        layout = self.layout
+        numbers = layout.numbers(numeric, categorical) if layout.number_width else None
+        Z = np.asarray(layout.encode(numeric, categorical, numbers), dtype=np.float64)
+        phi = np.asarray(self.shap_encoded(Z) @ self._to_raw)
+        if numbers is None or not layout.derived:
+            return phi, np.zeros((numeric.shape[0], 0))
+        return phi, numbers[:, layout.number_width - len(layout.derived) :]
+
     def explained(self, raw: np.ndarray) -> np.ndarray:
         """The ONNX raw output in the explained scale."""
         if self.spec.scale == "log_odds":
