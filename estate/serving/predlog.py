@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -114,7 +115,7 @@ TRUNCATED_CHARS = 32
 _NOT_OUTPUT = ("warnings", "comparables")
 
 
-def request_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> list[str]:
+def request_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> list[bytes]:
     """The log lines of one answered request: one `PredictionLogLine` for a single
     instance, `PredictionBatchLine` chunks for more (`batch_lines`)."""
     if len(logged.predictions) == 1:
@@ -134,7 +135,7 @@ def _head(model: LoggedModel, trace: dict[str, Any]) -> dict[str, Any]:
 
 def prediction_lines(
     instances: list[Any], logged: Logged, latency_ms: float, trace: dict[str, Any]
-) -> list[str]:
+) -> list[bytes]:
     """One `PredictionLogLine` per instance (the format of a one-instance request).
 
     Plain dicts in `PredictionLogLine`'s field order and names (aliases, no null trace
@@ -175,7 +176,7 @@ def prediction_lines(
             if len(text) > MAX_LINE_BYTES:
                 line["features"] = {}
                 text = to_json(line)
-        lines.append(text.decode())
+        lines.append(text)
     return lines
 
 
@@ -190,7 +191,7 @@ def _truncated(value: Any) -> Any:
     return value
 
 
-def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> list[str]:
+def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> list[bytes]:
     """A batch request as a few `PredictionBatchLine` lines of about `CHUNK_BYTES` each.
 
     The request's features are logged as sent, in its own form (a slice of the rows or of
@@ -250,20 +251,36 @@ def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> lis
     sample = min(n, SAMPLE_ROWS)
     per_row = len(line(0, sample)) / sample
     step = max(1, int(CHUNK_BYTES / per_row))
-    lines: list[str] = []
+    lines: list[bytes] = []
     todo = [(a, min(a + step, n)) for a in range(0, n, step)]
     todo.reverse()
     while todo:
         a, b = todo.pop()
         text = line(a, b)
         if len(text) <= MAX_LINE_BYTES:
-            lines.append(text.decode())
+            lines.append(text)
         elif b - a == 1:
-            lines.append(line(a, b, truncate=True).decode())
+            lines.append(line(a, b, truncate=True))
         else:  # bigger rows than the sample: halve the chunk, in order
             middle = (a + b) // 2
             todo += [(middle, b), (a, middle)]
     return lines
+
+
+_write_lock = threading.Lock()
+
+
+def write(lines: list[bytes]) -> None:
+    """`lines` on stdout, whole: as bytes (no decode and re-encode of a batch's MBs), and
+    under a lock, so two threads' requests cannot interleave inside a line."""
+    with _write_lock:
+        sys.stdout.flush()  # what was written as text before goes first
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:  # a text-only stream
+            sys.stdout.write("".join(f"{line.decode()}\n" for line in lines))
+        else:
+            out.write(b"\n".join([*lines, b""]))
+        (out or sys.stdout).flush()
 
 
 def observe(
@@ -285,8 +302,7 @@ def observe(
         try:
             trace = trace_fields(request.headers, settings.log_project)
             lines = request_lines(logged(body, answer), latency_ms, trace)
-            sys.stdout.write("\n".join(lines) + "\n")
-            sys.stdout.flush()
+            write(lines)
         except Exception:  # a log line must never cost the caller an answer already made
             log.exception("prediction log line skipped")
     return answer

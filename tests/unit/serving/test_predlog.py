@@ -303,7 +303,7 @@ def wide(n: int, width: int, text: str = "x") -> list[dict[str, Any]]:
     return [{"n": float(i), **{f"f{j}": text for j in range(width)}} for i in range(n)]
 
 
-def read_back(lines: list[str]) -> list[Any]:
+def read_back(lines: list[bytes]) -> list[Any]:
     from estate.contract.predlog import PredictionBatchLine, parse_log_line
 
     rows: list[Any] = []
@@ -331,7 +331,7 @@ def test_chunks_are_sized_by_bytes_and_every_row_reads_back_in_order(
         preds = [{"price": float(i), "interval": None} for i in range(len(rows))]
         logged = predlog.Logged(model={"name": "m", "version": "v"}, predictions=preds, **sent)
         lines = predlog.batch_lines(logged, 1.0, {})
-        assert max(len(line.encode()) for line in lines) <= 20_000
+        assert max(len(line) for line in lines) <= 20_000
         read = read_back(lines)
         features = (
             rows if form == "instances" else [{**dict.fromkeys(sent["inputs"]), **r} for r in rows]
@@ -358,7 +358,7 @@ def test_a_row_too_long_for_one_line_is_logged_truncated(n: int) -> None:
     rows = [huge, numbers, {"n": 1.0}][:n] if n > 1 else [huge]
     preds = [{"price": 100.0 + i} for i in range(len(rows))]
     lines = request_lines(Logged({"name": "m", "version": "v"}, preds, instances=rows), 1.0, {})
-    assert all(len(line.encode()) <= MAX_LINE_BYTES for line in lines)
+    assert all(len(line) <= MAX_LINE_BYTES for line in lines)
     read = read_back(lines) if n > 1 else [parse_log_line(lines[0])]
     assert len(read) == n
     first = read[0]
