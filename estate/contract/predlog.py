@@ -25,6 +25,7 @@ rather than misreading a chunk as one row.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Final, Literal, Self
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -40,8 +41,15 @@ SAMPLED_FIELD: Final = "logging.googleapis.com/trace_sampled"
 MAX_LINE_BYTES: Final = 200_000
 
 
+#: The lines' models are built on first use (by a reader), not when the writer imports
+#: this module for its constants: predict's cold start does not pay for them.
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class LoggedModel(ContractModel):
     """The model that answered: the ``model`` object of the response."""
+
+    model_config = _DEFERRED
 
     name: str
     version: str
@@ -50,7 +58,7 @@ class LoggedModel(ContractModel):
 class PredictionLogLine(ContractModel):
     """One predicted instance: the raw features as sent, the answer, who answered, how fast."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     severity: str = "INFO"
     message: str = Field("", description="One human line: event, model, first output value.")
@@ -81,7 +89,7 @@ class PredictionBatchLine(ContractModel):
     """A chunk of a batch request: ``count`` rows from position ``index``, features as sent
     (``instances``: a list of rows; ``inputs``: the columns' slices), outputs as arrays."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     severity: str = "INFO"
     message: str = Field("", description="One human line: event, model, which rows.")
@@ -179,12 +187,14 @@ class PredictionBatchLine(ContractModel):
 class SinkEntry(ContractModel):
     """A Cloud Logging entry as a log sink exports it: our line is its ``jsonPayload``."""
 
+    model_config = _DEFERRED
+
     jsonPayload: PredictionLogLine | PredictionBatchLine  # noqa: N815 (Cloud Logging's name)
 
 
-_ANY_LINE: TypeAdapter[PredictionLogLine | PredictionBatchLine | SinkEntry] = TypeAdapter(
-    PredictionLogLine | PredictionBatchLine | SinkEntry
-)
+@cache
+def _any_line() -> TypeAdapter[PredictionLogLine | PredictionBatchLine | SinkEntry]:
+    return TypeAdapter(PredictionLogLine | PredictionBatchLine | SinkEntry)
 
 
 def parse_log_line(text: str | bytes) -> PredictionLogLine | PredictionBatchLine | None:
@@ -192,7 +202,7 @@ def parse_log_line(text: str | bytes) -> PredictionLogLine | PredictionBatchLine
     `PredictionBatchLine` (`.rows()` gives its rows); None for any other line (server
     logs, errors, other events, malformed JSON, a batch line whose arrays disagree)."""
     try:
-        parsed = _ANY_LINE.validate_json(text)
+        parsed = _any_line().validate_json(text)
     except ValidationError:
         return None
     return parsed.jsonPayload if isinstance(parsed, SinkEntry) else parsed

@@ -30,7 +30,6 @@ from estate.contract.predlog import (
     SAMPLED_FIELD,
     SPAN_FIELD,
     TRACE_FIELD,
-    LoggedModel,
 )
 from estate.serving.settings import PredLogSettings
 
@@ -124,13 +123,21 @@ def request_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> l
     return batch_lines(logged, latency_ms, trace)
 
 
-def _head(model: LoggedModel, trace: dict[str, Any]) -> dict[str, Any]:
+def _head(
+    logged: Logged, trace: dict[str, Any], kind: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """The fields every line of a request starts with, and its message's prefix (the
+    model as `LoggedModel` holds it, without building that model on the request path)."""
     head: dict[str, Any] = {"severity": "INFO", "message": ""}
     for name in (TRACE_FIELD, SPAN_FIELD, SAMPLED_FIELD):
         if trace.get(name) is not None:
             head[name] = trace[name]
     head["event"] = EVENT
-    return head
+    if kind is not None:
+        head["kind"] = kind
+    model = {"name": str(logged.model["name"]), "version": str(logged.model["version"])}
+    head["model"] = model
+    return head, f"{EVENT} {model['name']} {model['version']}"
 
 
 def prediction_lines(
@@ -145,9 +152,7 @@ def prediction_lines(
     as the model (test_predlog.py). A line longer than `MAX_LINE_BYTES` is written again
     with its row truncated (`_truncated`).
     """
-    model = LoggedModel(name=logged.model["name"], version=logged.model["version"])
-    head = _head(model, trace)
-    head["model"] = {"name": model.name, "version": model.version}
+    head, prefix = _head(logged, trace)
     tail = {
         "latency_ms": round(latency_ms, 3),
         "request_id": uuid.uuid4().hex[:16],
@@ -159,7 +164,7 @@ def prediction_lines(
         # Comparable sales are training data, not this prediction's output: not logged.
         output = {k: v for k, v in pred.items() if k not in _NOT_OUTPUT}
         first = next(iter(output.items()), ("output", None))
-        head["message"] = f"{EVENT} {model.name} {model.version} {first[0]}={first[1]}"
+        head["message"] = f"{prefix} {first[0]}={first[1]}"
         tail["index"] = i
         line = {
             **head,
@@ -207,10 +212,7 @@ def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> lis
     n = len(preds)
     if n == 0:
         return []
-    model = LoggedModel(name=logged.model["name"], version=logged.model["version"])
-    head = _head(model, trace)
-    head["kind"] = "batch"
-    head["model"] = {"name": model.name, "version": model.version}
+    head, prefix = _head(logged, trace, kind="batch")
     names = [k for k in preds[0] if k not in _NOT_OUTPUT]
     outputs = {k: [p.get(k) for p in preds] for k in names}
     warnings = (
@@ -227,7 +229,7 @@ def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> lis
 
     def line(a: int, b: int, truncate: bool = False) -> bytes:
         body: dict[str, Any] = dict(head)
-        body["message"] = f"{EVENT} {model.name} {model.version} rows {a}-{b - 1} of {n}"
+        body["message"] = f"{prefix} rows {a}-{b - 1} of {n}"
         if logged.instances is not None:
             rows: Any = logged.instances[a:b]
             body["instances"] = _truncated(rows) if truncate else rows
