@@ -36,7 +36,7 @@ EVENT: Final = "prediction"
 TRACE_FIELD: Final = "logging.googleapis.com/trace"
 SPAN_FIELD: Final = "logging.googleapis.com/spanId"
 SAMPLED_FIELD: Final = "logging.googleapis.com/trace_sampled"
-#: Cloud Logging refuses an entry over 256 KiB (payload and metadata); a writer keeps every
+#: Cloud Logging drops an entry over 256 KB (payload and metadata); a writer keeps every
 #: line at most this long, truncating the one row that alone would not fit (``truncated``).
 MAX_LINE_BYTES: Final = 200_000
 
