@@ -62,7 +62,13 @@ def serve(
 
 
 def card_link(model: ServingModel, path: str) -> dict[str, Any] | None:
-    """Where the GET answer's reader finds the model card (None: an older bundle has none)."""
+    """Where the GET answer's reader finds the model card (None: an older bundle has none).
+
+    `path` is the GET's own path without its trailing slash, as the function saw it: ``""``
+    on the function's own URL, ``/predict`` behind the API gateway, whose backends append
+    the request path to the function's address (infra/openapi.yaml, APPEND_PATH_TO_ADDRESS)
+    so that the link names the gateway's route ``/predict/model_card.md``.
+    """
     card = model.manifest.model_card
     if card is None:
         return None

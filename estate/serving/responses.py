@@ -220,7 +220,9 @@ class ModelCardLink(_Closed):
 
     file: Literal["model_card.md"]
     url: str = Field(
-        description="GET it (Markdown), relative to this host: <function>/model_card.md."
+        description="GET it (Markdown) from the host you called: the path you called with "
+        "/model_card.md appended (/predict/model_card.md through the API gateway, "
+        "/model_card.md on a function's own URL)."
     )
     sha256: str
     bytes: int
