@@ -220,9 +220,9 @@ class ModelCardLink(_Closed):
 
     file: Literal["model_card.md"]
     url: str = Field(
-        description="GET it (Markdown) from the host you called: the path you called with "
-        "/model_card.md appended (/predict/model_card.md through the API gateway, "
-        "/model_card.md on a function's own URL)."
+        description="GET it (Markdown): a relative reference (RFC 3986) to resolve against "
+        "the URL you sent this GET to: ./predict/model_card.md, so https://<gateway>/predict "
+        "→ https://<gateway>/predict/model_card.md; ./model_card.md on a URL ending in /."
     )
     sha256: str
     bytes: int

@@ -8,7 +8,9 @@ committed infra/openapi.yaml by the rule Google documents for `x-google-backend`
 - APPEND_PATH_TO_ADDRESS: "The request path will be appended to the backend address."
 
 A route the document does not declare is a 404 at the gateway, so a link resolving to
-one is broken for every caller behind it.
+one is broken for every caller behind it. Not covered, because no reference can be right
+there: a direct GET on a Cloud Functions URL whose host strips the function's name
+reaches the function as ``/``, indistinguishable from Cloud Run's root.
 """
 
 from __future__ import annotations
@@ -24,11 +26,36 @@ from conftest import function_client as client
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from estate.serving.endpoint import card_reference
+
 REPO = Path(__file__).resolve().parents[3]
 FUNCTIONS = ("predict", "explain", "chat", "analyze")
 GATEWAY = "https://estate-gw-abc123.uc.gateway.dev"
-#: A Cloud Functions (2nd gen) URL has no path: the Cloud Run service's own host.
-FUNCTION_URL = "https://estate-{function}-xyz-uc.a.run.app"
+#: What Terraform may hand the gateway as a function's URL, and how that host routes a
+#: path to the function: Cloud Run's own URL passes the path as it is; a Cloud Functions
+#: URL carries the function's name, which reaches the function (kept) or not (stripped).
+ADDRESSES = {
+    "run.app": ("https://estate-{function}-xyz-uc.a.run.app", None),
+    "cloudfunctions.net, name kept": (
+        "https://us-central1-proj.cloudfunctions.net/estate-{function}",
+        "kept",
+    ),
+    "cloudfunctions.net, name stripped": (
+        "https://us-central1-proj.cloudfunctions.net/estate-{function}",
+        "stripped",
+    ),
+}
+
+
+def seen_by_function(form: str, function: str, url_path: str) -> str | None:
+    """The path the function receives for `url_path` on its host (None: not this function)."""
+    name = ADDRESSES[form][1]
+    if name is None:
+        return url_path
+    prefix = f"/estate-{function}"
+    if url_path != prefix and not url_path.startswith(prefix + "/"):
+        return None
+    return url_path if name == "kept" else url_path.removeprefix(prefix) or "/"
 
 
 @pytest.fixture(scope="module")
@@ -43,30 +70,26 @@ def clients(serving_env: pytest.MonkeyPatch, ames_store: Path) -> dict[str, Flas
     return {name: client(name) for name in FUNCTIONS}
 
 
-def backend_path(document: dict[str, Any], path: str) -> tuple[str, str] | None:
-    """(function, path the function receives) for a GET on the gateway; None: no route."""
+def via_gateway(
+    document: dict[str, Any], clients: dict[str, FlaskClient], url: str, form: str = "run.app"
+) -> TestResponse | None:
+    """GET `url` on the gateway (None: a 404 from the gateway or the function's host)."""
+    assert url.startswith(GATEWAY + "/"), url
+    path = urlsplit(url).path
     operation = document["paths"].get(path, {}).get("get")
     if operation is None:
         return None
     backend = operation["x-google-backend"]
     function = backend["address"].removeprefix("${").partition("_url}")[0]
-    address = urlsplit(backend["address"].replace("${" + function + "_url}", FUNCTION_URL))
+    address = ADDRESSES[form][0].format(function=function)
+    target = urlsplit(backend["address"].replace("${" + function + "_url}", address))
     # An operation-level x-google-backend without path_translation is CONSTANT_ADDRESS.
     if backend.get("path_translation", "CONSTANT_ADDRESS") == "APPEND_PATH_TO_ADDRESS":
-        return function, address.path + path
-    return function, address.path or "/"
-
-
-def via_gateway(
-    document: dict[str, Any], clients: dict[str, FlaskClient], url: str
-) -> TestResponse | None:
-    """GET `url` on the gateway (None: the gateway answers 404, no such route)."""
-    assert url.startswith(GATEWAY + "/"), url
-    route = backend_path(document, urlsplit(url).path)
-    if route is None:
-        return None
-    function, path = route
-    return clients[function].get(path)
+        backend_url_path = target.path.rstrip("/") + path
+    else:
+        backend_url_path = target.path or "/"
+    seen = seen_by_function(form, function, backend_url_path)
+    return None if seen is None else clients[function].get(seen)
 
 
 def follow(info: dict[str, Any], called: str) -> str:
@@ -87,29 +110,48 @@ def is_the_card(answer: TestResponse | None, info: dict[str, Any]) -> bool:
     )
 
 
+@pytest.mark.parametrize("form", ["run.app", "cloudfunctions.net, name kept"])
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_the_card_link_resolves_on_the_functions_own_url(
-    clients: dict[str, FlaskClient], function: str
+    clients: dict[str, FlaskClient], function: str, form: str
 ) -> None:
-    base = FUNCTION_URL.format(function=function) + "/"
-    info = clients[function].get("/").get_json()
-    card = follow(info, base)
-    assert card == base + "model_card.md"
-    assert is_the_card(clients[function].get(urlsplit(card).path), info)
+    called = ADDRESSES[form][0].format(function=function)
+    called += "/" if form == "run.app" else ""
+    seen = seen_by_function(form, function, urlsplit(called).path)
+    assert seen is not None
+    info = clients[function].get(seen).get_json()
+    card = follow(info, called)
+    assert card == called.rstrip("/") + "/model_card.md"
+    card_seen = seen_by_function(form, function, urlsplit(card).path)
+    assert card_seen is not None
+    assert is_the_card(clients[function].get(card_seen), info)
 
 
+@pytest.mark.parametrize("form", list(ADDRESSES))
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_the_card_link_resolves_through_the_gateway(
-    document: dict[str, Any], clients: dict[str, FlaskClient], function: str
+    document: dict[str, Any], clients: dict[str, FlaskClient], function: str, form: str
 ) -> None:
     called = f"{GATEWAY}/{function}"
-    health = via_gateway(document, clients, called)
+    health = via_gateway(document, clients, called, form)
     assert health is not None
     assert health.status_code == 200
     info = health.get_json()
     card = follow(info, called)
     assert card == f"{GATEWAY}/{function}/model_card.md"
-    assert is_the_card(via_gateway(document, clients, card), info)
+    assert is_the_card(via_gateway(document, clients, card, form), info)
+
+
+def test_the_reference_is_relative_to_the_last_segment_the_function_saw() -> None:
+    assert card_reference("/") == "./model_card.md"
+    assert card_reference("/predict") == "./predict/model_card.md"
+    assert card_reference("/predict/") == "./model_card.md"
+    assert card_reference("/estate-predict/predict") == "./predict/model_card.md"
+    # A segment that would read as a scheme or holds a space stays one path segment.
+    assert card_reference("/a:b c") == "./a:b%20c/model_card.md"
+    assert urljoin("https://h/x/a:b%20c", card_reference("/a:b c")) == (
+        "https://h/x/a:b%20c/model_card.md"
+    )
 
 
 def test_with_the_operation_default_the_link_would_miss_the_gateways_route(
