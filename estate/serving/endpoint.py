@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import flask
 
@@ -50,7 +51,7 @@ def serve(
             return model_card(model())
         info = describe(model())
         if isinstance(info, dict):
-            info["model_card"] = card_link(model(), path)
+            info["model_card"] = card_link(model(), request.path)
         return info
 
     def on_post(r: flask.Request) -> Any:
@@ -68,10 +69,27 @@ def card_link(model: ServingModel, path: str) -> dict[str, Any] | None:
         return None
     return {
         "file": card.file,
-        "url": f"{path}{CARD_PATH}",
+        "url": card_reference(path),
         "sha256": card.sha256,
         "bytes": card.bytes,
     }
+
+
+def card_reference(path: str) -> str:
+    """The card as a relative reference (RFC 3986) from the URL of a GET whose path the
+    function saw as `path`: ``./predict/model_card.md`` for ``/predict``,
+    ``./model_card.md`` for ``/`` or ``/predict/``.
+
+    Relative, because what a caller wrote before that last segment may never reach the
+    function: behind the API gateway the function sees ``/predict`` (its backends append
+    the request path, infra/openapi.yaml) or, on a Cloud Functions URL that keeps the
+    function's name in the path, ``/estate-predict/predict``; either way the reference
+    resolves against the caller's ``https://<gateway>/predict`` to the gateway's route
+    ``/predict/model_card.md``. On the function's own URL it resolves below that URL, and
+    the function serves the card at any path ending in ``/model_card.md``.
+    """
+    last = quote(path.rsplit("/", 1)[-1], safe="!$&'()*+,;=:@~")
+    return f"./{last}{CARD_PATH}" if last else f".{CARD_PATH}"
 
 
 def model_card(model: ServingModel) -> flask.Response:

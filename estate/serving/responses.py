@@ -220,7 +220,9 @@ class ModelCardLink(_Closed):
 
     file: Literal["model_card.md"]
     url: str = Field(
-        description="GET it (Markdown), relative to this host: <function>/model_card.md."
+        description="GET it (Markdown): a relative reference (RFC 3986) to resolve against "
+        "the URL you sent this GET to: ./predict/model_card.md, so https://<gateway>/predict "
+        "→ https://<gateway>/predict/model_card.md; ./model_card.md on a URL ending in /."
     )
     sha256: str
     bytes: int

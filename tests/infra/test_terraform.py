@@ -467,7 +467,11 @@ def test_every_gateway_operation_counts_against_a_per_consumer_quota(tf: Terrafo
     assert len(operations) == 3 * len(HTTP_FUNCTIONS)
     for function in HTTP_FUNCTIONS:
         card = operations[f"GET /{function}/model_card.md"]
-        assert card["x-google-backend"]["address"] == "${" + function + "_url}/model_card.md"
+        assert card["x-google-backend"] == {
+            "address": "${" + function + "_url}",
+            "path_translation": "APPEND_PATH_TO_ADDRESS",  # the function sees /<fn>/model_card.md
+            "deadline": card["x-google-backend"]["deadline"],
+        }
     for where, op in operations.items():
         costs = op["x-google-quota"]["metricCosts"]
         function = where.split("/")[1]

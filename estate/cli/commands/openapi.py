@@ -21,6 +21,13 @@ _DEADLINE = {"predict": 30.0, "explain": 30.0, "chat": 60.0, "analyze": 30.0}
 #: The header API Gateway reads the API key from. Never the query string: URLs end up
 #: in browser history, proxy and access logs.
 API_KEY_HEADER = "x-api-key"
+#: How API Gateway builds the backend URL: the function's URL + the request path, so a
+#: function sees ``/predict`` and ``/predict/model_card.md`` as the caller wrote them and
+#: the links it answers (the model card's) hold behind the gateway as well as on its own
+#: URL. An operation-level backend would otherwise default to CONSTANT_ADDRESS, which
+#: sends the address as-is: the function would see ``/`` and link ``/model_card.md``, a
+#: route the gateway does not have.
+BACKEND_PATHS = "APPEND_PATH_TO_ADDRESS"
 
 
 def register(sub: Any) -> None:
@@ -76,13 +83,15 @@ def to_swagger2(doc: dict[str, Any]) -> dict[str, Any]:
     functions: list[str] = []
     for path, item in doc["paths"].items():
         # /predict, or a path below it (/predict/model_card.md): the same function, the
-        # same quota; an operation-level backend drops the request path (CONSTANT_ADDRESS),
-        # so a sub-path goes into the address.
-        function, _, below = path.strip("/").partition("/")
+        # same quota, and the function sees the gateway's own path (BACKEND_PATHS).
+        function = path.strip("/").partition("/")[0]
         if function not in functions:
             functions.append(function)
-        address = f"${{{function}_url}}" + (f"/{below}" if below else "")
-        backend = {"address": address, "deadline": _DEADLINE.get(function, 30.0)}
+        backend = {
+            "address": f"${{{function}_url}}",
+            "path_translation": BACKEND_PATHS,
+            "deadline": _DEADLINE.get(function, 30.0),
+        }
         paths[path] = {}
         for method, op in item.items():
             converted: dict[str, Any] = {

@@ -42,13 +42,15 @@ def test_infra_swagger_document_is_current_and_valid() -> None:
     gateway = (REPO / "infra" / "gateway.tf").read_text()
     filled = set(re.findall(r"^\s*(\w+_url)\s*=", gateway, flags=re.M))
     for path, item in doc["paths"].items():
-        function, _, below = path.strip("/").partition("/")
+        function = path.strip("/").partition("/")[0]
         for op in item.values():
-            address = op["x-google-backend"]["address"]
-            assert address == "${" + function + "_url}" + (f"/{below}" if below else "")
+            backend = op["x-google-backend"]
+            assert backend["address"] == "${" + function + "_url}"
+            # The function sees the gateway's path, so the links it answers hold there.
+            assert backend["path_translation"] == "APPEND_PATH_TO_ADDRESS"
             assert f"{function}_url" in filled
     # Every function's GET links its model card: the gateway routes GET <fn>/model_card.md
-    # to that function's card (the address keeps the path: CONSTANT_ADDRESS drops it).
+    # to that function, which serves the card at any path ending in /model_card.md.
     for function in FUNCTIONS:
         card = doc["paths"][f"/{function}/model_card.md"]
         assert set(card) == {"get"}

@@ -7,6 +7,7 @@ import gzip
 import itertools
 import shutil
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -185,11 +186,11 @@ def test_every_function_links_the_card_and_serves_it(
     assert card is not None
     assert info["model_card"] == {
         "file": "model_card.md",
-        "url": "/model_card.md",
+        "url": "./model_card.md",  # relative to the GET's URL (serving/test_card_link.py)
         "sha256": card.sha256,
         "bytes": card.bytes,
     }
-    answer = api.get(info["model_card"]["url"])
+    answer = api.get(urljoin("/", info["model_card"]["url"]))
     assert answer.status_code == 200
     assert answer.mimetype == "text/markdown"
     assert answer.get_data(as_text=True) == card_text(ames_store, ames_manifest)
