@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -73,24 +74,26 @@ class ServingModel:
         manifest: Manifest,
         model_bytes: bytes,
         threads: int = 1,
-        explainer_bytes: bytes | None = None,
+        explainer_bytes: bytes | Callable[[], bytes | None] | None = None,
         card_bytes: bytes | None = None,
         comparables_bytes: bytes | None = None,
         batch_threads: int = 1,
         load_explainer: bool = True,
     ) -> None:
         """`load_explainer` False defers reading the explainer to its first use (predict
-        never explains: ~90 ms of CPU off its cold start)."""
+        never explains: ~90 ms of CPU off its cold start). `explainer_bytes` may be a
+        reader (`estate.storage.registry.read_explainer`, bound): then the file itself is
+        read and verified only then."""
         self.manifest = manifest
         #: Batches of `BATCH_SPLIT_ROWS` rows or more run in up to this many parts at once.
         self.batch_threads = batch_threads
         self._pool: ThreadPoolExecutor | None = None
         self.card_text = card_bytes.decode() if card_bytes is not None else None
-        self._explainer_bytes = explainer_bytes
+        self._explainer_source = explainer_bytes
         self._explainer: Explainer | None = None
         self._explainer_lock = threading.Lock()
         if load_explainer and explainer_bytes:
-            self._explainer = _read_explainer(manifest, explainer_bytes)
+            self._explainer = self._load_explainer()
         self.session = open_session(model_bytes, threads)
         #: The bundle's training sales (`estate.runtime.comparables`); None without them.
         self.comparable_sales = (
@@ -149,11 +152,19 @@ class ServingModel:
     def explainer(self) -> Explainer | None:
         """The bundle's SHAP explainer (None if it has none), built on first use if the
         model was loaded without it (`BundleError` then, for an unreadable file)."""
-        if self._explainer is None and self._explainer_bytes:
+        if self._explainer is None and self._explainer_source:
             with self._explainer_lock:
                 if self._explainer is None:
-                    self._explainer = _read_explainer(self.manifest, self._explainer_bytes)
+                    self._explainer = self._load_explainer()
         return self._explainer
+
+    def _load_explainer(self) -> Explainer | None:
+        source = self._explainer_source
+        data = source() if callable(source) else source
+        if not data:
+            self._explainer_source = None
+            return None
+        return _read_explainer(self.manifest, data)
 
     @property
     def feature_names(self) -> list[str]:

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import flask
 import numpy as np
@@ -30,7 +31,7 @@ from estate.contract.errors import (
 from estate.runtime.serving_model import ServingModel
 from estate.serving.settings import ModelSettings
 from estate.storage.pointer import ServingPointer
-from estate.storage.registry import read_bundle, serving_pointer
+from estate.storage.registry import read_bundle, read_explainer, serving_pointer
 from estate.storage.store import ArtifactStore, open_store
 
 log = logging.getLogger("estate_advisor.functions")
@@ -73,13 +74,16 @@ def load_verified(
     Raises `BundleError` (or a store error) for anything that would fail a request, so a
     bad bundle is refused before it is switched to.
     """
-    bundle = read_bundle(store, name, version)
+    bundle = read_bundle(store, name, version, explainer=explainer)
+    source = (
+        bundle.explainer_bytes if explainer else partial(read_explainer, store, bundle.manifest)
+    )
     try:
         model = ServingModel(
             bundle.manifest,
             bundle.model_bytes,
             threads,
-            bundle.explainer_bytes,
+            source,
             card_bytes=bundle.card_bytes,
             comparables_bytes=bundle.comparables_bytes,
             batch_threads=batch_threads,

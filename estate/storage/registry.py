@@ -145,8 +145,15 @@ def read_manifest(store: ArtifactStore, name: str, version: str) -> Manifest:
     return parse_manifest(store.read_bytes(f"{version_prefix(name, version)}/{MANIFEST_FILE}"))
 
 
-def read_bundle(store: ArtifactStore, name: str, version: str | None = None) -> Bundle:
-    """Load and verify a bundle (the serving version when `version` is None)."""
+def read_bundle(
+    store: ArtifactStore, name: str, version: str | None = None, explainer: bool = True
+) -> Bundle:
+    """Load and verify a bundle (the serving version when `version` is None).
+
+    `explainer` False leaves the explainer file unread (`read_explainer` reads and
+    verifies it on first use): a process that only predicts does not fetch and checksum
+    a file of several MB at every cold start.
+    """
     version = version or serving_version(store, name)
     manifest = read_manifest(store, name, version)
     if manifest.name != name or manifest.version != version:
@@ -163,9 +170,8 @@ def read_bundle(store: ArtifactStore, name: str, version: str | None = None) -> 
         ) from None
     verify_model_bytes(manifest, model_bytes)
     explainer_bytes = card_bytes = comparables_bytes = None
-    if manifest.explainer is not None:
-        explainer_bytes = _side_file(store, manifest, manifest.explainer.file)
-        verify_explainer_bytes(manifest, explainer_bytes)
+    if explainer:
+        explainer_bytes = read_explainer(store, manifest)
     if manifest.model_card is not None:
         card_bytes = _side_file(store, manifest, manifest.model_card.file)
         verify_card_bytes(manifest, card_bytes)
@@ -179,6 +185,15 @@ def read_bundle(store: ArtifactStore, name: str, version: str | None = None) -> 
         card_bytes=card_bytes,
         comparables_bytes=comparables_bytes,
     )
+
+
+def read_explainer(store: ArtifactStore, manifest: Manifest) -> bytes | None:
+    """The bundle's explainer file, verified against its manifest (None: it has none)."""
+    if manifest.explainer is None:
+        return None
+    data = _side_file(store, manifest, manifest.explainer.file)
+    verify_explainer_bytes(manifest, data)
+    return data
 
 
 def _side_file(store: ArtifactStore, manifest: Manifest, file: str) -> bytes:

@@ -4,11 +4,13 @@ process that explains still builds and checks it when a bundle loads."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 import estate.serving.versions as versions
+from estate.contract.errors import BundleError
 from tests.conftest import function_client
 
 REPO = Path(__file__).resolve().parents[3]
@@ -55,3 +57,19 @@ def test_a_clean_request_builds_no_validator_and_a_bad_one_is_still_named(
     assert bad.headers["Content-Type"].startswith("application/problem+json")
     assert [e["field"] for e in bad.get_json()["errors"]] == ["instances[0].Lot.Area"]
     assert model._adapter is not None  # the validator, built for the request that needed it
+
+
+def test_predict_reads_the_explainer_file_only_on_first_use_and_still_verifies_it(
+    serving_env: pytest.MonkeyPatch, ames_store: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(ames_store, store)
+    (explainer_file,) = store.glob("models/*/*/explainer.npz")
+    explainer_file.write_bytes(explainer_file.read_bytes()[:-16] + b"\0" * 16)  # tampered
+    serving_env.setenv("ESTATE_ARTIFACTS", str(store))
+    serving_env.setenv("ESTATE_PREDLOG_SAMPLE", "0")
+    answer = function_client("predict").post("/", json={"instances": [HOUSE]})
+    assert answer.status_code == 200, answer.get_data(as_text=True)  # the model is intact
+    assert versions._holder is not None
+    with pytest.raises(BundleError, match="explainer"):
+        assert versions._holder.get().explainer is None  # read now, refused as at load
