@@ -29,8 +29,8 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, compress, count, cycle
+from operator import itemgetter, not_
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,9 @@ _TEXT_TYPES = frozenset({str, int, type(None)})
 #: Integers taken as category texts on the fast path (larger ones go to the validator,
 #: which bounds a text's length).
 _INT_TEXT_LIMIT = 2**63
+#: Batches up to this many rows build their category block row by row (one numpy
+#: assignment), larger ones column by column.
+_FEW_ROWS = 8
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -114,32 +117,28 @@ class PackingRule:
         outside = (numeric < self._min) | (numeric > self._max)  # False for NaN
         return missing, outside
 
+    def cell(self, j: int, text: str | None) -> tuple[str, bool, bool]:
+        """(text used, missing, unknown) of one `category_text` value of feature `j`
+        (None or "" = null): the rule, once."""
+        if text in self.known[j]:
+            return text, False, False  # type: ignore[return-value]  # None is never known
+        fill = self._fills[j].get(text)
+        if fill is not None:
+            return fill, True, False
+        text = integral_text(text)  # type: ignore[arg-type]  # None has a fill
+        return text, False, text not in self.known[j]
+
     def cells(
         self, j: int, texts: Sequence[str | None]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(texts used, missing, unknown) of a few `category_text` values of feature `j`
-        (None or "" = null), one Python step each: callers pass distinct values."""
-        known, fills = self.known[j], self._fills[j]
-        used: list[str] = []
-        missing: list[bool] = []
-        unknown: list[bool] = []
-        for text in texts:
-            if text in known:
-                used.append(text)  # type: ignore[arg-type]  # None is never known
-                missing.append(False)
-                unknown.append(False)
-                continue
-            fill = fills.get(text)
-            if fill is not None:
-                used.append(fill)
-                missing.append(True)
-                unknown.append(False)
-                continue
-            text = integral_text(text)  # type: ignore[arg-type]  # None has a fill
-            used.append(text)
-            missing.append(False)
-            unknown.append(text not in known)
-        return _objects(used), np.array(missing, dtype=bool), np.array(unknown, dtype=bool)
+        """(texts used, missing, unknown) of a few `category_text` values of feature `j`,
+        one `cell` each: callers pass distinct values."""
+        got = [self.cell(j, text) for text in texts]
+        return (
+            _objects([used for used, _, _ in got]),
+            np.array([gone for _, gone, _ in got], dtype=bool),
+            np.array([strange for _, _, strange in got], dtype=bool),
+        )
 
     def column(
         self, j: int, texts: Sequence[str | None]
@@ -167,12 +166,20 @@ class PackingRule:
         (None or "" = null); `absent` marks cells of features not sent; `columns` says
         which features the block's columns are (default: all, in schema order).
 
-        Column by column (`column`): a block of known texts comes back as it is.
+        Column by column (`column`), or for a few rows one C-level membership pass over
+        the block and one `cell` per other cell; a block of known texts comes back as it
+        is.
         """
         rows, width = texts.shape
         cols = range(width) if columns is None else list(columns)
         if absent is not None:  # an absent feature is the mode, a known value
             texts = np.where(absent, self.mode if columns is None else self.mode[cols], texts)
+        if rows <= _FEW_ROWS:
+            known = self.known if columns is None else [self.known[j] for j in cols]
+            used, missing, unknown = self._few(texts, cols, known)
+            if absent is not None:
+                missing |= absent
+            return used, missing, unknown
         used = texts
         missing = np.zeros((rows, width), dtype=bool)
         unknown = np.zeros((rows, width), dtype=bool)
@@ -188,6 +195,34 @@ class PackingRule:
         if absent is not None:
             missing |= absent
         return used, missing, unknown
+
+    def _few(
+        self, texts: np.ndarray, cols: Sequence[int], known: list[frozenset[str]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`categories` of a block of a few rows (`known`: each column's texts), cell by
+        cell: a pass per column costs more than one over the whole block."""
+        rows, width = texts.shape
+        cells = texts.reshape(-1).tolist()
+        hits = list(map(frozenset.__contains__, cycle(known), cells))
+        missing: list[int] = []
+        unknown: list[int] = []
+        if not all(hits):
+            cell = self.cell
+            for at in compress(count(), map(not_, hits)):
+                cells[at], gone, strange = cell(cols[at % width], cells[at])
+                if gone:
+                    missing.append(at)
+                elif strange:
+                    unknown.append(at)
+            texts = _objects(cells).reshape(rows, width)
+        return texts, _mask(missing, rows, width), _mask(unknown, rows, width)
+
+
+def _mask(at: list[int], rows: int, width: int) -> np.ndarray:
+    mask = np.zeros((rows, width), dtype=bool)
+    if at:
+        mask.flat[at] = True
+    return mask
 
 
 def encode(values: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
@@ -249,11 +284,27 @@ class DictPacker:
         self._cat_get = _tuple_getter(self._cat_names)
 
     def pack(self, instances: list[dict[str, Any]]) -> Packed:
+        n = len(instances)
         numeric_rows, category_rows, partial = self._lookup(instances)
-        numeric = np.array(numeric_rows, dtype=np.float64).reshape(len(instances), self._k)
-        got = self._categories(_transposed(category_rows, self._m), len(instances), None)
-        assert got is not None  # only a check of raw cells refuses
-        return self._packed(numeric, got, self._absent(instances, partial))
+        numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, self._k)
+        absent = self._absent(instances, partial)
+        if n > _FEW_ROWS:
+            got = self._categories(_transposed(category_rows, self._m), n, None)
+            assert got is not None  # only a check of raw cells refuses
+            return self._packed(numeric, got, absent)
+        cells: list[str | None] = []
+        for values in category_rows:
+            try:
+                cells += list(map(str.strip, values))  # the common case: all strings
+            except TypeError:  # None (missing) or a non-string
+                cells += [
+                    None if v is None else v.strip() if type(v) is str else category_text(v)
+                    for v in values
+                ]
+        block = _objects(cells).reshape(n, self._m)
+        used, missing_category, unknown = self.rule.categories(block, absent)
+        missing, outside = self.rule.numbers(numeric)
+        return Packed(numeric, used, missing, outside, missing_category, unknown)
 
     def pack_if_clean(
         self, rows: list[Any], known: frozenset[str], max_string: int
@@ -343,13 +394,13 @@ class DictPacker:
         the validator passes unchanged (`_clean_texts`); without it they are validated.
         """
         rule, m = self.rule, self._m
-        used = np.empty((n, m), dtype=object)
+        parts: list[Sequence[Any]] = []  # per feature, the texts used
         missing = np.zeros((n, m), dtype=bool)
         unknown = np.zeros((n, m), dtype=bool)
         valued: np.ndarray | None = np.zeros(n, dtype=bool)
         for j, values in enumerate(columns):
             if values is None:
-                used[:, j] = rule.absent_text[j]
+                parts.append([rule.absent_text[j]] * n)
                 missing[:, j] = True
                 unknown[:, j] = rule.absent_unknown[j]
                 continue
@@ -360,7 +411,7 @@ class DictPacker:
             except TypeError:  # an unhashable cell (an array, an object)
                 return None
             if plain:  # every cell a known text: taken as it is
-                used[:, j] = values
+                parts.append(values)
                 valued = None
                 continue
             if max_string is not None and not set(map(type, values)) <= _TEXT_TYPES:
@@ -369,7 +420,7 @@ class DictPacker:
             if max_string is not None and not _clean_texts(distinct, max_string):
                 return None
             texts, gone, strange = rule.cells(j, list(map(category_text, distinct)))
-            used[:, j] = texts[codes]
+            parts.append(texts[codes])
             missing[:, j] = gone[codes]
             unknown[:, j] = strange[codes]
             if valued is not None:
@@ -377,6 +428,12 @@ class DictPacker:
                     valued |= np.array([v is not None for v in distinct], dtype=bool)[codes]
                 else:
                     valued = None
+        used = np.empty((n, m), dtype=object)
+        if n <= _FEW_ROWS:  # one assignment of the rows (a column each costs ~0.5 µs)
+            used[:] = list(zip(*parts, strict=True)) if m else []
+        else:
+            for j, texts_used in enumerate(parts):
+                used[:, j] = texts_used
         return used, missing, unknown, valued
 
     def _absent(self, instances: list[dict[str, Any]], partial: list[int]) -> np.ndarray | None:

@@ -271,27 +271,30 @@ def test_known_texts_the_plain_check_cannot_vouch_for_take_the_careful_path(
     assert not known.missing_category[:, 0].any()
 
 
-def test_the_rule_on_a_block_matches_it_cell_by_cell(model: ServingModel) -> None:
-    """`PackingRule.categories` (column by column, each distinct text once) against the
-    rule applied to each cell, with absent cells and a subset of the features."""
+@pytest.mark.parametrize("rows", [3, 50])  # cell by cell, and column by column
+def test_the_rule_on_a_block_matches_it_cell_by_cell(model: ServingModel, rows: int) -> None:
+    """`PackingRule.categories` (a few rows cell by cell, more column by column with each
+    distinct text once) against the rule applied to each cell, with absent cells and a
+    subset of the features."""
     rule = model._packer.rule
     rng = random.Random(3)
     cols = [0, 3, 5, 7]
-    texts = np.empty((50, len(cols)), dtype=object)
+    texts = np.empty((rows, len(cols)), dtype=object)
     for at, j in enumerate(cols):
         texts[:, at] = [
             rng.choice([None, "", "NA", "never-seen", "60.0", *model.categorical[j].categories])
-            for _ in range(50)
+            for _ in range(rows)
         ]
+    texts[0] = [None, "never-seen", "", "60.0"]
     absent = np.zeros(texts.shape, dtype=bool)
-    absent[::7, 1] = True
+    absent[::2, 1] = True
     used, missing, unknown = rule.categories(texts, absent, columns=cols)
-    for i in range(50):
+    for i in range(rows):
         for at, j in enumerate(cols):
-            one, gone, strange = rule.cells(j, [rule.mode[j] if absent[i, at] else texts[i, at]])
-            assert used[i, at] == one[0]
-            assert missing[i, at] == (gone[0] or absent[i, at])
-            assert unknown[i, at] == strange[0]
+            one, gone, strange = rule.cell(j, rule.mode[j] if absent[i, at] else texts[i, at])
+            assert used[i, at] == one
+            assert missing[i, at] == (gone or absent[i, at])
+            assert unknown[i, at] == strange
     assert missing.any()
     assert unknown.any()
     assert not missing.all()
