@@ -8,6 +8,7 @@ exercise the production path: functions-framework's gunicorn server (``WORKERS``
 
 from __future__ import annotations
 
+import compileall
 import http.client
 import json
 import os
@@ -37,8 +38,20 @@ def free_port() -> int:
         return port
 
 
+def compile_sources() -> None:
+    """Byte-compile main.py and estate/ before a function starts, as a deployed image
+    holds them: with ``PYTHONDONTWRITEBYTECODE`` set (as on the bench machine) an editable
+    install never caches its bytecode, so every cold start also compiled ~40 modules from
+    source (~120 ms of CPU), while every peer's site-packages was compiled by pip.
+    Idempotent: unchanged files are only stat'ed."""
+    compileall.compile_file(REPO / "main.py", quiet=1)
+    compileall.compile_dir(REPO / "estate", quiet=1)
+
+
 def function_command(target: str, port: int) -> list[str]:
-    """functions-framework as Cloud Functions runs it: gunicorn, not the debug server."""
+    """functions-framework as Cloud Functions runs it: gunicorn, not the debug server,
+    on byte-compiled sources (`compile_sources`)."""
+    compile_sources()
     return [
         sys.executable,
         "-m",

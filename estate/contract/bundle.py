@@ -4,6 +4,8 @@ A bundle is an immutable folder in the artifact store::
 
     models/<name>/<version>/model.onnx     one ONNX graph: preprocessing + model + output
     models/<name>/<version>/manifest.json  `Manifest` below, including model.onnx's sha256
+    models/<name>/<version>/explainer.npz  optional: SHAP tables (`ExplainerSpec`,
+                                           `EXPLAINER_ARRAYS`), checksummed
     models/<name>/<version>/model_card.md  optional: the model card (`ModelCard`), checksummed
     models/<name>/<version>/comparables.npz  optional: training sales (`ComparablesSpec`)
     models/<name>/serving.json             the serving pointer (`estate.storage.pointer`), last
@@ -60,6 +62,43 @@ EXPLAINER_FILE: Final = "explainer.npz"
 MODEL_CARD_FILE: Final = "model_card.md"
 COMPARABLES_FILE: Final = "comparables.npz"
 POINTER_FILE: Final = "serving.json"
+
+#: The explainer file: numpy arrays only (read with ``allow_pickle=False``), written by
+#: `estate.export.shap_tables`, read by `estate.runtime.explainer`. Every file holds these:
+#: the encoded columns the tables explain (``encoded_names``, must equal the manifest's
+#: input schema), exact linear SHAP (``linear_coef``, ``linear_mean``), the base value,
+#: the trees' node tables (``node_*``, ``tree_*``) and their root-to-leaf paths
+#: (``path_*``, what TreeSHAP walks).
+EXPLAINER_ARRAYS: Final = (
+    "encoded_names",
+    "linear_coef",
+    "linear_mean",
+    "base_value",
+    "node_feature",
+    "node_threshold",
+    "node_left",
+    "node_right",
+    "node_default_left",
+    "node_value",
+    "node_cover",
+    "tree_start",
+    "tree_weight",
+    "tree_leq",
+    "path_feature",
+    "path_lower",
+    "path_upper",
+    "path_zero",
+    "path_missing",
+    "path_leq",
+    "path_value",
+    "path_length",
+)
+#: Optional, by rule 1 below: TreeSHAP's lookup tables solved from the paths at export
+#: (keys with this prefix, laid out by `estate.runtime.treeshap.TreePaths.solved_arrays`
+#: and tagged with its ``SOLVED_FORMAT``), so loading reads them instead of solving them.
+#: A reader that finds none (files written before them) or another layout solves them
+#: from the ``path_*`` arrays, with the same result; readers ignore other keys.
+EXPLAINER_SOLVED_PREFIX: Final = "solved_"
 
 NUMERIC_INPUT = "numeric"
 CATEGORICAL_INPUT = "categorical"

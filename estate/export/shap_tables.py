@@ -6,6 +6,8 @@ ridge / logistic pipelines, exact path-dependent TreeSHAP for XGBoost and random
 Tree tables are read from the fitted models with the ONNX graph's own rules: float32
 thresholds, ``x < t`` for XGBoost and ``x <= t`` for scikit-learn, the default direction
 for missing values, and cover = training rows (scikit-learn) or hessian sum (XGBoost).
+The file holds `EXPLAINER_ARRAYS` and TreeSHAP's lookup tables solved from the paths
+(``solved_*``), so that serving reads them instead of solving them at every cold start.
 Serving reads the file with ``np.load(allow_pickle=False)`` and imports no training library.
 """
 
@@ -13,12 +15,19 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from estate.contract.bundle import EXPLAINER_FILE, RAW_OUTPUT, ExplainerSpec, sha256_hex
+from estate.contract.bundle import (
+    EXPLAINER_FILE,
+    EXPLAINER_SOLVED_PREFIX,
+    RAW_OUTPUT,
+    ExplainerSpec,
+    sha256_hex,
+)
 from estate.contract.errors import ExportError
 from estate.runtime.explainer import ShapTables
 from estate.runtime.layout import EncodedLayout
@@ -190,8 +199,17 @@ class Built:
     kinds: dict[str, str]
 
     def to_bytes(self) -> bytes:
+        """The ``.npz`` file: the solved tables stored as they are (float32 lookup tables
+        barely compress, and inflating them costs a cold start more than reading them),
+        the rest deflated; a fixed timestamp, so the same tables give the same sha256."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **self.arrays)  # type: ignore[arg-type]
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for key, array in self.arrays.items():
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                solved = key.startswith(EXPLAINER_SOLVED_PREFIX)
+                info.compress_type = zipfile.ZIP_STORED if solved else zipfile.ZIP_DEFLATED
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         return buffer.getvalue()
 
 
@@ -262,6 +280,8 @@ def build_tables(
             "path_length": paths.length,
         }
     )
+    if paths.value.size:  # solved once here, so that serving only reads them (load time)
+        arrays.update(ShapTables(coef_sum, mean, base, paths).solved_arrays())
     return Built(arrays=arrays, scale=scales.pop(), kinds=kinds)
 
 

@@ -1,6 +1,7 @@
 """Exact SHAP values of a bundle's model, on packed arrays (no request, no HTTP).
 
-`Explainer` loads the bundle's ``explainer.npz`` (numpy arrays, no pickle), re-encodes
+`Explainer` loads the bundle's ``explainer.npz`` (numpy arrays, no pickle; its layout is
+`estate.contract.bundle.EXPLAINER_ARRAYS`, plus the solved tables when saved), re-encodes
 packed instances exactly as the ONNX graph does (`estate.runtime.layout`), adds exact
 linear SHAP and TreeSHAP (`estate.runtime.treeshap`) on the encoded columns and sums
 one-hot columns back to the raw feature they came from (a derived feature's column is
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from estate.contract.bundle import Manifest
+from estate.contract.bundle import EXPLAINER_ARRAYS, EXPLAINER_SOLVED_PREFIX, Manifest
 from estate.contract.errors import BundleError
 from estate.runtime.layout import EncodedLayout
-from estate.runtime.treeshap import TreePaths, tree_shap
+from estate.runtime.treeshap import TreePaths, can_restore, tree_shap
 
 _PATH_KEYS = ("feature", "lower", "upper", "zero", "missing", "leq", "value", "length")
 
@@ -37,13 +38,29 @@ class ShapTables:
 
     @staticmethod
     def of(arrays: Mapping[str, np.ndarray]) -> ShapTables:
+        """The tables of a file's arrays (`EXPLAINER_ARRAYS`): TreeSHAP's solved tables
+        are read as saved when the file has them in this runtime's layout, else solved."""
         paths = None
         if arrays["path_value"].size:
-            tree = _tree_of_paths(arrays)
-            paths = TreePaths(**{k: arrays[f"path_{k}"] for k in _PATH_KEYS}, tree=tree)
+            n = len(EXPLAINER_SOLVED_PREFIX)
+            solved = {k[n:]: v for k, v in arrays.items() if k.startswith(EXPLAINER_SOLVED_PREFIX)}
+            usable = can_restore(solved, arrays["path_value"].size)
+            paths = TreePaths(
+                **{k: arrays[f"path_{k}"] for k in _PATH_KEYS},
+                tree=None if usable else _tree_of_paths(arrays),
+                solved=solved if usable else None,
+            )
         return ShapTables(
             arrays["linear_coef"], arrays["linear_mean"], float(arrays["base_value"]), paths
         )
+
+    def solved_arrays(self) -> dict[str, np.ndarray]:
+        """TreeSHAP's solved tables under their file keys (`EXPLAINER_SOLVED_PREFIX`),
+        for the exporter to save beside the paths; none for a linear model."""
+        if self.paths is None:
+            return {}
+        solved = self.paths.solved_arrays()
+        return {EXPLAINER_SOLVED_PREFIX + k: v for k, v in solved.items()}
 
     def shap_encoded(self, Z: np.ndarray) -> np.ndarray:
         """SHAP values per encoded column [rows, columns]."""
@@ -82,6 +99,12 @@ class Explainer:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError) as exc:
             raise BundleError(f"{spec.file} is not a readable numpy archive: {exc}") from exc
+        missing = [k for k in EXPLAINER_ARRAYS if k not in arrays]
+        if missing:
+            raise BundleError(
+                f"{spec.file} lacks the arrays {', '.join(missing)}: it was not written by "
+                "the exporter; re-export the bundle."
+            )
         self.layout = EncodedLayout.of(manifest.input)
         if list(arrays.get("encoded_names", [])) != self.layout.names:
             raise BundleError(
@@ -91,7 +114,13 @@ class Explainer:
         self.raw_names = self.layout.raw_names
         self.n_columns = self.layout.width
         self._to_raw = self.layout.to_raw()
-        self.tables = ShapTables.of(arrays)
+        try:
+            self.tables = ShapTables.of(arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise BundleError(
+                f"{spec.file} holds solved tables that do not fit together ({exc}); "
+                "re-export the bundle."
+            ) from exc
         self.base = self.tables.base
 
     @property
@@ -117,6 +146,19 @@ class Explainer:
     def shap(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """SHAP values per raw feature [rows, features]; rows sum to output - base."""
         return np.asarray(self.shap_encoded(self.encode(numeric, categorical)) @ self._to_raw)
+
+    def shap_and_derived(
+        self, numeric: np.ndarray, categorical: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`shap` and `derived_values` from one computation of the number block (the
+        derived features' formulas are most of the encoding's cost on small requests)."""
+        layout = self.layout
+        numbers = layout.numbers(numeric, categorical) if layout.number_width else None
+        Z = np.asarray(layout.encode(numeric, categorical, numbers), dtype=np.float64)
+        phi = np.asarray(self.shap_encoded(Z) @ self._to_raw)
+        if numbers is None or not layout.derived:
+            return phi, np.zeros((numeric.shape[0], 0))
+        return phi, numbers[:, layout.number_width - len(layout.derived) :]
 
     def explained(self, raw: np.ndarray) -> np.ndarray:
         """The ONNX raw output in the explained scale."""

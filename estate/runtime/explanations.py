@@ -57,8 +57,7 @@ def explain_instances(
     numeric, categorical = packed.numeric, packed.categorical
     prediction = model.run(numeric, categorical).prediction
     with np.errstate(all="ignore"):  # overflow from absurd inputs is reported as a 422
-        phi = explainer.shap(numeric, categorical)
-        derived = explainer.derived_values(numeric, categorical)
+        phi, derived = explainer.shap_and_derived(numeric, categorical)
         order = np.argsort(-np.abs(phi), axis=1, kind="stable")
         ranked = np.take_along_axis(phi, order, axis=1)
         if explainer.log_target:  # factors applied one by one, largest |shap| first

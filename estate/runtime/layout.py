@@ -21,7 +21,7 @@ and each derived feature; `to_raw` sums encoded columns back to them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +33,7 @@ from estate.contract.bundle import (
     NumericFeature,
     ordinal_levels,
 )
-from estate.runtime.formula import Formula, parse
+from estate.runtime.formula import Formula, fold, parse
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class EncodedLayout:
     formulas: list[Formula] = field(init=False)
     formula_columns: list[list[int]] = field(init=False)  # number-block column of each input
     derived_impute: np.ndarray = field(init=False)  # float64 [derived features]
+    _formula_fns: list[_Column] = field(init=False, repr=False)  # each formula on the block
     _columns: list[dict[str, int]] = field(init=False, repr=False)  # per feature, in the block
     raw_of: list[int] = field(init=False)  # the reported feature each encoded column sums to
 
@@ -100,6 +101,7 @@ class EncodedLayout:
         )
         set_(self, "formulas", formulas)
         set_(self, "formula_columns", inputs)
+        set_(self, "_formula_fns", [_compiled(f, c) for f, c in zip(formulas, inputs, strict=True)])
         set_(self, "derived_impute", np.array([d.impute for d in self.derived], dtype=np.float64))
         set_(self, "impute", np.array([f.impute for f in self.numeric], dtype=np.float64))
         mask = [f.log1p for f in self.numeric] + [False] * len(ordinal)
@@ -134,11 +136,16 @@ class EncodedLayout:
         matrix[np.arange(self.width), self.raw_of] = 1.0
         return matrix
 
-    def encode(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        """The graph's feature matrix (float32 [rows, columns]) from its two packed inputs."""
+    def encode(
+        self, numeric: np.ndarray, categorical: np.ndarray, numbers: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The graph's feature matrix (float32 [rows, columns]) from its two packed inputs;
+        `numbers`: their number block (`numbers`) when the caller has it already."""
         blocks = []
         if self.number_width:
-            blocks.append(self._number_block(numeric, categorical))
+            if numbers is None:
+                numbers = self.numbers(numeric, categorical)
+            blocks.append(self._number_block(numbers))
         if self.category_index:
             blocks.append(self._onehot_block(categorical))
         if not blocks:
@@ -154,19 +161,18 @@ class EncodedLayout:
             parts.append(self._ordinal_block(categorical))
         block = np.hstack(parts) if len(parts) > 1 else filled
         if self.derived:
-            values = [
-                f.evaluate({n: block[:, c] for n, c in zip(f.inputs, cols, strict=True)})
-                for f, cols in zip(self.formulas, self.formula_columns, strict=True)
-            ]
-            derived = np.column_stack(
-                [np.broadcast_to(v, (block.shape[0],)) for v in values]
-            ).astype(np.float64)
-            derived = np.where(np.isfinite(derived), derived, self.derived_impute)
-            block = np.hstack([block, derived])
+            w = block.shape[1]
+            out = np.empty((block.shape[0], w + len(self.derived)), dtype=np.float64)
+            out[:, :w] = block
+            with np.errstate(all="ignore"):  # IEEE results; not finite → the median below
+                for i, formula in enumerate(self._formula_fns):
+                    out[:, w + i] = formula(block)  # a constant formula broadcasts
+            derived = out[:, w:]
+            np.copyto(derived, self.derived_impute, where=~np.isfinite(derived))
+            block = out
         return np.asarray(block, dtype=np.float64)
 
-    def _number_block(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        filled = self.numbers(numeric, categorical)
+    def _number_block(self, filled: np.ndarray) -> np.ndarray:
         if self.log1p.any():
             # log(1 + x), not log1p: the same operations the ONNX graph runs.
             with np.errstate(invalid="ignore"):
@@ -175,14 +181,22 @@ class EncodedLayout:
         return np.asarray(filled, dtype=np.float64).astype(np.float32)
 
     def _ordinal_block(self, categorical: np.ndarray) -> np.ndarray:
-        n = categorical.shape[0]
-        block = np.empty((n, len(self.ordinal)), dtype=np.float64)
-        for i, (j, mapping) in enumerate(zip(self.ordinal, self.ordinal_map, strict=True)):
-            get, default = mapping.get, float(self.ordinal_default[i])
-            block[:, i] = np.fromiter(
-                (get(v, default) for v in categorical[:, j]), dtype=np.float64, count=n
-            )
-        return block
+        n, k = categorical.shape[0], len(self.ordinal)
+        # One pass over every ordinal cell (as `_onehot_block`): no numpy call per feature.
+        columns = categorical[:, self.ordinal].T.tolist()
+        levels = np.fromiter(
+            (
+                get(v, default)
+                for mapping, default, col in zip(
+                    self.ordinal_map, self.ordinal_default.tolist(), columns, strict=True
+                )
+                for get in (mapping.get,)
+                for v in col
+            ),
+            dtype=np.float64,
+            count=n * k,
+        )
+        return np.ascontiguousarray(levels.reshape(k, n).T)
 
     def _onehot_block(self, categorical: np.ndarray) -> np.ndarray:
         n, m = categorical.shape
@@ -203,3 +217,32 @@ class EncodedLayout:
         hit = cols >= 0
         block[np.nonzero(hit)[1], cols[hit]] = 1.0
         return block
+
+
+#: A formula compiled to numpy calls on the number block (float64 [rows, columns]).
+_Column = Callable[[np.ndarray], np.ndarray]
+
+
+def _compiled(formula: Formula, columns: Sequence[int]) -> _Column:
+    """`formula` as nested numpy calls on block columns, built once per layout: the same
+    operations in the same order as `Formula.evaluate` (and the ONNX graph), without
+    walking the tree for every request."""
+    where = dict(zip(formula.inputs, columns, strict=True))
+    ops = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+
+    def num(value: float) -> _Column:
+        constant = np.float64(value)
+        return lambda block: np.asarray(constant)
+
+    def col(name: str) -> _Column:
+        c = where[name]
+        return lambda block: np.asarray(block[:, c])
+
+    def neg(operand: _Column) -> _Column:
+        return lambda block: np.asarray(np.negative(operand(block)))
+
+    def binary(op: str, left: _Column, right: _Column) -> _Column:
+        ufunc = ops[op]
+        return lambda block: np.asarray(ufunc(left(block), right(block)))
+
+    return fold(formula.tree, num, col, neg, binary)

@@ -60,10 +60,11 @@ def open_session(model_bytes: bytes, threads: int = 1) -> Session:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    # Basic rewrites only: the extended fusions find nothing to fuse in these graphs (tree
-    # ensembles, one-hot, a few arithmetic nodes; the same output bits, checked on 1,000
-    # Ames rows) and cost ~20 ms of every cold start.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    # No graph rewrites: the extended fusions find nothing to fuse in these graphs (tree
+    # ensembles, one-hot, a few arithmetic nodes) and cost ~20 ms of every cold start; the
+    # basic ones (constant folding, dead nodes) another ~3 ms for no faster run. Same
+    # output bits either way (checked on 1,000 Ames rows, bench/README.md "Cold start").
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     return Session(
         session,

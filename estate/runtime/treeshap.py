@@ -18,13 +18,19 @@ paths of up to `_TABLE_DEPTH` features; the *recurrences* per request for longer
 (deep random forests). Tables hold float32 (6e-8 relative, below the ONNX graph's own
 float32 arithmetic); sums are float64.
 
+The solved tables are saved with the paths (`TreePaths.solved_arrays`, at export) and
+read back whole (``TreePaths(..., solved=...)``, at load): loading is then a few array
+views instead of solving; paths without them (older files) are solved at load.
+
 This module imports numpy only; `paths_from_nodes` runs at export, `tree_shap` at serve.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
@@ -44,6 +50,11 @@ _CELL_CONDITIONS = 7
 _CELL_CHUNK = 200_000
 #: Multiplier that packs eight 0/1 bytes of a uint64 into its top byte (bit j = byte j).
 _GATHER_BITS = np.uint64(0x0102040810204080)
+#: Layout of `TreePaths.solved_arrays`: bump it when a `_Cells` or `_Group` field changes
+#: meaning, so a reader of another layout solves the tables again instead of misreading
+#: them. (The tuning constants above need no bump: tables solved under other ones are as
+#: exact, they only split the paths between the routes differently.)
+SOLVED_FORMAT: Final = 1
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,14 @@ class TreePaths:
         default_factory=list, init=False, compare=False, repr=False
     )
     _cells: list[_Cells] = field(default_factory=list, init=False, compare=False, repr=False)
+    #: Tables solved earlier (`solved_arrays`, keys without the file's prefix): used as
+    #: they are when `can_restore` says so; otherwise the tables are solved here.
+    solved: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.solved is not None and can_restore(self.solved, self.length.size):
+            self._restore(self.solved)
+            return
         covered = np.zeros(self.length.size, dtype=bool)
         if self.tree is not None and self.tree.size == self.length.size:
             cells, covered = _Cells.make(self, _blocks(self, np.asarray(self.tree, np.int64)))
@@ -84,6 +101,28 @@ class TreePaths:
         for d in np.unique(self.length[~covered]):
             idx = np.flatnonzero((self.length == d) & ~covered)
             self._groups.append(_Group.make(self, idx, int(d)))
+
+    def solved_arrays(self) -> dict[str, np.ndarray]:
+        """The solved tables as plain numpy arrays (no objects: savable without pickle),
+        so that a reader gets them back with ``TreePaths(..., solved=...)`` unsolved."""
+        out: dict[str, np.ndarray] = {
+            "format": np.array(SOLVED_FORMAT),
+            "covered": self._covered_mask[0],
+            "cells": np.array(len(self._cells)),
+            "groups": np.array(len(self._groups)),
+        }
+        for i, cells in enumerate(self._cells):
+            out.update(_to_arrays(cells, f"cells{i}_"))
+        for i, group in enumerate(self._groups):
+            out.update(_to_arrays(group, f"group{i}_"))
+        return out
+
+    def _restore(self, solved: Mapping[str, np.ndarray]) -> None:
+        self._covered_mask.append(np.asarray(solved["covered"], dtype=bool))
+        for i in range(int(solved["cells"])):
+            self._cells.append(_from_arrays(_Cells, solved, f"cells{i}_"))
+        for i in range(int(solved["groups"])):
+            self._groups.append(_from_arrays(_Group, solved, f"group{i}_"))
 
     def covered_groups(self) -> list[_Group]:
         """Per-path groups of the trees solved whole: built on first use (rows with NaN,
@@ -106,6 +145,45 @@ class TreePaths:
         for g in [*self._groups, *self.covered_groups()]:
             out += (g.ones(X).prod(axis=2) * g.value).sum(axis=1)
         return out
+
+
+_T = TypeVar("_T", "_Cells", "_Group")
+
+
+def can_restore(solved: Mapping[str, np.ndarray], n_paths: int) -> bool:
+    """Are these saved tables of this module's layout, for this many paths?"""
+    fmt, covered = solved.get("format"), solved.get("covered")
+    return (
+        fmt is not None
+        and fmt.shape == ()
+        and int(fmt) == SOLVED_FORMAT
+        and covered is not None
+        and covered.shape == (n_paths,)
+    )
+
+
+def _to_arrays(table: _Cells | _Group, prefix: str) -> dict[str, np.ndarray]:
+    """A table's fields as arrays (ints and words as 0-d arrays; None left out)."""
+    return {
+        prefix + f.name: np.asarray(getattr(table, f.name))
+        for f in fields(table)
+        if getattr(table, f.name) is not None
+    }
+
+
+def _from_arrays(kind: type[_T], arrays: Mapping[str, np.ndarray], prefix: str) -> _T:
+    """The table `_to_arrays` saved; a KeyError names a field the file lacks."""
+    values: dict[str, Any] = {}
+    for f in fields(kind):
+        value = arrays.get(prefix + f.name)
+        if value is None and "None" not in str(f.type):
+            raise KeyError(prefix + f.name)
+        values[f.name] = value
+        if f.type == "int" and value is not None:
+            values[f.name] = int(value)
+        elif f.type == "str":
+            values[f.name] = str(value)
+    return kind(**values)
 
 
 def _element_shap(one: np.ndarray, z: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -95,11 +95,12 @@ from __future__ import annotations
 import json
 import os
 import typing
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from estate.runtime.deal import DealDefaults
+if TYPE_CHECKING:
+    from estate.runtime.deal import DealDefaults
 
 
 class _Env(BaseModel):
@@ -111,7 +112,9 @@ class _Env(BaseModel):
     list, and a bad one is a `pydantic.ValidationError` naming the field, as before.
     """
 
-    model_config = ConfigDict(frozen=True)
+    # Validators are built when a class is first read, not when this module is imported:
+    # a process builds only its own function's settings (predict never builds chat's).
+    model_config = ConfigDict(frozen=True, defer_build=True)
     env_prefix: ClassVar[str] = "ESTATE_"
 
     def __init__(self, **values: Any) -> None:
@@ -241,6 +244,8 @@ class DealSettings(_Env):
     deal_maintenance: float = Field(0.08, ge=0, lt=1)
 
     def deal_defaults(self) -> DealDefaults:
+        from estate.runtime.deal import DealDefaults  # chat's and analyze's, not predict's
+
         return DealDefaults(
             price_to_rent=self.deal_price_to_rent,
             down_payment=self.deal_down_payment,

@@ -70,3 +70,43 @@ def test_a_schema_without_numeric_or_categorical_features_encodes_the_other_bloc
     only_num = EncodedLayout(numeric=SCHEMA.numeric, categorical=[])
     Z = only_num.encode(np.array([[0.0, 1.0]]), np.empty((1, 0), dtype=object))
     np.testing.assert_array_equal(Z, [[0.0, 1.0]])
+
+
+def test_the_number_block_computes_each_formula_as_the_formula_reference() -> None:
+    """Derived columns are compiled once per layout; they must equal `Formula.evaluate`
+    (the reference the ONNX graph is tested against) for every kind of node, and a
+    result that is not finite becomes the feature's median."""
+    from estate.contract.bundle import DerivedFeature
+    from estate.runtime.formula import parse
+
+    texts = [
+        "area + rooms * 2",
+        "-(area - rooms) / rooms",
+        "rooms",
+        "(1 + 2.5) * rooms",
+        "area / (rooms - 2)",
+    ]
+    derived = [
+        DerivedFeature(
+            **_num(f"d{i}", 100.0 + i, False).model_dump(exclude={"name", "log1p", "kind"}),
+            name=f"d{i}",
+            log1p=False,
+            formula=text,
+            inputs=list(parse(text).inputs),
+        )
+        for i, text in enumerate(texts)
+    ]
+    layout = EncodedLayout(SCHEMA.numeric, SCHEMA.categorical, derived)
+    numeric = np.array([[1.5, 4.0], [np.nan, 2.0], [-3.0, np.nan], [1e308, 0.5]])
+    categorical = np.array([["A", "NA"]] * 4, dtype=object)
+    block = layout.numbers(numeric, categorical)
+    filled = np.where(np.isnan(numeric), [3.0, 2.0], numeric)
+    columns = {"area": filled[:, 0], "rooms": filled[:, 1]}
+    for i, text in enumerate(texts):
+        with np.errstate(all="ignore"):
+            want = np.broadcast_to(parse(text).evaluate(columns), (4,))
+        want = np.where(np.isfinite(want), want, 100.0 + i)
+        np.testing.assert_array_equal(block[:, 2 + i], want)
+    assert block[1, 6] == 104.0  # rooms = 2 (its median): a zero denominator → the median
+    one = layout.numbers(numeric[:1], categorical[:1])  # one row, as explain sends it
+    np.testing.assert_array_equal(one, block[:1])

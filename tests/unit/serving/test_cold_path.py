@@ -40,3 +40,18 @@ def test_a_process_that_explains_builds_explainers_at_load(env: pytest.MonkeyPat
     assert versions._holder.get()._explainer is not None
     answer = explain.post("/", json={"instances": [HOUSE]})
     assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+def test_a_clean_request_builds_no_validator_and_a_bad_one_is_still_named(
+    env: pytest.MonkeyPatch,
+) -> None:
+    client = function_client("predict")
+    assert client.post("/", json={"instances": [HOUSE]}).status_code == 200
+    assert versions._holder is not None
+    model = versions._holder.get()
+    assert model._adapter is None  # packed straight from the parsed row
+    bad = client.post("/", json={"instances": [{**HOUSE, "Lot.Area": "big"}]})
+    assert bad.status_code == 400, bad.get_data(as_text=True)
+    assert bad.headers["Content-Type"].startswith("application/problem+json")
+    assert [e["field"] for e in bad.get_json()["errors"]] == ["instances[0].Lot.Area"]
+    assert model._adapter is not None  # the validator, built for the request that needed it
