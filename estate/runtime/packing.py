@@ -29,8 +29,8 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain, compress, count, cycle
-from operator import itemgetter, not_
+from itertools import chain, compress, count, cycle, repeat
+from operator import add, itemgetter, not_
 from typing import Any
 
 import numpy as np
@@ -292,6 +292,13 @@ class DictPacker:
             got = self._categories(_transposed(category_rows, self._m), n, None)
             assert got is not None  # only a check of raw cells refuses
             return self._packed(numeric, got, absent)
+        return self._few(numeric, category_rows, absent)
+
+    def _few(
+        self, numeric: np.ndarray, category_rows: list[tuple[Any, ...]], absent: np.ndarray | None
+    ) -> Packed:
+        """`Packed` of a few rows, as a block (`PackingRule.categories` goes cell by cell):
+        a pass per column costs more than one over the whole block."""
         cells: list[str | None] = []
         for values in category_rows:
             try:
@@ -301,7 +308,7 @@ class DictPacker:
                     None if v is None else v.strip() if type(v) is str else category_text(v)
                     for v in values
                 ]
-        block = _objects(cells).reshape(n, self._m)
+        block = _objects(cells).reshape(len(category_rows), self._m)
         used, missing_category, unknown = self.rule.categories(block, absent)
         missing, outside = self.rule.numbers(numeric)
         return Packed(numeric, used, missing, outside, missing_category, unknown)
@@ -334,6 +341,19 @@ class DictPacker:
             numeric = np.array(numbers, dtype=np.float64).reshape(n, self._k)
         except OverflowError:  # an integer beyond float64
             return None
+        if n <= _FEW_ROWS:  # one row: the same checks on the block, in plain Python
+            nulls = list(map(tuple.count, numeric_rows, repeat(None)))
+            if np.isfinite(numeric).sum() + sum(nulls) != numeric.size:
+                return None  # NaN or an infinite value
+            if not _clean_texts(list(chain.from_iterable(category_rows)), max_string):
+                return None
+            width = self._k + self._m
+            if (
+                width
+                and max(map(add, nulls, map(tuple.count, category_rows, repeat(None)))) == width
+            ):
+                return None  # a row with no value at all: the validator's message names it
+            return self._few(numeric, category_rows, self._absent(rows, partial))
         valued = np.isfinite(numeric)
         if not _only_nulls(numbers, valued.reshape(-1)):
             return None  # NaN or an infinite value (a literal, or 1e400 read as inf)

@@ -204,16 +204,17 @@ def category_column(kind: str, cat: Any, rng: random.Random, n: int) -> list[Any
     return [pick() for _ in range(n)]
 
 
+@pytest.mark.parametrize("n", [5, 60])  # a few rows as a block, more column by column
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_of_category_column_packs_as_the_per_cell_loop(
-    model: ServingModel, kind: str
+    model: ServingModel, kind: str, n: int
 ) -> None:
     """Rows, raw rows (`pack_if_clean`) and columns (`pack_columns_if_clean`) give the
     per-cell loop's arrays and warnings, whether a column is all known texts (taken as it
     is) or holds nulls, blanks, "NA", unknown texts, integers or absent cells."""
     from estate.contract.instances import MAX_STRING
 
-    rng, n = random.Random(kind), 60
+    rng = random.Random(kind)
     rows: list[dict[str, Any]] = [
         {f.name: rng.uniform(f.min, f.max) for f in model.numeric} for _ in range(n)
     ]
