@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, count, cycle, repeat
-from operator import add, is_not, itemgetter, not_
+from operator import add, itemgetter, not_
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,9 @@ _TEXT_TYPES = frozenset({str, int, type(None)})
 #: Integers taken as category texts on the fast path (larger ones go to the validator,
 #: which bounds a text's length).
 _INT_TEXT_LIMIT = 2**63
+#: Batches up to this many rows build their category block row by row (one numpy
+#: assignment), larger ones column by column.
+_FEW_ROWS = 8
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -88,12 +91,23 @@ class PackingRule:
         self.na_known = np.array([MISSING_CATEGORY in k for k in self.known], dtype=bool)
         #: What a null or blank category becomes, per feature.
         self.null_fill = np.where(self.na_known, MISSING_CATEGORY, self.mode).astype(object)
-        self._all = list(range(len(cats)))
         #: Per feature: the texts that are missing, and what each becomes.
         self._fills: list[dict[str | None, str]] = [
             {None: fill, "": fill} | ({} if na else {MISSING_CATEGORY: fill})
             for fill, na in zip(self.null_fill.tolist(), self.na_known.tolist(), strict=True)
         ]
+        #: Per feature: the longest known text when every known text is one a raw JSON
+        #: cell passes unchanged (ASCII, nothing to strip), else None. A column of such
+        #: cells that are all known is then taken as it is (`DictPacker`).
+        self.plain_width: list[int | None] = [
+            max(map(len, k), default=0) if all(t.isascii() and t == t.strip() for t in k) else None
+            for k in self.known
+        ]
+        #: Per feature: what an absent cell becomes (the mode, through the rule) and
+        #: whether that text is unknown (never, for a mode training saw).
+        absent = [self.cells(j, [mode]) for j, mode in enumerate(self.mode.tolist())]
+        self.absent_text = [used[0] for used, _, _ in absent]
+        self.absent_unknown = [bool(unknown[0]) for _, _, unknown in absent]
         self._min = np.array([f.min for f in schema.numeric], dtype=np.float64)
         self._max = np.array([f.max for f in schema.numeric], dtype=np.float64)
 
@@ -102,6 +116,45 @@ class PackingRule:
         missing = np.isnan(numeric)
         outside = (numeric < self._min) | (numeric > self._max)  # False for NaN
         return missing, outside
+
+    def cell(self, j: int, text: str | None) -> tuple[str, bool, bool]:
+        """(text used, missing, unknown) of one `category_text` value of feature `j`
+        (None or "" = null): the rule, once."""
+        if text in self.known[j]:
+            return text, False, False  # type: ignore[return-value]  # None is never known
+        fill = self._fills[j].get(text)
+        if fill is not None:
+            return fill, True, False
+        text = integral_text(text)  # type: ignore[arg-type]  # None has a fill
+        return text, False, text not in self.known[j]
+
+    def cells(
+        self, j: int, texts: Sequence[str | None]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(texts used, missing, unknown) of a few `category_text` values of feature `j`,
+        one `cell` each: callers pass distinct values."""
+        got = [self.cell(j, text) for text in texts]
+        return (
+            _objects([used for used, _, _ in got]),
+            np.array([gone for _, gone, _ in got], dtype=bool),
+            np.array([strange for _, _, strange in got], dtype=bool),
+        )
+
+    def column(
+        self, j: int, texts: Sequence[str | None]
+    ) -> tuple[Sequence[str] | np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(texts used, missing, unknown) of feature `j`'s column of `category_text`
+        values; None for a mask means no cell is flagged.
+
+        A column of known texts is kept as it is (one C-level membership pass); any other
+        is dictionary-encoded, the rule runs once per distinct text (`cells`) and the rows
+        take theirs by index, so a column of nulls costs about what a clean one does.
+        """
+        if self.known[j].issuperset(texts):
+            return texts, None, None  # type: ignore[return-value]  # all known: all str
+        distinct, codes = encode(texts)
+        used, missing, unknown = self.cells(j, distinct)
+        return used[codes], missing[codes], unknown[codes]
 
     def categories(
         self,
@@ -113,37 +166,56 @@ class PackingRule:
         (None or "" = null); `absent` marks cells of features not sent; `columns` says
         which features the block's columns are (default: all, in schema order).
 
-        A known text is kept as it is, so the common case is one C-level membership pass
-        over the block; only the other cells (missing, unknown) take a Python step each.
+        Column by column (`column`), or for a few rows one C-level membership pass over
+        the block and one `cell` per other cell; a block of known texts comes back as it
+        is.
         """
         rows, width = texts.shape
-        cols = self._all if columns is None else list(columns)
-        known = self.known if columns is None else [self.known[j] for j in cols]
+        cols = range(width) if columns is None else list(columns)
         if absent is not None:  # an absent feature is the mode, a known value
             texts = np.where(absent, self.mode if columns is None else self.mode[cols], texts)
+        if rows <= _FEW_ROWS:
+            known = self.known if columns is None else [self.known[j] for j in cols]
+            used, missing, unknown = self._few(texts, cols, known)
+            if absent is not None:
+                missing |= absent
+            return used, missing, unknown
+        used = texts
+        missing = np.zeros((rows, width), dtype=bool)
+        unknown = np.zeros((rows, width), dtype=bool)
+        for at, (j, column) in enumerate(zip(cols, texts.T.tolist(), strict=True)):
+            got, gone, strange = self.column(j, column)
+            if gone is None:
+                continue
+            if used is texts:
+                used = texts.copy()
+            used[:, at] = got
+            missing[:, at] = gone
+            unknown[:, at] = strange  # type: ignore[call-overload]
+        if absent is not None:
+            missing |= absent
+        return used, missing, unknown
+
+    def _few(
+        self, texts: np.ndarray, cols: Sequence[int], known: list[frozenset[str]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`categories` of a block of a few rows (`known`: each column's texts), cell by
+        cell: a pass per column costs more than one over the whole block."""
+        rows, width = texts.shape
         cells = texts.reshape(-1).tolist()
         hits = list(map(frozenset.__contains__, cycle(known), cells))
         missing: list[int] = []
         unknown: list[int] = []
         if not all(hits):
-            fills = self._fills
+            cell = self.cell
             for at in compress(count(), map(not_, hits)):
-                j = cols[at % width]
-                fill = fills[j].get(cells[at])
-                if fill is not None:
-                    cells[at] = fill
+                cells[at], gone, strange = cell(cols[at % width], cells[at])
+                if gone:
                     missing.append(at)
-                    continue
-                text = cells[at] = integral_text(cells[at])
-                if text not in self.known[j]:
+                elif strange:
                     unknown.append(at)
-            texts = np.empty(len(cells), dtype=object)
-            texts[:] = cells
-            texts = texts.reshape(rows, width)
-        gone = _mask(missing, rows, width)
-        if absent is not None:
-            gone |= absent
-        return texts, gone, _mask(unknown, rows, width)
+            texts = _objects(cells).reshape(rows, width)
+        return texts, _mask(missing, rows, width), _mask(unknown, rows, width)
 
 
 def _mask(at: list[int], rows: int, width: int) -> np.ndarray:
@@ -151,6 +223,23 @@ def _mask(at: list[int], rows: int, width: int) -> np.ndarray:
     if at:
         mask.flat[at] = True
     return mask
+
+
+def encode(values: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
+    """(distinct values in first-seen order, each value's index among them) of hashable
+    values, in C-level passes."""
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) == 1:
+        return distinct, np.zeros(len(values), dtype=np.intp)
+    index = dict(zip(distinct, range(len(distinct)), strict=True))
+    return distinct, np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-D object array of `values` (texts are never split into characters)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def pack_table(
@@ -180,8 +269,9 @@ class DictPacker:
     """Validated JSON instances (dicts; absent keys allowed) → `Packed`.
 
     Row lookups run in C (`itemgetter`; a row lacking a key is looked up again merged
-    onto all-None defaults), texts are stripped with one C-level ``map`` per row, and
-    `PackingRule` does the rest on whole blocks, so 1 row and 5,000 cost little.
+    onto all-None defaults), the rows are turned into columns (``zip``), and each
+    category column is one C-level membership pass when every cell is a known text, else
+    dictionary-encoded (`PackingRule.column`), so 1 row and 5,000 cost little.
     """
 
     def __init__(self, schema: InputSchema) -> None:
@@ -194,7 +284,34 @@ class DictPacker:
         self._cat_get = _tuple_getter(self._cat_names)
 
     def pack(self, instances: list[dict[str, Any]]) -> Packed:
-        return self._pack(instances, *self._lookup(instances))
+        n = len(instances)
+        numeric_rows, category_rows, partial = self._lookup(instances)
+        numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, self._k)
+        absent = self._absent(instances, partial)
+        if n > _FEW_ROWS:
+            got = self._categories(_transposed(category_rows, self._m), n, None)
+            assert got is not None  # only a check of raw cells refuses
+            return self._packed(numeric, got, absent)
+        return self._few(numeric, category_rows, absent)
+
+    def _few(
+        self, numeric: np.ndarray, category_rows: list[tuple[Any, ...]], absent: np.ndarray | None
+    ) -> Packed:
+        """`Packed` of a few rows, as a block (`PackingRule.categories` goes cell by cell):
+        a pass per column costs more than one over the whole block."""
+        cells: list[str | None] = []
+        for values in category_rows:
+            try:
+                cells += list(map(str.strip, values))  # the common case: all strings
+            except TypeError:  # None (missing) or a non-string
+                cells += [
+                    None if v is None else v.strip() if type(v) is str else category_text(v)
+                    for v in values
+                ]
+        block = _objects(cells).reshape(len(category_rows), self._m)
+        used, missing_category, unknown = self.rule.categories(block, absent)
+        missing, outside = self.rule.numbers(numeric)
+        return Packed(numeric, used, missing, outside, missing_category, unknown)
 
     def pack_if_clean(
         self, rows: list[Any], known: frozenset[str], max_string: int
@@ -204,33 +321,48 @@ class DictPacker:
 
         Clean means: objects with known keys only, numbers that are JSON numbers (int or
         float, not bool) and finite, categories that are ASCII strings of at most
-        `max_string` characters, nulls anywhere, and at least one value per row. All of
-        it is checked with C-level passes over the columns the packing looks up anyway,
-        so a clean batch is read once instead of validated and then read again; any other
-        row (a wrong type, NaN, a number for a category, a non-ASCII text, an empty row)
-        sends the whole batch through the validator, which names the bad fields.
+        `max_string` characters or integers, nulls anywhere, and at least one value per
+        row. All of it is checked with C-level passes over the columns the packing looks
+        up anyway, so a clean batch is read once instead of validated and then read
+        again; any other row (a wrong type, NaN, a float for a category, a non-ASCII
+        text, an empty row) sends the whole batch through the validator, which names the
+        bad fields.
         """
         if not rows or not all(type(r) is dict for r in rows):
             return None
         if not all(map(known.issuperset, rows)):
             return None
+        n = len(rows)
         numeric_rows, category_rows, partial = self._lookup(rows)
         numbers = list(chain.from_iterable(numeric_rows))
         if not set(map(type, numbers)) <= _NUMBER_TYPES:
             return None
-        if not _clean_texts(list(chain.from_iterable(category_rows)), max_string):
-            return None
-        width = self._k + self._m
-        nulls = list(map(tuple.count, numeric_rows, repeat(None)))
-        if width and max(map(add, nulls, map(tuple.count, category_rows, repeat(None)))) == width:
-            return None  # a row with no value at all: the validator's message names it
         try:
-            numeric = np.array(numeric_rows, dtype=np.float64)
+            numeric = np.array(numbers, dtype=np.float64).reshape(n, self._k)
         except OverflowError:  # an integer beyond float64
             return None
-        if np.isfinite(numeric).sum() + sum(nulls) != numeric.size:
+        if n <= _FEW_ROWS:  # one row: the same checks on the block, in plain Python
+            nulls = list(map(tuple.count, numeric_rows, repeat(None)))
+            if np.isfinite(numeric).sum() + sum(nulls) != numeric.size:
+                return None  # NaN or an infinite value
+            if not _clean_texts(list(chain.from_iterable(category_rows)), max_string):
+                return None
+            width = self._k + self._m
+            if (
+                width
+                and max(map(add, nulls, map(tuple.count, category_rows, repeat(None)))) == width
+            ):
+                return None  # a row with no value at all: the validator's message names it
+            return self._few(numeric, category_rows, self._absent(rows, partial))
+        valued = np.isfinite(numeric)
+        if not _only_nulls(numbers, valued.reshape(-1)):
             return None  # NaN or an infinite value (a literal, or 1e400 read as inf)
-        return self._pack(rows, numeric_rows, category_rows, partial, numeric)
+        got = self._categories(_transposed(category_rows, self._m), n, max_string)
+        if got is None:
+            return None
+        if self._k + self._m and not _every_row(valued.sum(axis=1) > 0, got[3]):
+            return None  # a row with no value at all: the validator's message names it
+        return self._packed(numeric, got, self._absent(rows, partial))
 
     def pack_columns_if_clean(
         self, columns: dict[str, list[Any]], rows: int, max_string: int
@@ -243,9 +375,9 @@ class DictPacker:
         The arrays are those `pack` gives for the rows ``{name: columns[name][i]}``:
         numbers go through the same float64 conversion, texts through the same strip.
         """
-        n, k = rows, self._k
-        has_value = np.zeros(n, dtype=bool)
-        numeric = np.full((n, k), np.nan, dtype=np.float64)
+        n = rows
+        numeric = np.full((n, self._k), np.nan, dtype=np.float64)
+        valued: np.ndarray | None = np.zeros(n, dtype=bool)  # None: every row has a value
         for j, name in enumerate(self._num_names):
             values = columns.get(name)
             if values is None:
@@ -253,75 +385,104 @@ class DictPacker:
             if not set(map(type, values)) <= _NUMBER_TYPES:
                 return None
             try:
-                numeric[:, j] = np.array(values, dtype=np.float64)
+                column = np.array(values, dtype=np.float64)
             except OverflowError:  # an integer beyond float64
                 return None
-            nulls = values.count(None)
-            column = numeric[:, j]
-            if np.isfinite(column).sum() + nulls != n:
-                return None  # NaN or an infinite value
-            if nulls < n:
-                has_value |= ~np.isnan(column)
-        cells = np.full((n, self._m), None, dtype=object)
-        absent = np.zeros((n, self._m), dtype=bool)
-        for j, name in enumerate(self._cat_names):
-            values = columns.get(name)
-            if values is None:
-                absent[:, j] = True
-                continue
-            if not _clean_texts(values, max_string):
-                return None
-            nulls = values.count(None)
-            try:
-                cells[:, j] = list(map(str.strip, values))  # the common case: all strings
-            except TypeError:  # None (missing) or an integer
-                cells[:, j] = [
-                    None if v is None else v.strip() if type(v) is str else str(v) for v in values
-                ]
-            if nulls == 0:
-                has_value[:] = True
-            elif nulls < n:
-                has_value |= np.fromiter(map(is_not, values, repeat(None)), dtype=bool, count=n)
-        if not has_value.all():
+            finite = np.isfinite(column)
+            if finite.all():
+                valued = None
+            else:
+                if not _only_nulls(values, finite):
+                    return None  # NaN or an infinite value
+                if valued is not None:
+                    valued |= finite
+            numeric[:, j] = column
+        got = self._categories([columns.get(name) for name in self._cat_names], n, max_string)
+        if got is None:
+            return None
+        if valued is not None and not _every_row(valued, got[3]):
             return None  # a row with no value at all: the validator's message names it
-        missing, outside = self.rule.numbers(numeric)
-        categorical, missing_category, unknown = self.rule.categories(
-            cells, absent if absent.any() else None
-        )
-        return Packed(numeric, categorical, missing, outside, missing_category, unknown)
+        return self._packed(numeric, got, None)
 
-    def _pack(
-        self,
-        instances: list[dict[str, Any]],
-        numeric_rows: list[tuple[Any, ...]],
-        category_rows: list[tuple[Any, ...]],
-        partial: list[int],
-        numeric: np.ndarray | None = None,
-    ) -> Packed:
-        n, k, m = len(instances), self._k, self._m
-        if numeric is None:
-            numeric = np.array(numeric_rows, dtype=np.float64)
-        numeric = numeric.reshape(n, k)
-        missing, outside = self.rule.numbers(numeric)  # None became NaN
-        cells: list[str | None] = []
-        for values in category_rows:
+    def _categories(
+        self, columns: Sequence[Sequence[Any] | None], n: int, max_string: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(texts used, missing, unknown, rows with a category value; None = every row)
+        of raw category cells, one sequence per feature (None: absent from every row).
+
+        With `max_string`, cells are raw JSON and None comes back when one is not what
+        the validator passes unchanged (`_clean_texts`); without it they are validated.
+        """
+        rule, m = self.rule, self._m
+        parts: list[Sequence[Any]] = []  # per feature, the texts used
+        missing = np.zeros((n, m), dtype=bool)
+        unknown = np.zeros((n, m), dtype=bool)
+        valued: np.ndarray | None = np.zeros(n, dtype=bool)
+        for j, values in enumerate(columns):
+            if values is None:
+                parts.append([rule.absent_text[j]] * n)
+                missing[:, j] = True
+                unknown[:, j] = rule.absent_unknown[j]
+                continue
+            width = rule.plain_width[j]
+            fits = width is not None and (max_string is None or width <= max_string)
             try:
-                cells += list(map(str.strip, values))  # the common case: all strings
-            except TypeError:  # None (missing) or a non-string
-                cells += [
-                    None if v is None else v.strip() if type(v) is str else category_text(v)
-                    for v in values
-                ]
-        flat = np.empty(n * m, dtype=object)
-        flat[:] = cells
-        absent = None
-        if partial:
-            present = np.ones((n, m), dtype=bool)
-            for i in partial:
-                present[i] = list(map(instances[i].__contains__, self._cat_names))
-            absent = ~present
-        categorical, missing_category, unknown = self.rule.categories(flat.reshape(n, m), absent)
-        return Packed(numeric, categorical, missing, outside, missing_category, unknown)
+                plain = fits and rule.known[j].issuperset(values)
+            except TypeError:  # an unhashable cell (an array, an object)
+                return None
+            if plain:  # every cell a known text: taken as it is
+                parts.append(values)
+                valued = None
+                continue
+            if max_string is not None and not set(map(type, values)) <= _TEXT_TYPES:
+                return None  # not a text the validator keeps as it is
+            distinct, codes = encode(values)
+            if max_string is not None and not _clean_texts(distinct, max_string):
+                return None
+            texts, gone, strange = rule.cells(j, list(map(category_text, distinct)))
+            parts.append(texts[codes])
+            missing[:, j] = gone[codes]
+            unknown[:, j] = strange[codes]
+            if valued is not None:
+                if None in distinct:
+                    valued |= np.array([v is not None for v in distinct], dtype=bool)[codes]
+                else:
+                    valued = None
+        used = np.empty((n, m), dtype=object)
+        if n <= _FEW_ROWS:  # one assignment of the rows (a column each costs ~0.5 µs)
+            used[:] = list(zip(*parts, strict=True)) if m else []
+        else:
+            for j, texts_used in enumerate(parts):
+                used[:, j] = texts_used
+        return used, missing, unknown, valued
+
+    def _absent(self, instances: list[dict[str, Any]], partial: list[int]) -> np.ndarray | None:
+        """Which category cells of the rows that lack a key are absent (None: none)."""
+        if not partial:
+            return None
+        present = np.ones((len(instances), self._m), dtype=bool)
+        for i in partial:
+            present[i] = list(map(instances[i].__contains__, self._cat_names))
+        return ~present
+
+    def _packed(
+        self,
+        numeric: np.ndarray,
+        categories: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
+        absent: np.ndarray | None,
+    ) -> Packed:
+        """`Packed` of the numbers and categories read; `absent` cells become what an
+        absent feature does (the mode, flagged missing)."""
+        used, missing_category, unknown, _ = categories
+        if absent is not None:
+            rule = self.rule
+            for j in np.flatnonzero(absent.any(axis=0)).tolist():
+                rows = absent[:, j]
+                used[rows, j] = rule.absent_text[j]
+                unknown[rows, j] = rule.absent_unknown[j]
+            missing_category |= absent
+        missing, outside = self.rule.numbers(numeric)  # None became NaN
+        return Packed(numeric, used, missing, outside, missing_category, unknown)
 
     def _lookup(
         self, instances: list[dict[str, Any]]
@@ -342,6 +503,24 @@ class DictPacker:
                 categorical.append(cat_get(full))
                 partial.append(i)
         return numeric, categorical, partial
+
+
+def _transposed(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """Rows of `width` values as `width` columns (``zip``, in C)."""
+    return list(zip(*rows, strict=True)) if rows and width else [() for _ in range(width)]
+
+
+def _only_nulls(values: list[Any], finite: np.ndarray) -> bool:
+    """True when every value whose float64 (`finite`: that of each) is not finite is a
+    null: no NaN, no infinity, no integer read as inf."""
+    at = np.flatnonzero(~finite).tolist()
+    return not at or set(map(values.__getitem__, at)) == {None}
+
+
+def _every_row(numbers: np.ndarray, categories: np.ndarray | None) -> bool:
+    """True when every row has a number (`numbers`) or a category value (`categories`,
+    None: every row has one)."""
+    return categories is None or bool((numbers | categories).all())
 
 
 def _clean_texts(texts: list[Any], max_string: int) -> bool:

@@ -271,51 +271,63 @@ class ServingModel:
 
     def warning_summary(self, packed: Packed, rows_listed: int) -> list[dict[str, Any]]:
         """One entry per (feature, code) that any row triggered: how many rows, the
-        first `rows_listed` row indices, and one message for all of them."""
-        summary: list[dict[str, Any]] = []
+        first `rows_listed` row indices, and one message for all of them.
 
-        def add(name: str, code: str, message: str, mask: np.ndarray) -> None:
-            rows = np.flatnonzero(mask)
-            if rows.size:
-                summary.append(
-                    {
-                        "field": name,
-                        "code": code,
-                        "message": message,
-                        "count": int(rows.size),
-                        "rows": rows[:rows_listed].tolist(),
-                    }
-                )
+        Each mask is counted per feature in one numpy pass; only the features with a
+        flagged cell are looked at again (a batch has a few, a schema has dozens).
+        """
+        summary: list[dict[str, Any]] = []
+        numeric = (packed.missing_numeric, packed.outside)
+        categorical = (packed.missing_category, packed.unknown)
+        counts = [mask.sum(axis=0).tolist() for mask in (*numeric, *categorical)]
+
+        def add(name: str, code: str, message: str, mask: np.ndarray, count: int) -> None:
+            summary.append(
+                {
+                    "field": name,
+                    "code": code,
+                    "message": message,
+                    "count": count,
+                    "rows": np.flatnonzero(mask)[:rows_listed].tolist(),
+                }
+            )
 
         for j, f in enumerate(self.numeric):
-            add(f.name, "imputed", self._imputed[j]["message"], packed.missing_numeric[:, j])
-            add(
-                f.name,
-                "out_of_range",
-                f"outside the training range {f.min:g}…{f.max:g}; those estimates are "
-                "extrapolations",
-                packed.outside[:, j],
-            )
+            if counts[0][j]:
+                add(f.name, "imputed", self._imputed[j]["message"], numeric[0][:, j], counts[0][j])
+            if counts[1][j]:
+                add(
+                    f.name,
+                    "out_of_range",
+                    f"outside the training range {f.min:g}…{f.max:g}; those estimates are "
+                    "extrapolations",
+                    numeric[1][:, j],
+                    counts[1][j],
+                )
         k = len(self.numeric)
         for j, c in enumerate(self.categorical):
-            used = set(packed.categorical[packed.missing_category[:, j], j].tolist())
-            message = self._imputed[k + j]["message"]
-            if used and c.impute not in used:
-                message = self._imputed_na[j]["message"]
-            elif len(used) > 1:
-                message = (
-                    f"missing; used {MISSING_CATEGORY!r} for a null or blank value (how training "
-                    f"saw missing values) and the most common value {c.impute!r} where it was "
-                    "not sent"
+            if counts[2][j]:
+                missing = categorical[0][:, j]
+                used = set(packed.categorical[missing, j].tolist())
+                message = self._imputed[k + j]["message"]
+                if c.impute not in used:
+                    message = self._imputed_na[j]["message"]
+                elif len(used) > 1:
+                    message = (
+                        f"missing; used {MISSING_CATEGORY!r} for a null or blank value (how "
+                        f"training saw missing values) and the most common value {c.impute!r} "
+                        "where it was not sent"
+                    )
+                add(c.name, "imputed", message, missing, counts[2][j])
+            if counts[3][j]:
+                add(
+                    c.name,
+                    "unknown_category",
+                    "a value not seen in training; it counts as none of the known values "
+                    f"({_preview(c.categories)})",
+                    categorical[1][:, j],
+                    counts[3][j],
                 )
-            add(c.name, "imputed", message, packed.missing_category[:, j])
-            add(
-                c.name,
-                "unknown_category",
-                "a value not seen in training; it counts as none of the known values "
-                f"({_preview(c.categories)})",
-                packed.unknown[:, j],
-            )
         return summary
 
     def _numeric_note(self, packed: Packed, i: int, j: int) -> dict[str, str]:

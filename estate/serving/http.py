@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flask
+from pydantic_core import PydanticSerializationError, to_json
 
 from estate.contract.errors import CannotEstimateError, RequestError
 from estate.contract.instances import shown
@@ -59,10 +60,35 @@ def _timing_headers(response: flask.Response, started: float) -> flask.Response:
 
 
 def json_response(body: Any, limit: int, status: int = 200) -> flask.Response:
-    """The answer as compact JSON; 422 if a non-finite number slipped past the checks,
-    413 if it is larger than `limit` (``ESTATE_MAX_RESPONSE_BYTES``)."""
+    """The answer as compact UTF-8 JSON; 422 if a non-finite number slipped past the
+    checks, 413 if it is larger than `limit` (``ESTATE_MAX_RESPONSE_BYTES``)."""
+    text = _encode(body)
+    if len(text) > limit:
+        raise too_large(
+            f"The answer would be {len(text)} bytes; the limit is {limit}. Send fewer "
+            "instances per request (explain: or a smaller top_k)."
+        )
+    return flask.Response(text, status=status, mimetype="application/json")
+
+
+def _encode(body: Any) -> bytes:
+    """`body` as JSON bytes, never with NaN or Infinity (`CannotEstimateError` instead).
+
+    pydantic's Rust encoder writes a 1,000-row answer ~5x faster than ``json.dumps``; it
+    would write a non-finite number as a bare ``NaN``/``Infinity``, so any output
+    holding either word (a non-finite number, or a text that spells one) and anything
+    it cannot encode (a lone surrogate) is encoded again by ``json.dumps``, which
+    refuses non-finite numbers.
+    """
     try:
-        text = json.dumps(body, allow_nan=False, separators=(",", ":"))
+        fast = to_json(body)
+    except PydanticSerializationError:
+        pass
+    else:
+        if b"NaN" not in fast and b"Infinity" not in fast:
+            return fast
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise
@@ -71,12 +97,6 @@ def json_response(body: Any, limit: int, status: int = 200) -> flask.Response:
             "The answer would hold a number that is not finite (NaN or infinity); bring "
             "the inputs closer to their training range (GET this URL for the ranges)."
         ) from None
-    if len(text) > limit:
-        raise too_large(
-            f"The answer would be {len(text)} bytes; the limit is {limit}. Send fewer "
-            "instances per request (explain: or a smaller top_k)."
-        )
-    return flask.Response(text, status=status, mimetype="application/json")
 
 
 def problem_response(error: HttpError) -> flask.Response:

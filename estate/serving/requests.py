@@ -14,6 +14,7 @@ from itertools import islice
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic_core import from_json
 
 from estate.contract.errors import FieldError, InvalidInputError, TooLargeError
 from estate.contract.instances import FIX, ErrorList, shown
@@ -389,6 +390,26 @@ def count_json_values(raw: bytes) -> int:
     return raw.count(b",") + raw.count(b"{") + raw.count(b"[") + 1
 
 
+_UNPARSED = object()
+
+
+def _fast_parse(raw: bytes) -> Any:
+    """`raw` parsed by pydantic's Rust JSON parser (about twice as fast as ``json.loads``
+    on a 1,000-row batch), or `_UNPARSED` when it refuses the text.
+
+    Where both parsers read a text they build the same values (numbers to the last bit:
+    both round correctly; NaN and Infinity literals alike; duplicate keys keep the last
+    value, so `_no_duplicate_keys` still decides). It refuses some texts ``json.loads``
+    reads (lone surrogate escapes, nesting deeper than 200) and every invalid one: those
+    take the ``json.loads`` path, whose answer (a value, or its 400 message) is the
+    same as ever.
+    """
+    try:
+        return from_json(raw)
+    except ValueError:
+        return _UNPARSED
+
+
 def parse_json(raw: bytes, max_values: int | None = None) -> Any:
     """Decode a JSON body strictly: UTF-8, no duplicate keys, bounded nesting and, with
     `max_values`, a bounded number of values (413 before any parsing work)."""
@@ -400,14 +421,18 @@ def parse_json(raw: bytes, max_values: int | None = None) -> Any:
                 f"before parsing); the limit is {max_values}. Split the batch, or send "
                 "only the fields the model reads."
             )
+    plain = _fast_parse(raw)
+    if plain is not _UNPARSED and _no_duplicate_keys(raw, plain):
+        return plain
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"The body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        fast = json.loads(text)
-        if _no_duplicate_keys(raw, fast):
-            return fast
+        if plain is _UNPARSED:  # not read by the fast parser: Python's decides, as before
+            plain = json.loads(text)
+            if _no_duplicate_keys(raw, plain):
+                return plain
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except RecursionError:
         raise InvalidInputError("The JSON body is nested too deeply.") from None

@@ -68,6 +68,71 @@ def test_bodies_without_duplicates_parse_as_the_strict_parser_does(text: str) ->
     assert parse_json(text.encode()) == json.loads(text, object_pairs_hook=_no_duplicates)
 
 
+def python_parse(raw: bytes) -> Any:
+    """What `parse_json` answered before it had a fast parser: Python's, strictly."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"The body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise InvalidInputError("The JSON body is nested too deeply.") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"The body is not valid JSON: {exc}.") from None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"inputs": {"a": [1, 2.5, -0.0, 1e400, -1e400, NaN, Infinity, -Infinity, null]}}',
+        b'{"a": 123456789012345678901234567890, "b": 1e-400, "c": 2.2250738585072011e-308}',
+        b'{"a": "\\u00e9\\ud83d\\ude00 caf\xc3\xa9 \\" \\\\ \\/ \\n"}',
+        b'{"a": "lone \\ud800 surrogate"}',  # the fast parser refuses it, Python's reads it
+        b"[" * 250 + b"1" + b"]" * 250,  # deeper than the fast parser goes
+        b"[" * 100_000 + b"]" * 100_000,
+        b"\xff",
+        b'{"a": "\xc3"}',
+        b"\xef\xbb\xbf[1]",
+        b"",
+        b"[1,]",
+        b"[-NaN]",
+        b"[inf]",
+        b'{"a": nul}',
+        b"[1] x",
+        b'["\x01"]',
+        b"[01]",
+        b"[" + b"1" * 5000 + b"]",  # more digits than Python converts
+    ],
+)
+def test_every_body_parses_or_is_refused_as_pythons_parser_did(raw: bytes) -> None:
+    """The fast parser only ever speeds an answer up: the same values (to the last bit,
+    NaN included), the same 400 and its message for every text it or Python refuses."""
+
+    def answer(parse: Any) -> tuple[str, str]:
+        try:
+            return "parsed", repr(parse(raw))
+        except InvalidInputError as exc:
+            return "refused", exc.detail
+
+    assert answer(parse_json) == answer(python_parse)
+
+
+def test_numbers_parse_to_the_same_bits_as_pythons_parser() -> None:
+    rng = random.Random(5)
+    numbers = [
+        repr(rng.uniform(-1e6, 1e6)),
+        *(
+            f"{rng.randint(0, 10**20)}.{rng.randint(0, 10**25)}e{rng.randint(-330, 310)}"
+            for _ in range(3000)
+        ),
+        *(repr(rng.random() * 10.0 ** rng.randint(-300, 300)) for _ in range(3000)),
+        *(str(rng.randint(-(10**30), 10**30)) for _ in range(500)),
+    ]
+    raw = ("[" + ",".join(numbers) + "]").encode()
+    assert repr(parse_json(raw)) == repr(json.loads(raw))
+
+
 # -- pack_checked ----------------------------------------------------------------------------
 
 

@@ -221,6 +221,31 @@ def test_a_non_finite_number_that_reaches_the_encoder_is_a_422_not_a_500(value: 
     assert answer.mimetype == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"price": 1.5e-7, "big": 10**30, "rows": [1, None, True, -0.0], "t": (1, 2)},
+        {"note": "NaN and Infinity are words here", "NaN": "-Infinity"},  # the slow encoder
+        {"name": "caf\u00e9 \U0001f600", "quote": '"\\/\n'},
+        {"lone": "a\ud800"},  # not UTF-8: the slow encoder escapes it
+        {"nested": [{"price": [math.inf]}]},
+    ],
+)
+def test_answers_are_json_that_reads_back_as_the_body_or_a_422(body: dict[str, Any]) -> None:
+    """Whichever encoder writes the answer, it is UTF-8 JSON that reads back as the body,
+    with no NaN or Infinity in it: a non-finite number anywhere is a 422."""
+    app = flask.Flask("t")
+    with app.test_request_context("/", method="POST"):
+        answer = handle(
+            flask.request, on_get=dict, on_post=lambda _r: body, settings=HttpSettings()
+        )
+    if "nested" in body:
+        assert answer.status_code == 422
+        return
+    assert answer.status_code == 200
+    assert json.loads(answer.get_data().decode("utf-8")) == json.loads(json.dumps(body))
+
+
 def test_extreme_batch_rows_are_a_422_naming_the_row(env: pytest.MonkeyPatch) -> None:
     limit(env, "ROW_WARNINGS_MAX_INSTANCES", 0)  # summary form: warnings built only on failure
     # A linear term of a plain (not log1p) feature overflows; log1p'd areas saturate at
