@@ -1,22 +1,34 @@
-"""The prediction log line: one JSON object per predicted instance, defined once.
+"""The prediction log lines, defined once: a JSON object per instance or per chunk of a batch.
 
-The predict function writes it to stdout (estate/serving/predlog.py); Cloud Logging reads
-``severity``, ``message`` and the ``logging.googleapis.com/*`` trace fields from it and keeps
-the rest as ``jsonPayload``; the log sink picks these lines by ``jsonPayload.event=
-"prediction"`` (infra/variables.tf, ``prediction_log_filter``) and ``estate monitor``
-(estate/ops/monitor.py) parses them back, bare or inside a sink's ``jsonPayload``.
+A one-instance request is logged as one `PredictionLogLine`; a request of several instances
+as one or more `PredictionBatchLine` lines, each holding a chunk of its rows (the features as
+sent, in the request's own form) and their outputs as arrays, so a 1,000-row batch costs
+a few lines, not 1,000. Both carry ``event: "prediction"``; `PredictionBatchLine.rows`
+turns a batch line back into the `PredictionLogLine` of each of its rows, which is what
+``estate monitor`` reads, whichever writer (old or new) wrote the logs.
+
+The predict and analyze functions write them to stdout (estate/serving/predlog.py); Cloud
+Logging reads ``severity``, ``message`` and the ``logging.googleapis.com/*`` trace fields
+from them and keeps the rest as ``jsonPayload``; the log sink picks these lines by
+``jsonPayload.event="prediction"`` (infra/variables.tf, ``prediction_log_filter``) and
+``estate monitor`` (estate/ops/monitor.py) parses them back, bare or inside a sink's
+``jsonPayload``.
 
 The bundle's compatibility rule holds here too (estate/contract/bundle.py): readers ignore
 fields they do not know, writers add only optional fields whose absence means the old
 behaviour. Only ``event``, ``model``, ``features`` and ``output`` are required to read a
-line, since a sink moves the severity and trace fields out of ``jsonPayload``.
+line (``event``, ``kind``, ``model``, one of ``instances``/``inputs``, ``outputs`` and ``count``
+for a batch line), since a sink moves the severity and trace fields out of ``jsonPayload``.
+A batch line has no ``features``/``output``, so a reader older than batch lines skips it
+rather than misreading a chunk as one row.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from functools import cache
+from typing import Any, Final, Literal, Self
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from estate.contract.bundle import ContractModel
 
@@ -24,10 +36,20 @@ EVENT: Final = "prediction"
 TRACE_FIELD: Final = "logging.googleapis.com/trace"
 SPAN_FIELD: Final = "logging.googleapis.com/spanId"
 SAMPLED_FIELD: Final = "logging.googleapis.com/trace_sampled"
+#: Cloud Logging drops an entry over 256 KB (payload and metadata); a writer keeps every
+#: line at most this long, truncating the one row that alone would not fit (``truncated``).
+MAX_LINE_BYTES: Final = 200_000
+
+
+#: The lines' models are built on first use (by a reader), not when the writer imports
+#: this module for its constants: predict's cold start does not pay for them.
+_DEFERRED = ConfigDict(defer_build=True)
 
 
 class LoggedModel(ContractModel):
     """The model that answered: the ``model`` object of the response."""
+
+    model_config = _DEFERRED
 
     name: str
     version: str
@@ -36,7 +58,7 @@ class LoggedModel(ContractModel):
 class PredictionLogLine(ContractModel):
     """One predicted instance: the raw features as sent, the answer, who answered, how fast."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     severity: str = "INFO"
     message: str = Field("", description="One human line: event, model, first output value.")
@@ -52,26 +74,135 @@ class PredictionLogLine(ContractModel):
     request_id: str = Field("", description="Shared by the lines of one request.")
     index: int = Field(0, description="The instance's position in its request.")
     batch_size: int = Field(1, description="Instances in the request.")
+    truncated: bool | None = Field(
+        None,
+        description="True: the row alone was longer than MAX_LINE_BYTES: its long strings were "
+        "cut (or, failing that, its features left out); the output is whole.",
+    )
 
     def to_json(self) -> str:
         """The line as written: compact, Cloud Logging's names, no empty trace fields."""
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
+class PredictionBatchLine(ContractModel):
+    """A chunk of a batch request: ``count`` rows from position ``index``, features as sent
+    (``instances``: a list of rows; ``inputs``: the columns' slices), outputs as arrays."""
+
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
+
+    severity: str = "INFO"
+    message: str = Field("", description="One human line: event, model, which rows.")
+    trace: str | None = Field(None, alias=TRACE_FIELD)
+    span_id: str | None = Field(None, alias=SPAN_FIELD)
+    trace_sampled: bool | None = Field(None, alias=SAMPLED_FIELD)
+    event: Literal["prediction"]
+    kind: Literal["batch"]
+    model: LoggedModel
+    instances: list[dict[str, Any]] | None = Field(
+        None, description="The chunk's rows as sent (an instances body): missing stays missing."
+    )
+    inputs: dict[str, list[Any]] | None = Field(
+        None, description="The chunk's slice of each column as sent (a columnar body)."
+    )
+    outputs: dict[str, list[Any]] = Field(
+        description="Each output field of the predictions (e.g. price, interval): one array "
+        "entry per row, without warnings or comparables."
+    )
+    warnings: list[list[str]] | None = Field(
+        None,
+        description="Warning codes of each row, when the answer had per-row warnings.",
+    )
+    warning_summary: list[dict[str, Any]] | None = Field(
+        None,
+        description="The answer's warning_summary (field, code, count, first rows) of a "
+        "batch answered with one: on the request's first line only.",
+    )
+    latency_ms: float | None = Field(None, description="Time to answer the whole request.")
+    request_id: str = Field("", description="Shared by the lines of one request.")
+    index: int = Field(0, description="Position in the request of the chunk's first row.")
+    count: int = Field(ge=1, description="Rows in this line.")
+    batch_size: int = Field(1, description="Instances in the request.")
+    truncated: bool | None = Field(
+        None, description="True: the one row of this line was cut to fit (`PredictionLogLine`)."
+    )
+
+    @model_validator(mode="after")
+    def _arrays_match_count(self) -> Self:
+        """Every array holds `count` entries and the rows come in exactly one form: a line
+        that does not is not read as a batch at all (skipped by `parse_log_line`)."""
+        if (self.instances is None) == (self.inputs is None):
+            raise ValueError("a batch line holds 'instances' or 'inputs', exactly one")
+        arrays = [self.instances, self.warnings, *self.outputs.values()]
+        arrays += list((self.inputs or {}).values())
+        if any(a is not None and len(a) != self.count for a in arrays):
+            raise ValueError(f"every array of a batch line holds count={self.count} entries")
+        return self
+
+    def rows(self) -> list[PredictionLogLine]:
+        """Each row as the `PredictionLogLine` the one-line-per-row writer made of it (a
+        column's null kept as a null, as that writer did). Not validated again: this line
+        was, and its arrays' lengths were checked."""
+        if self.instances is not None:
+            features = self.instances
+        elif self.inputs:
+            names = list(self.inputs)
+            columns = zip(*self.inputs.values(), strict=True)
+            features = [dict(zip(names, cells, strict=True)) for cells in columns]
+        else:  # a truncated row whose features were left out
+            features = [{} for _ in range(self.count)]
+        names = list(self.outputs)
+        outputs = [
+            dict(zip(names, c, strict=True)) for c in zip(*self.outputs.values(), strict=True)
+        ]
+        if not outputs:
+            outputs = [{} for _ in range(self.count)]
+        warnings = self.warnings or [[] for _ in range(self.count)]
+        return [
+            PredictionLogLine.model_construct(
+                severity=self.severity,
+                message=self.message,
+                trace=self.trace,
+                span_id=self.span_id,
+                trace_sampled=self.trace_sampled,
+                event=self.event,
+                model=self.model,
+                features=f,
+                output=o,
+                warnings=w,
+                latency_ms=self.latency_ms,
+                request_id=self.request_id,
+                index=self.index + i,
+                batch_size=self.batch_size,
+                truncated=self.truncated,
+            )
+            for i, (f, o, w) in enumerate(zip(features, outputs, warnings, strict=True))
+        ]
+
+    def to_json(self) -> str:
+        """The line as written: compact, Cloud Logging's names, no empty optional fields."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
 class SinkEntry(ContractModel):
     """A Cloud Logging entry as a log sink exports it: our line is its ``jsonPayload``."""
 
-    jsonPayload: PredictionLogLine  # noqa: N815 (Cloud Logging's name)
+    model_config = _DEFERRED
+
+    jsonPayload: PredictionLogLine | PredictionBatchLine  # noqa: N815 (Cloud Logging's name)
 
 
-_ANY_LINE: TypeAdapter[PredictionLogLine | SinkEntry] = TypeAdapter(PredictionLogLine | SinkEntry)
+@cache
+def _any_line() -> TypeAdapter[PredictionLogLine | PredictionBatchLine | SinkEntry]:
+    return TypeAdapter(PredictionLogLine | PredictionBatchLine | SinkEntry)
 
 
-def parse_log_line(text: str | bytes) -> PredictionLogLine | None:
-    """The prediction in one log line, bare or sink-wrapped; None for any other line
-    (server logs, errors, other events, malformed JSON)."""
+def parse_log_line(text: str | bytes) -> PredictionLogLine | PredictionBatchLine | None:
+    """The prediction(s) in one log line, bare or sink-wrapped: a `PredictionLogLine`, or a
+    `PredictionBatchLine` (`.rows()` gives its rows); None for any other line (server
+    logs, errors, other events, malformed JSON, a batch line whose arrays disagree)."""
     try:
-        parsed = _ANY_LINE.validate_json(text)
+        parsed = _any_line().validate_json(text)
     except ValidationError:
         return None
     return parsed.jsonPayload if isinstance(parsed, SinkEntry) else parsed

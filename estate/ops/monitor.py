@@ -1,6 +1,7 @@
 """Drift report: served predictions (JSON log lines) against a bundle's reference histograms.
 
-Reads the lines ``estate/serving/predlog.py`` writes (`PredictionLogLine`) — from a local
+Reads the lines ``estate/serving/predlog.py`` writes (`PredictionLogLine` per row, and
+`PredictionBatchLine` per chunk of a batch, read as its rows) — from a local
 ``.jsonl`` file or folder, or ``gs://`` (one object, or every object under a
 ``gs://bucket/prefix/``, as a Cloud Logging sink exports them; a sink's ``jsonPayload``
 wrapper is unwrapped).
@@ -17,7 +18,7 @@ import numpy as np
 
 from estate.contract.bundle import Manifest
 from estate.contract.errors import ConfigError
-from estate.contract.predlog import PredictionLogLine, parse_log_line
+from estate.contract.predlog import PredictionBatchLine, PredictionLogLine, parse_log_line
 from estate.runtime import drift
 from estate.storage.store import GCSStore
 from estate.storage.uris import read_bytes
@@ -72,12 +73,15 @@ def _texts(uri: str) -> Iterator[str]:
 
 
 def read_predictions(uri: str) -> Iterator[PredictionLogLine]:
-    """Every prediction line in the logs; any other line (server logs, errors, other
-    events, lines that do not parse as a `PredictionLogLine`) is skipped."""
+    """Every logged prediction, one per row: a per-row line as it is, a batch line as its
+    rows; any other line (server logs, errors, other events, lines that parse as neither)
+    is skipped."""
     for text in _texts(uri):
         for line in text.splitlines():
             parsed = parse_log_line(line)
-            if parsed is not None:
+            if isinstance(parsed, PredictionBatchLine):
+                yield from parsed.rows()
+            elif parsed is not None:
                 yield parsed
 
 

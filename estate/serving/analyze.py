@@ -11,6 +11,7 @@ the property's JSON Schema, and whether this bundle can be analyzed (a price mod
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import flask
@@ -25,6 +26,7 @@ from estate.runtime import deal as deal_core
 from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.packing import Packed
 from estate.runtime.serving_model import ServingModel, model_info
+from estate.serving import predlog
 from estate.serving.endpoint import serve
 from estate.serving.requests import AnalyzeRequest, DealTermsInput, parse_body
 from estate.serving.settings import AnalyzeSettings
@@ -133,6 +135,20 @@ def analyze_body(model: ServingModel, body: Any, settings: AnalyzeSettings) -> d
     given = request.terms.given()
     require_finite(answer, "answer", [FieldError(f"terms.{k}", "given", "input") for k in given])
     return answer
+
+
+def valuation_logged(output: str, body: Any, answer: dict[str, Any]) -> predlog.Logged:
+    """An analysis as prediction logs hold it: the property as sent and its valuation
+    under the model's output name, as predict logs it (``estate monitor`` reads both);
+    neither the deal terms nor the comparables."""
+    valuation = answer["valuation"]
+    prediction: dict[str, Any] = {output: valuation["price"]}
+    if valuation["interval"] is not None:
+        prediction["interval"] = valuation["interval"]
+    prediction["warnings"] = valuation["warnings"]
+    return predlog.Logged(
+        model=answer["model"], predictions=[prediction], instances=[body["property"]]
+    )
 
 
 def check_conflicts(request: AnalyzeRequest) -> None:
@@ -276,8 +292,12 @@ def entry_point(
     """The ``analyze`` function, its settings read once (main.py resolves it on first use)."""
     settings = settings or AnalyzeSettings()
 
-    def answer(model: ServingModel, _: flask.Request, body: Any) -> dict[str, Any]:
-        return analyze_body(model, body, settings)
+    def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
+        """The analysis; its valuation logged like a one-instance predict (predlog)."""
+        logged = partial(valuation_logged, model.manifest.output.name)
+        return predlog.observe(
+            request, body, lambda b: analyze_body(model, b, settings), settings, logged
+        )
 
     def analyze(request: flask.Request) -> flask.Response:
         """HTTP entry point (functions-framework target ``analyze``)."""

@@ -208,7 +208,14 @@ class EndpointSettings(ModelSettings, HttpSettings):
     model holder is built from it) and what one request may cost."""
 
 
-class ServingSettings(EndpointSettings, _ModelBody):
+class PredLogSettings(_Env):
+    """Prediction logging (estate/serving/predlog.py), for predict and analyze."""
+
+    predlog_sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests logged.")
+    log_project: str | None = Field(None, description="Project of logged trace ids.")
+
+
+class ServingSettings(EndpointSettings, _ModelBody, PredLogSettings):
     """predict and explain."""
 
     max_instances: int = Field(5000, ge=1)
@@ -218,8 +225,6 @@ class ServingSettings(EndpointSettings, _ModelBody):
     )
     row_warnings_max_instances: int = Field(100, ge=0)
     warning_rows_listed: int = Field(20, ge=1)
-    predlog_sample: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests logged.")
-    log_project: str | None = Field(None, description="Project of logged trace ids.")
 
 
 class DealSettings(_Env):
@@ -269,7 +274,7 @@ class ChatSettings(EndpointSettings, _ChatBody, DealSettings):
     llm_max_tool_calls: int = Field(8, ge=1, le=64)
 
 
-class AnalyzeSettings(EndpointSettings, _AnalyzeBody, DealSettings):
+class AnalyzeSettings(EndpointSettings, _AnalyzeBody, DealSettings, PredLogSettings):
     """analyze (estate/serving/analyze.py): one property + deal terms per request."""
 
 

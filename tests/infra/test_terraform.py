@@ -328,8 +328,9 @@ def test_the_printed_submit_commands_write_the_scheduled_jobs(
 
 
 def test_the_prediction_sink_selects_the_lines_predict_writes(tf: Terraform) -> None:
-    """The sink's filter names fields of `PredictionLogLine`, with the values it writes."""
-    from estate.contract.predlog import EVENT, LoggedModel, PredictionLogLine
+    """The sink's filter names fields of `PredictionLogLine` and of `PredictionBatchLine`,
+    with the values they are written with."""
+    from estate.contract.predlog import EVENT, LoggedModel, PredictionBatchLine, PredictionLogLine
 
     sink = tf.resource("google_logging_project_sink.predictions")
     assert "${var.prediction_log_filter}" in sink["filter"]
@@ -337,12 +338,14 @@ def test_the_prediction_sink_selects_the_lines_predict_writes(tf: Terraform) -> 
         r'jsonPayload\.(\w+)=\\?"([^"\\]*)\\?"', tf.variables["prediction_log_filter"]["default"]
     )
     assert clauses, "prediction_log_filter tests no jsonPayload field"
-    line = PredictionLogLine(
-        event=EVENT, model=LoggedModel(name="ames", version="v1"), features={}, output={}
+    model = LoggedModel(name="ames", version="v1")
+    line = PredictionLogLine(event=EVENT, model=model, features={}, output={})
+    batch = PredictionBatchLine(
+        event=EVENT, kind="batch", model=model, instances=[{}], outputs={}, count=1
     )
-    written = json.loads(line.to_json())
-    for field, value in clauses:
-        assert str(written.get(field)) == value, (field, value)
+    for written in (json.loads(line.to_json()), json.loads(batch.to_json())):
+        for field, value in clauses:
+            assert str(written.get(field)) == value, (field, value)
 
 
 def test_alerts_watch_error_rate_and_p95_latency_from_log_metrics(tf: Terraform) -> None:

@@ -141,3 +141,39 @@ def test_too_few_rows_or_wrong_version_is_a_usage_error(
     logs.write_text(other)
     assert main(["monitor", "--logs", str(logs), "--artifacts", str(ames_store)]) == 2
     assert "No logged predictions of ames/" in capsys.readouterr().err
+
+
+def test_batch_lines_of_either_body_form_and_old_per_row_lines_report_the_same(
+    api: FlaskClient,
+    holdout: list[dict[str, Any]],
+    ames_store: Path,
+    ames_manifest: Manifest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Logs of an old deployment (one line per row) still read; a batch's lines read as
+    its rows, whether the batch came as rows or as columns."""
+    from estate.contract.predlog import PredictionBatchLine, parse_log_line
+
+    rows = as_instances(holdout, ames_manifest)
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    columns = {n: [r.get(n) for r in rows] for n in names}
+    batch = served_log(api, rows, capsys)
+    capsys.readouterr()
+    assert api.post("/", json={"inputs": columns}).status_code == 200
+    columnar = capsys.readouterr().out
+    per_row = []  # each batch row as the line the old writer made of it
+    for text in batch.splitlines():
+        parsed = parse_log_line(text)
+        if isinstance(parsed, PredictionBatchLine):
+            per_row += [r.to_json() for r in parsed.rows()]
+    assert len(per_row) == len(rows)
+    reports = []
+    for name, text in (("batch", batch), ("columnar", columnar), ("rows", "\n".join(per_row))):
+        (tmp_path / f"{name}.jsonl").write_text(text)
+        out = tmp_path / f"{name}.json"
+        args = ["--logs", str(tmp_path / f"{name}.jsonl"), "--artifacts", str(ames_store)]
+        assert main(["monitor", *args, "--json", str(out)]) == 0, capsys.readouterr().out
+        reports.append(json.loads(out.read_text()))
+    assert reports[0]["rows"] == len(rows)
+    assert reports[1] == reports[0] == reports[2]
