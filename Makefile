@@ -118,18 +118,12 @@ bench-memory: install  ## each class of worst request at the limits: a fresh wor
 # pyproject.toml changes. tests/integration/test_beam.py runs the pipeline in it.
 BEAM ?= .venv-beam
 
-# Beam's requirements go in while .venv's editable install runs (make test builds the
-# venvs side by side); the project itself only after that one, with --no-deps: both
-# editable installs write estate_advisor.egg-info in the checkout.
-$(BEAM)/.requirements: pyproject.toml .ci/extra-requirements
+# Order-only on .venv: both editable installs write estate_advisor.egg-info in the
+# checkout, so they never run at the same time (make test builds the venvs in parallel).
+$(BEAM)/.installed: pyproject.toml | $(VENV)/.installed
 	$(PYTHON) -m venv $(BEAM)
 	$(BEAM)/bin/python -m pip install --quiet --upgrade pip
-	$(PYTHON) .ci/extra-requirements beam > $(BEAM)/requirements.txt
-	$(BEAM)/bin/python -m pip install --quiet -r $(BEAM)/requirements.txt
-	touch $@
-
-$(BEAM)/.installed: $(BEAM)/.requirements | $(VENV)/.installed
-	$(BEAM)/bin/python -m pip install --quiet --no-deps -e .
+	$(BEAM)/bin/python -m pip install --quiet -e '.[beam]'
 	touch $@
 
 beam-venv: $(BEAM)/.installed  ## Apache Beam's own venv (.venv-beam) for estate beam-score

@@ -174,7 +174,6 @@ def test_the_build_workspace_holds_what_cloudbuild_yaml_uses() -> None:
         "pyproject.toml",
         ".ci/run",
         ".ci/system-deps",
-        ".ci/extra-requirements",
         "examples/predict_ames.json",
     }
     needed |= {"Dockerfile", ".dockerignore"}  # the training image step
