@@ -67,12 +67,7 @@ unit: install  ## pytest only (PYTEST_WORKERS=0: one process)
 system-deps:  ## install Debian's chromium + chromium-driver for the web page test, if missing
 	@bash .ci/system-deps
 
-# The three venvs are separate pip runs of about one core each, much of it waiting on the
-# package index: build them side by side, linting meanwhile (--output-sync keeps each
-# target's output together), then pytest, which needs all of them, on its own.
-test: system-deps  ## everything CI runs: ruff, mypy, layer contracts, pytest, Terraform checks
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint typecheck imports beam-venv $(TOOLS)/.installed
-	@$(MAKE) --no-print-directory unit infra-check
+test: system-deps lint typecheck imports beam-venv unit infra-check  ## everything CI runs: ruff, mypy, layer contracts, pytest, Terraform checks
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -118,9 +113,7 @@ bench-memory: install  ## each class of worst request at the limits: a fresh wor
 # pyproject.toml changes. tests/integration/test_beam.py runs the pipeline in it.
 BEAM ?= .venv-beam
 
-# Order-only on .venv: both editable installs write estate_advisor.egg-info in the
-# checkout, so they never run at the same time (make test builds the venvs in parallel).
-$(BEAM)/.installed: pyproject.toml | $(VENV)/.installed
+$(BEAM)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BEAM)
 	$(BEAM)/bin/python -m pip install --quiet --upgrade pip
 	$(BEAM)/bin/python -m pip install --quiet -e '.[beam]'
