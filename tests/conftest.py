@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
+# xdist's workers share the machine's cores: each gets its share of OpenMP threads
+# (XGBoost's and scikit-learn's n_jobs=-1), or two workers training at once run four
+# spinning threads on two cores and take several times as long. Set before anything
+# loads the OpenMP runtime; the test servers and CLI subprocesses inherit it.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+
 import threading
 import uuid
 from collections import deque

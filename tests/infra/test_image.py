@@ -244,6 +244,8 @@ def test_the_custom_jobs_command_line_trains_in_the_image_environment(
         "HOME": str(app.parent),
         "STORAGE_EMULATOR_HOST": os.environ["STORAGE_EMULATOR_HOST"],
         "GOOGLE_CLOUD_PROJECT": "estate-prod",
+        # The test run's thread share (tests/conftest.py), not a setting the image makes.
+        **{k: v for k, v in os.environ.items() if k == "OMP_NUM_THREADS"},
     }
     done = subprocess.run(command, cwd=app, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

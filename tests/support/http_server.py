@@ -46,7 +46,7 @@ def serve(artifacts: Path, model: str, target: str = "predict") -> Iterator[str]
             try:
                 requests.get(url, timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or still loading
                 if proc.poll() is not None:
                     err = proc.stderr.read().decode() if proc.stderr else ""
                     pytest.fail(f"server exited: {err}")
