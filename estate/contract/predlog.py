@@ -55,8 +55,9 @@ class LoggedModel(ContractModel):
     version: str
 
 
-class PredictionLogLine(ContractModel):
-    """One predicted instance: the raw features as sent, the answer, who answered, how fast."""
+class _LoggedLine(ContractModel):
+    """What every prediction log line carries: the fields Cloud Logging reads (severity,
+    message, trace) and who answered."""
 
     model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
@@ -67,6 +68,11 @@ class PredictionLogLine(ContractModel):
     trace_sampled: bool | None = Field(None, alias=SAMPLED_FIELD)
     event: Literal["prediction"]
     model: LoggedModel
+
+
+class PredictionLogLine(_LoggedLine):
+    """One predicted instance: the raw features as sent, the answer, who answered, how fast."""
+
     features: dict[str, Any] = Field(description="The instance as sent: missing stays missing.")
     output: dict[str, Any] = Field(description="The prediction without its warnings.")
     warnings: list[str] = Field(default_factory=list, description="Warning codes of the row.")
@@ -85,20 +91,11 @@ class PredictionLogLine(ContractModel):
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
-class PredictionBatchLine(ContractModel):
+class PredictionBatchLine(_LoggedLine):
     """A chunk of a batch request: ``count`` rows from position ``index``, features as sent
     (``instances``: a list of rows; ``inputs``: the columns' slices), outputs as arrays."""
 
-    model_config = ConfigDict(populate_by_name=True, defer_build=True)
-
-    severity: str = "INFO"
-    message: str = Field("", description="One human line: event, model, which rows.")
-    trace: str | None = Field(None, alias=TRACE_FIELD)
-    span_id: str | None = Field(None, alias=SPAN_FIELD)
-    trace_sampled: bool | None = Field(None, alias=SAMPLED_FIELD)
-    event: Literal["prediction"]
     kind: Literal["batch"]
-    model: LoggedModel
     instances: list[dict[str, Any]] | None = Field(
         None, description="The chunk's rows as sent (an instances body): missing stays missing."
     )

@@ -133,10 +133,10 @@ def _head(
         if trace.get(name) is not None:
             head[name] = trace[name]
     head["event"] = EVENT
-    if kind is not None:
-        head["kind"] = kind
     model = {"name": str(logged.model["name"]), "version": str(logged.model["version"])}
     head["model"] = model
+    if kind is not None:
+        head["kind"] = kind
     return head, f"{EVENT} {model['name']} {model['version']}"
 
 
