@@ -109,8 +109,10 @@ def _inputs(model: ServingModel, packed: Packed, row: int, columnar: bool) -> li
 def _predictions(
     m: Manifest, prediction: np.ndarray, bounds: np.ndarray | None, label: np.ndarray | None
 ) -> list[dict[str, Any]]:
-    """Every instance's answer, as `_prediction` writes one, built for the whole batch in
-    one comprehension (a 1,000-row batch made a thousand calls)."""
+    """Every instance's answer: the value and its label (classification) or interval
+    (`estate.runtime.outputs` computed them for the batch), in one comprehension (a
+    1,000-row batch made a thousand calls). The BigQuery remote function answers with
+    the same objects."""
     out_name, values = m.output.name, prediction.tolist()
     if m.threshold is not None:
         threshold = m.threshold.value
@@ -128,20 +130,6 @@ def _predictions(
     return [{out_name: value} for value in values]
 
 
-def _prediction(
-    m: Manifest, value: float, bounds: list[float] | None, label: str | None
-) -> dict[str, Any]:
-    """One instance's answer: the value and its label (classification) or interval
-    (`estate.runtime.outputs` computed them for the batch)."""
-    out_name = m.output.name
-    if m.threshold is not None:
-        return {out_name: value, "label": label, "threshold": m.threshold.value}
-    item: dict[str, Any] = {out_name: value}
-    if bounds is not None and m.interval is not None:
-        item["interval"] = {"lower": bounds[0], "upper": bounds[1], "level": m.interval.level}
-    return item
-
-
 def entry_point(
     settings: ServingSettings | None = None,
 ) -> Callable[[flask.Request], flask.Response]:
@@ -152,7 +140,7 @@ def entry_point(
     def answer(model: ServingModel, request: flask.Request, body: Any) -> dict[str, Any]:
         """``{"instances"}`` → predictions (logged); a BigQuery remote-function batch → replies."""
         if is_remote_call(body):
-            return remote_answer(body, holder(settings).route, _prediction, settings)
+            return remote_answer(body, holder(settings).route, _predictions, settings)
         return predlog.observe(request, body, lambda b: predict_body(model, b, settings), settings)
 
     def predict(request: flask.Request) -> flask.Response:

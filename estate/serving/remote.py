@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from estate.contract.bundle import Manifest
 from estate.contract.errors import (
     FieldError,
@@ -66,8 +68,11 @@ VERSION_KEY = "model_version"
 #: Statuses BigQuery retries; any other non-200 fails the query.
 RETRIED = frozenset({408, 429, 500, 503, 504})
 
-#: One row's answer: (manifest, prediction, interval bounds, label) → predict's JSON for it.
-Answer = Callable[[Manifest, float, list[float] | None, str | None], dict[str, Any]]
+#: A batch's answers: (manifest, predictions, interval bounds, labels) → predict's JSON
+#: object for each row.
+Answer = Callable[
+    [Manifest, np.ndarray, np.ndarray | None, np.ndarray | None], list[dict[str, Any]]
+]
 #: The model that answers a batch: (request id, pinned version or None) → model.
 Route = Callable[[str | None, str | None], ServingModel]
 
@@ -247,14 +252,8 @@ def _predict(
     prediction, raw, scale = model.run(packed.numeric, packed.categorical)
     m = model.manifest
     bounds, label = intervals(raw, m, scale), labels(prediction, m)  # as predict computes them
-    for k, value in enumerate(prediction.tolist()):
+    for k, item in enumerate(answer(m, prediction, bounds, label)):
         i = where[k]
-        item = answer(
-            m,
-            value,
-            None if bounds is None else bounds[k].tolist(),
-            None if label is None else label[k],
-        )
         item["warnings"] = _compact(model.row_warnings(packed, k))
         try:
             require_finite(

@@ -14,7 +14,7 @@ from estate.batch.score import output_table
 from estate.contract.bundle import AdaptiveInterval, DecisionThreshold, Manifest
 from estate.runtime.outputs import intervals, labels
 from estate.runtime.serving_model import ServingModel
-from estate.serving.predict import _prediction
+from estate.serving.predict import _predictions
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 
@@ -134,8 +134,9 @@ def test_predict_chat_and_batch_give_the_same_interval_to_the_bit(model: Serving
     assert bounds is not None
     table = output_table(model.manifest, pa.array(range(5)), prediction, raw, scale)
     predicted = model.predict(rows)
+    answers = _predictions(model.manifest, prediction, bounds, None)
     for i in range(5):
-        answer = _prediction(model.manifest, float(prediction[i]), bounds[i].tolist(), None)
+        answer = answers[i]
         lower, upper = answer["interval"]["lower"], answer["interval"]["upper"]
         assert (lower, upper) == model.interval(float(raw[i]), float(scale[i]))  # chat's estimate
         assert predicted[i].scale == float(scale[i])
@@ -152,7 +153,7 @@ def test_labels_at_the_threshold_online_and_in_batch(
     got = labels(probability, m)
     assert got is not None
     assert got.tolist() == [expected, expected, "late", "late"]
-    online = [_prediction(m, float(p), None, got[i])["label"] for i, p in enumerate(probability)]
+    online = [answer["label"] for answer in _predictions(m, probability, None, got)]
     table = output_table(m, pa.array(range(4)), probability, probability, None)
     assert table["label"].to_pylist() == online == got.tolist()
     assert "lower" not in table.column_names
