@@ -173,16 +173,24 @@ def prediction_lines(
             "warnings": [w["code"] for w in pred.get("warnings", [])],
             **tail,
         }
-        text = to_json(line)
-        if len(text) > MAX_LINE_BYTES:
-            line["features"] = _truncated(features)
-            line["truncated"] = True
-            text = to_json(line)
-            if len(text) > MAX_LINE_BYTES:
-                line["features"] = {}
-                text = to_json(line)
-        lines.append(text)
+        lines.append(_within_limit(line, "features", {}))
     return lines
+
+
+def _within_limit(line: dict[str, Any], key: str, empty: Any) -> bytes:
+    """`line` as JSON; one longer than `MAX_LINE_BYTES` written again with the strings of
+    its `key` (the features) cut and ``truncated`` set, and if even that is too long,
+    with `empty` for them."""
+    text = to_json(line)
+    if len(text) <= MAX_LINE_BYTES:
+        return text
+    line[key] = _truncated(line[key])
+    line["truncated"] = True
+    text = to_json(line)
+    if len(text) > MAX_LINE_BYTES:
+        line[key] = empty
+        text = to_json(line)
+    return text
 
 
 def _truncated(value: Any) -> Any:
@@ -227,15 +235,15 @@ def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> lis
     )
     tail = {"latency_ms": round(latency_ms, 3), "request_id": uuid.uuid4().hex[:16]}
 
-    def line(a: int, b: int, truncate: bool = False) -> bytes:
+    key = "instances" if logged.instances is not None else "inputs"
+
+    def line(a: int, b: int) -> dict[str, Any]:
         body: dict[str, Any] = dict(head)
         body["message"] = f"{prefix} rows {a}-{b - 1} of {n}"
         if logged.instances is not None:
-            rows: Any = logged.instances[a:b]
-            body["instances"] = _truncated(rows) if truncate else rows
+            body[key] = logged.instances[a:b]
         else:
-            cols: Any = {k: v[a:b] for k, v in (logged.inputs or {}).items()}
-            body["inputs"] = _truncated(cols) if truncate else cols
+            body[key] = {k: v[a:b] for k, v in (logged.inputs or {}).items()}
         body["outputs"] = {k: v[a:b] for k, v in outputs.items()}
         if warnings is not None:
             body["warnings"] = warnings[a:b]
@@ -243,18 +251,10 @@ def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> lis
             body["warning_summary"] = summary
         body.update(tail)
         body["index"], body["count"], body["batch_size"] = a, b - a, n
-        if truncate:
-            body["truncated"] = True
-        text = to_json(body)
-        if truncate and len(text) > MAX_LINE_BYTES:  # too many fields even cut: none
-            body["instances" if logged.instances is not None else "inputs"] = (
-                [{}] if logged.instances is not None else {}
-            )
-            text = to_json(body)
-        return text
+        return body
 
     sample = min(n, SAMPLE_ROWS)
-    measured = line(0, sample)
+    measured = to_json(line(0, sample))
     if sample == n and len(measured) <= CHUNK_BYTES:  # a small batch: that is its line
         return [measured]
     step = max(1, int(CHUNK_BYTES * sample / len(measured)))
@@ -263,11 +263,12 @@ def batch_lines(logged: Logged, latency_ms: float, trace: dict[str, Any]) -> lis
     todo.reverse()
     while todo:
         a, b = todo.pop()
-        text = line(a, b)
+        body = line(a, b)
+        text = to_json(body)
         if len(text) <= MAX_LINE_BYTES:
             lines.append(text)
-        elif b - a == 1:
-            lines.append(line(a, b, truncate=True))
+        elif b - a == 1:  # one row too long alone: its features cut (`_within_limit`)
+            lines.append(_within_limit(body, key, [{}] if key == "instances" else {}))
         else:  # bigger rows than the sample: halve the chunk, in order
             middle = (a + b) // 2
             todo += [(middle, b), (a, middle)]
