@@ -7,8 +7,11 @@ Every peer serves the fitted scikit-learn pipeline the FastAPI baseline unpickle
 from its own virtual environment under ``bench/.cache/peers/<name>/venv`` built on the
 first run from ``bench/peers/requirements-<name>.txt`` (their pins clash with ours and
 with each other). Our `predict` serves the ONNX bundle exported from the very same
-fitted object, under functions-framework as `bench.serving` starts it; a
-functions-framework hello world gives the floor for cold start.
+fitted object, under functions-framework as `bench.serving` starts it. Two floors for
+cold start and memory: a functions-framework hello world (the framework's), and
+`bench.peers.floor`, a function that imports numpy and onnxruntime and answers from one
+session on the same graph with nothing else (the libraries'); ours above the second floor
+is our own code.
 
 For each system, with the `bench.serving` harness (`bench.server`, `bench.load`): cold
 start (process start → first 200 to a real request, median of ``--cold-runs`` fresh
@@ -61,7 +64,7 @@ HERE = Path(__file__).resolve().parent
 BATCH = 1000
 JSON = {"Content-Type": "application/json"}
 PEERS = ("kserve", "mlserver", "bentoml", "mlflow")
-KEYS = ("predict", "hello", *PEERS)
+KEYS = ("predict", "hello", "floor", *PEERS)
 AGREE = 1e-3  # largest relative price difference that still counts as the same model
 
 Launch = tuple[list[str], dict[str, str]]  # argv and extra environment for one port
@@ -85,7 +88,7 @@ class System:
     batch_protocol: str | None = None
     path: str = "/"
     venv: str | None = None  # bench/peers/requirements-<venv>.txt, None: the project's .venv
-    cold_only: bool = False  # the hello world: cold start and memory only
+    cold_only: bool = False  # the two floors: cold start and memory only
     raw_log: bool = False  # answers are the pipeline's raw output (log price)
     packages: tuple[str, ...] = ()  # distributions whose versions the report records
 
@@ -122,7 +125,7 @@ class Context:
 
 
 def systems(ctx: Context) -> list[System]:
-    """Ours, the hello world, then the four peers, in the table's column order."""
+    """Ours, the two floors, then the four peers, in the table's column order."""
     args = ctx.args
     ours_env = {
         "ESTATE_ARTIFACTS": str(ctx.models.artifacts),
@@ -134,11 +137,15 @@ def systems(ctx: Context) -> list[System]:
         "TMPDIR": args.tmpdir,  # gunicorn's worker heartbeat file lives here
     }
     hello_env = {k: ours_env[k] for k in ("WORKERS", "THREADS", "TMPDIR")}
+    floor_env = {k: ours_env[k] for k in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", *hello_env)}
 
-    def hello(port: int) -> Launch:
-        argv = [sys.executable, "-m", "functions_framework", "--source", "bench/peers/hello.py"]
-        argv += ["--target", "hello", "--host", "127.0.0.1", "--port", str(port)]
-        return argv, hello_env
+    def function(name: str, env: dict[str, str]) -> Callable[[int], Launch]:
+        def launch(port: int) -> Launch:
+            argv = [sys.executable, "-m", "functions_framework"]
+            argv += ["--source", f"bench/peers/{name}.py", "--target", name]
+            return [*argv, "--host", "127.0.0.1", "--port", str(port)], env
+
+        return launch
 
     def kserve(port: int) -> Launch:
         argv = [ctx.venv_bin("kserve", "python"), str(HERE / "kserve_server.py")]
@@ -185,9 +192,16 @@ def systems(ctx: Context) -> list[System]:
         System(
             "hello",
             "functions-framework hello world",
-            hello,
+            function("hello", hello_env),
             cold_only=True,
             packages=("functions-framework",),
+        ),
+        System(
+            "floor",
+            "functions-framework + numpy + onnxruntime, one session, no estate code",
+            function("floor", floor_env),
+            cold_only=True,
+            packages=("functions-framework", "onnxruntime", "numpy"),
         ),
         System(
             "kserve",
