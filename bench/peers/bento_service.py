@@ -3,7 +3,7 @@
     MODEL_PATH=bench/.cache/baseline.joblib PYTHONPATH=. \
         bentoml serve bench.peers.bento_service:Ames --port 3000
 
-Runs in ``bench/.cache/peers/bentoml/venv`` (see `bench.peers.harness`), one worker.
+Runs in ``bench/.cache/peers/bentoml/venv`` (see `bench.peers.venvs`), one worker.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     PYTHONPATH=. bench/.cache/peers/mlflow/venv/bin/python bench/peers/mlflow_save.py \
         bench/.cache/baseline.joblib bench/.cache/peers/mlflow/model
 
-Runs in the MLflow peer's own environment (`bench.peers.harness` calls it once). The
+Runs in the MLflow peer's own environment (`bench.peers.venvs` calls it once). The
 model is saved in MLflow 3's default format (skops), trusting exactly the types this
 pipeline holds (our encoder, XGBoost), and without a signature or input example, as a
 plain ``log_model`` call stores it: the scoring server enforces no schema.

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 
 from bench.peers import protocols
-from bench.peers.harness import METRICS, System, agreement, best_peers
+from bench.peers.measure import agreement
+from bench.peers.systems import System
+from bench.peers.table import METRICS, best_peers
 from bench.server import ServerError
 
 FEATURES = ["area", "rooms", "zone", "year"]
