@@ -20,6 +20,8 @@ from estate.serving.settings import FUNCTION_SETTINGS, RetrainSettings
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
+#: The functions that answer HTTP (retrain answers CloudEvents).
+HTTP_FUNCTIONS = ("predict", "explain", "chat", "analyze")
 
 # Settings that the cloud deployment must set explicitly: the defaults (./artifacts, the
 # demo model) only make sense on a laptop. Fields without any default are added below.
