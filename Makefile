@@ -75,7 +75,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed  ## ONNX functions vs FastAPI+joblib baseline side by side, 10,000 hostile requests, worst-request memory; writes bench/results.json, bench/memory.json
 	$(BIN)/python -m bench.serving --source $(ARTIFACTS)
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/e2e/test_hostile.py
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 1800 -m hostile --hostile-examples 10000 tests/e2e/test_hostile_*.py
 	$(BIN)/python -m bench.memory --artifacts $(ARTIFACTS)
 
 bench-peers: $(VENV)/.bench-installed  ## predict vs KServe, MLServer, BentoML, MLflow (own venvs in bench/.cache/peers, built on first run); writes bench/peers_results.json

@@ -11,7 +11,7 @@ it, next to the worker's idle RSS::
     python -m bench.memory [--artifacts ./artifacts] [--only predict] [--out bench/memory.json]
 
 A fresh process per class keeps one class's freed-but-kept arenas from hiding the next
-one's cost. Figures are reported, never asserted (``tests/e2e/test_hostile.py`` checks the
+one's cost. Figures are reported, never asserted (``tests/e2e/test_hostile_limits.py`` checks the
 answers); the issue's aim is no request under the limits raising a worker's peak RSS by
 more than 150 MB.
 """

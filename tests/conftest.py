@@ -182,7 +182,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help=(
-            "generated requests per function in tests/e2e/test_hostile.py (default: 2000 for "
+            "generated requests per function in tests/e2e/test_hostile_*.py (default: 2000 for "
             "predict and explain, 500 for chat, whose requests cost 10x more; make bench: 10000)"
         ),
     )

@@ -2,7 +2,7 @@
 gives a finite answer or a 4xx naming the field, never a 500.
 
 In-process through functions-framework's app; `test_chat_http.py` sends one request of
-each class over real HTTP, and `test_hostile.py` generates thousands.
+each class over real HTTP, and `test_hostile_chat.py` generates thousands.
 """
 
 from __future__ import annotations

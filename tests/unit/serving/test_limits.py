@@ -3,7 +3,7 @@
 Each class of request that used to cost an instance memory or a 5xx has a test here
 (field errors, JSON value budget, explain's instance limit, warnings of large batches,
 answer size, non-finite answers, hostile header values); the same classes go over real
-HTTP in tests/e2e/test_hostile.py and tests/integration/test_body_limits.py, and their
+HTTP in tests/e2e/test_hostile_limits.py and tests/integration/test_body_limits.py, and their
 memory cost is measured by bench/memory.py.
 """
 
