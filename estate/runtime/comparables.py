@@ -140,23 +140,23 @@ class Comparables:
         self.cat_weight = a["cat_weight"].astype(np.float32).reshape(c)
         self._codes_t = np.ascontiguousarray(a["cat_codes"].astype(np.int32).reshape(n, c).T)
         self.fields = [str(f) for f in a["field_names"].tolist()]
-        self._field_lists: list[list[Any]] = []
+        # Each sale's fields, price, id, date and coordinates are converted to JSON values
+        # only for the sales an answer lists (k of them), not for the whole table at load:
+        # converting all 2,925 Ames sales was ~10 ms of every cold start, comparables asked
+        # for or not.
+        self._field_arrays: list[np.ndarray] = []
         for i in range(len(self.fields)):
             values = a[f"field_{i}"]
             if values.shape != (n,):
                 raise ValueError(f"field_{i} has shape {values.shape}, expected ({n},)")
-            if values.dtype.kind == "U":
-                self._field_lists.append(values.tolist())
-            else:
-                self._field_lists.append([_json_number(v) for v in values.astype(float).tolist()])
-        # Per sale, the JSON values ready to copy (no numpy scalar on the request path).
-        self._price = self.price.tolist()
-        self._ids = [str(v) for v in a["id"].tolist()] if "id" in a else None
-        self._dates = _dates(a.get("year"), a.get("month"), n)
+            self._field_arrays.append(values if values.dtype.kind == "U" else values.astype(float))
+        self._ids = a["id"].reshape(n) if "id" in a else None
+        self._year = a["year"].astype(np.int64).reshape(n) if "year" in a else None
+        self._month = a["month"].astype(np.int64).reshape(n) if "month" in a else None
         self.geo: tuple[int, int] | None = None
         if spec.geo_columns is not None and "lat" in a:
             lat, lon = a["lat"].astype(np.float64).reshape(n), a["lon"].astype(np.float64)
-            self._lat_list, self._lon_list = lat.tolist(), lon.reshape(n).tolist()
+            self._lat, self._lon = lat, lon.reshape(n)
             self._xyz_t = unit_vectors(np.radians(lat), np.radians(lon.reshape(n))).T.copy()
             self.geo = (numeric[spec.geo_columns[0]][0], numeric[spec.geo_columns[1]][0])
             self._geo_scale = spec.geo_weight / spec.geo_km
@@ -297,19 +297,21 @@ class Comparables:
         kms = None if km is None else km.tolist()
         out = []
         for r, s in enumerate(top.tolist()):
-            sale: dict[str, Any] = {"price": self._price[s]}
-            if self._dates[s] is not None:
-                sale["sale_date"] = self._dates[s]
+            sale: dict[str, Any] = {"price": float(self.price[s])}
+            date = self._date(s)
+            if date is not None:
+                sale["sale_date"] = date
             sale["distance"] = round(dists[r], 6)
             if kms is not None:
                 sale["km"] = None if math.isnan(kms[r]) else round(kms[r], 3)
             if self._ids is not None:
-                sale["id"] = self._ids[s]
+                sale["id"] = str(self._ids[s])
             if self.geo is not None:
-                sale["latitude"] = self._lat_list[s]
-                sale["longitude"] = self._lon_list[s]
+                sale["latitude"] = float(self._lat[s])
+                sale["longitude"] = float(self._lon[s])
             sale["fields"] = {
-                name: values[s] for name, values in zip(self.fields, self._field_lists, strict=True)
+                name: str(values[s]) if values.dtype.kind == "U" else _json_number(float(values[s]))
+                for name, values in zip(self.fields, self._field_arrays, strict=True)
             }
             sale["differences"] = [
                 self._difference(j, raw[r], sale_codes[r], mine, mine_cat)
@@ -318,6 +320,14 @@ class Comparables:
             ]
             out.append(sale)
         return out
+
+    def _date(self, sale: int) -> str | None:
+        """The sale's date as text ('2008-06', or '2008' without a month; None unknown)."""
+        if self._year is None:
+            return None
+        y = int(self._year[sale])
+        mo = int(self._month[sale]) if self._month is not None else 0
+        return None if y <= 0 else f"{y:04d}-{mo:02d}" if 1 <= mo <= 12 else f"{y:04d}"
 
     def _difference(
         self, j: int, raw: list[float], codes: list[int], mine: list[float], mine_cat: list[str]
@@ -353,15 +363,3 @@ class Comparables:
             "text": f"{self.labels.get(name, name)} {shown[0]} vs {shown[1]}",
         }
         return item
-
-
-def _dates(year: np.ndarray | None, month: np.ndarray | None, n: int) -> list[str | None]:
-    """Each sale's date as text ('2008-06', or '2008' without a month; None unknown)."""
-    if year is None:
-        return [None] * n
-    years = year.astype(np.int64).reshape(n).tolist()
-    months = month.astype(np.int64).reshape(n).tolist() if month is not None else [0] * n
-    return [
-        None if y <= 0 else f"{y:04d}-{mo:02d}" if 1 <= mo <= 12 else f"{y:04d}"
-        for y, mo in zip(years, months, strict=True)
-    ]
