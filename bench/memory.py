@@ -50,7 +50,7 @@ class Limits:
     max_bytes: int
     max_instances: int
     explain_instances: int
-    max_values: int  # JSON values (commas + brackets), see estate.serving.requests.parse_json
+    max_values: int  # JSON values (commas + brackets), see estate.serving.jsonbody.parse_json
 
     @classmethod
     def from_settings(cls, settings: ServingSettings) -> Limits:

@@ -1,7 +1,8 @@
 """The floor under any ONNX function's cold start: functions-framework, numpy and
 onnxruntime, one session on the very graph `predict` serves, nothing else.
 
-functions-framework --source bench/peers/floor.py --target floor   (ESTATE_ARTIFACTS, ESTATE_MODEL_NAME)
+functions-framework --source bench/peers/floor.py --target floor
+    (ESTATE_ARTIFACTS, ESTATE_MODEL_NAME: the store and model `predict` serves)
 
 It imports what every function answering from this graph must import, opens the session
 with serving's options (`estate.runtime.session`, repeated here so that this file imports

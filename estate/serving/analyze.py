@@ -27,8 +27,9 @@ from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.packing import Packed
 from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving import predlog
+from estate.serving.advice_requests import AnalyzeRequest, DealTermsInput
 from estate.serving.endpoint import serve
-from estate.serving.requests import AnalyzeRequest, DealTermsInput, parse_body
+from estate.serving.requests import parse_body
 from estate.serving.settings import AnalyzeSettings
 
 #: Request term → (`estate.runtime.deal` term, factor from the request's unit to the core's).

@@ -17,11 +17,7 @@ from estate.runtime.explanations import explain_instances
 from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving.comparables import with_comparables
 from estate.serving.endpoint import serve
-from estate.serving.requests import (
-    check_instance_count,
-    comparables_asked,
-    parse_explain_envelope,
-)
+from estate.serving.requests import check_instance_count, comparables_asked, parse_explain_envelope
 from estate.serving.settings import ServingSettings
 from estate.serving.versions import holder
 

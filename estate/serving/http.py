@@ -23,6 +23,7 @@ from pydantic_core import PydanticSerializationError, to_json
 from estate.contract.errors import CannotEstimateError, RequestError
 from estate.contract.instances import shown
 from estate.serving.bodies import STARTED_AT, BoundedInput, large_bodies
+from estate.serving.jsonbody import parse_json
 from estate.serving.problems import (
     PROBLEM_CONTENT_TYPE,
     HttpError,
@@ -33,7 +34,6 @@ from estate.serving.problems import (
     too_large,
     unsupported_media,
 )
-from estate.serving.requests import parse_json
 from estate.serving.settings import HttpSettings
 
 log = logging.getLogger("estate_advisor.functions")

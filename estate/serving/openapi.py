@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from estate.serving import responses as contract
-from estate.serving.requests import AnalyzeRequest, ChatRequest, ExplainRequest, PredictRequest
+from estate.serving.advice_requests import AnalyzeRequest, ChatRequest
+from estate.serving.requests import ExplainRequest, PredictRequest
 
 API_VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"

@@ -1,6 +1,7 @@
 """The HTTP API's response shapes as pydantic models: the source of the OpenAPI document.
 
-Request models live next to the code that parses them (`estate.serving.requests`); the
+Request models live next to the code that parses them (`estate.serving.requests`,
+`estate.serving.advice_requests`); the
 answers are plain dicts built by each function, described here and checked against these
 models by the contract tests (and by schemathesis over real HTTP), so the published
 document cannot drift. The output's field name comes from the model (``price`` for

@@ -16,10 +16,10 @@ import flask
 from estate.contract.errors import FieldError, TooLargeError
 from estate.runtime.finite import require_finite
 from estate.runtime.serving_model import ServingModel, model_info
+from estate.serving.advice_requests import ChatRequest
 from estate.serving.chat.advisor import engine, llm_engine
 from estate.serving.chat.advisor.request import parse_chat_request
 from estate.serving.endpoint import serve
-from estate.serving.requests import ChatRequest
 from estate.serving.settings import ChatSettings
 from estate.serving.versions import holder
 

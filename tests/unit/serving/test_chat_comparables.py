@@ -10,9 +10,9 @@ import pytest
 from conftest import function_client
 
 from estate.runtime.serving_model import ServingModel
+from estate.serving.advice_requests import ChatRequest
 from estate.serving.chat.advisor import llm_engine
 from estate.serving.chat.advisor.guard import invented_money, numbers_in
-from estate.serving.requests import ChatRequest
 from estate.serving.settings import ChatSettings
 from estate.storage.registry import promote, read_bundle, write_bundle
 from estate.storage.store import LocalStore

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from estate.serving.requests import DealInput
+from estate.serving.advice_requests import DealInput
 
 REPO = Path(__file__).resolve().parents[3]
 HOUSE = "3 bed, 2 bath, 1,800 sq ft, built 1995, in College Creek"

@@ -21,7 +21,7 @@ from estate.contract.errors import InvalidInputError
 from estate.contract.instances import MAX_STRING, require_values, validate_instances
 from estate.runtime.packing import Packed
 from estate.runtime.serving_model import ServingModel
-from estate.serving.requests import _no_duplicates, parse_json
+from estate.serving.jsonbody import _no_duplicates, parse_json
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 

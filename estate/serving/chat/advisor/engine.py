@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from estate.runtime.serving_model import ServingModel
+from estate.serving.advice_requests import ChatRequest
 from estate.serving.chat.advisor import tools
 from estate.serving.chat.advisor.guard import REFUSAL, is_injection
 from estate.serving.chat.advisor.parse import Parsed, parse_message
 from estate.serving.chat.advisor.request import usable_terms
 from estate.serving.chat.advisor.vocab import Change
-from estate.serving.requests import ChatRequest
 from estate.serving.settings import ChatSettings
 
 INTENTS: dict[str, str] = {

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from estate.contract.errors import RequestError
 from estate.contract.instances import MAX_STRING
 from estate.runtime.serving_model import ServingModel
+from estate.serving.advice_requests import ChatRequest, DealInput
 from estate.serving.chat.advisor import engine, tools
 from estate.serving.chat.advisor.engine import Answer
 from estate.serving.chat.advisor.guard import (
@@ -32,7 +33,7 @@ from estate.serving.chat.advisor.guard import (
 from estate.serving.chat.advisor.vocab import Change
 from estate.serving.chat.llm import ChatClient, LLMError
 from estate.serving.chat.secrets import SecretError, api_key
-from estate.serving.requests import ChatRequest, DealInput, field_path
+from estate.serving.requests import field_path
 from estate.serving.settings import ChatSettings
 
 log = logging.getLogger("estate_advisor.chat")

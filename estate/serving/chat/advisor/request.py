@@ -1,4 +1,4 @@
-"""The chat request checked beyond its envelope (`estate.serving.requests.ChatRequest`)."""
+"""The chat request checked beyond its envelope (`estate.serving.advice_requests.ChatRequest`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from estate.contract.errors import FieldError, InvalidInputError
-from estate.serving.requests import ChatRequest, DealInput, parse_body
+from estate.serving.advice_requests import ChatRequest, DealInput
+from estate.serving.requests import parse_body
 
 
 def usable_terms(terms: dict[str, float]) -> tuple[dict[str, float], list[str]]:
