@@ -37,13 +37,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from estate.batch.score import (
     DEFAULT_CHUNK_ROWS,
-    _check_outputs,
     check_numbers,
     open_binary,
     output_table,
     pack_batch,
     read_batches,
 )
+from estate.batch.score._columns import _check_outputs
 from estate.contract.bundle import Manifest
 from estate.contract.errors import ConfigError
 from estate.runtime.serving_model import ServingModel

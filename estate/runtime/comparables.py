@@ -3,25 +3,9 @@
 A bundle may carry ``comparables.npz`` (numpy arrays only, loaded with
 ``allow_pickle=False``; `estate.contract.bundle.ComparablesSpec` describes it): the sale
 price, date, identity, coordinates and a few readable fields of each training sale, plus
-the sale's position in the similarity space below. `Comparables.nearest` finds the k
-nearest sales of packed rows (the graph's two inputs), vectorised and in bounded chunks.
-
-Similarity (one rule, also in the README and the OpenAPI document): the distance between
-two houses is
-
-    Σ_j w_j |z_j(a) - z_j(b)|  +  Σ_c w_c [category_c(a) != category_c(b)]  +  w_geo km / s
-
-over the model's most important features: ``z`` is a number on the model's own encoded
-scale (imputed, log(1 + x) where the graph logs it) divided by its training standard
-deviation; a category counts 1 when it differs; the weights are the features' global
-importance (mean |SHAP| over training rows, `ExplainerSpec.global_importance`)
-normalised to sum to 1, so a feature the model prices more counts more. When the data has
-coordinates, latitude and longitude leave the sum and the great-circle distance in km
-(haversine's, computed from unit vectors: `chord_km`) takes their share of the weight,
-with ``s`` the median distance of a sale to the centre of the data (a house without
-coordinates is compared without geography). Sale dates never count (a house being
-valued has none), nor do the features a house does not send (it is compared on what it
-says, not on imputed typical values). The "main differences" of a comparable are the
+the sale's position in the similarity space (`estate.runtime.similarity` states the
+rule). `Comparables.nearest` finds the k nearest sales of packed rows (the graph's two
+inputs), vectorised and in bounded chunks. The "main differences" of a comparable are the
 terms of its sum that are largest: where it differs most in what the model prices.
 
 Numpy only: no pandas, no scikit-learn, no HTTP.
@@ -39,6 +23,7 @@ import numpy as np
 
 from estate.contract.bundle import ComparablesSpec, Manifest
 from estate.contract.errors import BundleError
+from estate.runtime.similarity import chord_km, encoded, unit_vectors
 
 #: Most comparables one row may ask for (``parameters.comparables``).
 MAX_K: Final = 20
@@ -50,46 +35,9 @@ FAR: Final = 1e30
 UNKNOWN: Final = -3
 #: Distance cells computed at once (rows x sales): bounds a batch's memory (~8 MB).
 CHUNK_CELLS: Final = 1 << 20
-EARTH_KM: Final = 6371.0088
 
 #: Units not worth printing after a value ("Bedrooms 3 vs 4", "Year built 1995 vs 2001").
 _SILENT_UNITS = frozenset({"count", "year", "month", "1-10", "degrees"})
-
-
-def haversine_km(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
-) -> np.ndarray:
-    """Great-circle distance in km between points given in radians (broadcasting)."""
-    a = (
-        np.sin((lat2 - lat1) / 2) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    )
-    return np.asarray(2 * EARTH_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0))))
-
-
-def unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """[points, 3] unit vectors of points given in radians."""
-    cos_lat = np.cos(lat)
-    return np.stack([cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat)], axis=-1)
-
-
-def chord_km(points: np.ndarray, table_t: np.ndarray) -> np.ndarray:
-    """[points, sales] great-circle km from unit vectors ([points, 3] and [3, sales]):
-    2R asin(chord / 2), the haversine distance to 1e-12 km, with one arcsine a cell
-    instead of haversine's four transcendentals (3x faster on a table)."""
-    d = table_t[None, :, :] - points[:, :, None]
-    chord = np.sqrt((d * d).sum(axis=1))
-    return np.asarray(2 * EARTH_KM * np.arcsin(np.minimum(chord * 0.5, 1.0)))
-
-
-def encoded(x: np.ndarray, impute: np.ndarray, log1p: np.ndarray) -> np.ndarray:
-    """Numbers on the model's encoded scale (missing → training median, then log(1 + x)
-    where the graph logs), as `estate.runtime.layout` encodes them; training positions
-    the table's sales with this too."""
-    x = np.where(np.isnan(x), impute, x)
-    if log1p.any():
-        x = np.where(log1p, np.log(np.maximum(x, 0.0) + 1.0), x)
-    return np.asarray(x, dtype=np.float64)
 
 
 def format_value(
@@ -192,23 +140,23 @@ class Comparables:
         self.cat_weight = a["cat_weight"].astype(np.float32).reshape(c)
         self._codes_t = np.ascontiguousarray(a["cat_codes"].astype(np.int32).reshape(n, c).T)
         self.fields = [str(f) for f in a["field_names"].tolist()]
-        self._field_lists: list[list[Any]] = []
+        # Each sale's fields, price, id, date and coordinates are converted to JSON values
+        # only for the sales an answer lists (k of them), not for the whole table at load:
+        # converting all 2,925 Ames sales was ~10 ms of every cold start, comparables asked
+        # for or not.
+        self._field_arrays: list[np.ndarray] = []
         for i in range(len(self.fields)):
             values = a[f"field_{i}"]
             if values.shape != (n,):
                 raise ValueError(f"field_{i} has shape {values.shape}, expected ({n},)")
-            if values.dtype.kind == "U":
-                self._field_lists.append(values.tolist())
-            else:
-                self._field_lists.append([_json_number(v) for v in values.astype(float).tolist()])
-        # Per sale, the JSON values ready to copy (no numpy scalar on the request path).
-        self._price = self.price.tolist()
-        self._ids = [str(v) for v in a["id"].tolist()] if "id" in a else None
-        self._dates = _dates(a.get("year"), a.get("month"), n)
+            self._field_arrays.append(values if values.dtype.kind == "U" else values.astype(float))
+        self._ids = a["id"].reshape(n) if "id" in a else None
+        self._year = a["year"].astype(np.int64).reshape(n) if "year" in a else None
+        self._month = a["month"].astype(np.int64).reshape(n) if "month" in a else None
         self.geo: tuple[int, int] | None = None
         if spec.geo_columns is not None and "lat" in a:
             lat, lon = a["lat"].astype(np.float64).reshape(n), a["lon"].astype(np.float64)
-            self._lat_list, self._lon_list = lat.tolist(), lon.reshape(n).tolist()
+            self._lat, self._lon = lat, lon.reshape(n)
             self._xyz_t = unit_vectors(np.radians(lat), np.radians(lon.reshape(n))).T.copy()
             self.geo = (numeric[spec.geo_columns[0]][0], numeric[spec.geo_columns[1]][0])
             self._geo_scale = spec.geo_weight / spec.geo_km
@@ -349,19 +297,21 @@ class Comparables:
         kms = None if km is None else km.tolist()
         out = []
         for r, s in enumerate(top.tolist()):
-            sale: dict[str, Any] = {"price": self._price[s]}
-            if self._dates[s] is not None:
-                sale["sale_date"] = self._dates[s]
+            sale: dict[str, Any] = {"price": float(self.price[s])}
+            date = self._date(s)
+            if date is not None:
+                sale["sale_date"] = date
             sale["distance"] = round(dists[r], 6)
             if kms is not None:
                 sale["km"] = None if math.isnan(kms[r]) else round(kms[r], 3)
             if self._ids is not None:
-                sale["id"] = self._ids[s]
+                sale["id"] = str(self._ids[s])
             if self.geo is not None:
-                sale["latitude"] = self._lat_list[s]
-                sale["longitude"] = self._lon_list[s]
+                sale["latitude"] = float(self._lat[s])
+                sale["longitude"] = float(self._lon[s])
             sale["fields"] = {
-                name: values[s] for name, values in zip(self.fields, self._field_lists, strict=True)
+                name: str(values[s]) if values.dtype.kind == "U" else _json_number(float(values[s]))
+                for name, values in zip(self.fields, self._field_arrays, strict=True)
             }
             sale["differences"] = [
                 self._difference(j, raw[r], sale_codes[r], mine, mine_cat)
@@ -370,6 +320,14 @@ class Comparables:
             ]
             out.append(sale)
         return out
+
+    def _date(self, sale: int) -> str | None:
+        """The sale's date as text ('2008-06', or '2008' without a month; None unknown)."""
+        if self._year is None:
+            return None
+        y = int(self._year[sale])
+        mo = int(self._month[sale]) if self._month is not None else 0
+        return None if y <= 0 else f"{y:04d}-{mo:02d}" if 1 <= mo <= 12 else f"{y:04d}"
 
     def _difference(
         self, j: int, raw: list[float], codes: list[int], mine: list[float], mine_cat: list[str]
@@ -405,15 +363,3 @@ class Comparables:
             "text": f"{self.labels.get(name, name)} {shown[0]} vs {shown[1]}",
         }
         return item
-
-
-def _dates(year: np.ndarray | None, month: np.ndarray | None, n: int) -> list[str | None]:
-    """Each sale's date as text ('2008-06', or '2008' without a month; None unknown)."""
-    if year is None:
-        return [None] * n
-    years = year.astype(np.int64).reshape(n).tolist()
-    months = month.astype(np.int64).reshape(n).tolist() if month is not None else [0] * n
-    return [
-        None if y <= 0 else f"{y:04d}-{mo:02d}" if 1 <= mo <= 12 else f"{y:04d}"
-        for y, mo in zip(years, months, strict=True)
-    ]

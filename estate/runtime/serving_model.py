@@ -35,8 +35,9 @@ from estate.contract.instances import (
     validate_instances,
 )
 from estate.runtime.comparables import Comparables
+from estate.runtime.dict_packing import DictPacker
 from estate.runtime.outputs import intervals
-from estate.runtime.packing import DictPacker, Packed
+from estate.runtime.packing import Packed
 from estate.runtime.session import OUTPUTS, open_session
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 Training writes, for each sale it learnt from (after the row filter; the most recent
 ``max_rows``), the columns ``[comparables]`` in the config declares (price = the target,
 sale date, id, coordinates, the fields people read) and its position in the similarity
-space of `estate.runtime.comparables` (whose docstring states the rule). The weights come
+space of `estate.runtime.similarity` (whose docstring states the rule). The weights come
 from the finished manifest: the explainer's global importance of each raw feature.
 Numpy arrays only (strings as fixed-width unicode), so serving loads it without pickle.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 
 from estate.contract.bundle import ComparablesSpec, Manifest, category_text, sha256_hex
 from estate.contract.errors import ConfigError
-from estate.runtime.comparables import encoded, haversine_km
+from estate.runtime.similarity import encoded, haversine_km
 from estate.training.config import ComparablesConfig, DatasetConfig
 
 

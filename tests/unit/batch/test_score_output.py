@@ -170,9 +170,9 @@ def gcs_output(
     """A fresh output URI and the session the scorer's storage client will use."""
     from google.cloud import storage
 
-    import estate.batch.score as score_module
+    import estate.batch.score._files as score_files  # where open_output reads it
 
-    monkeypatch.setattr(score_module, "GCS_CHUNK_BYTES", 256 << 10)  # many chunks
+    monkeypatch.setattr(score_files, "GCS_CHUNK_BYTES", 256 << 10)  # many chunks
     real_client = storage.Client
 
     def make(hook: Callable[[str, str, int], Exception | None]) -> tuple[str, Interfering]:

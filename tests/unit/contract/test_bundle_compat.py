@@ -20,6 +20,7 @@ from estate.contract.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     MODEL_FILE,
+    ModelFile,
     parse_manifest,
     pointer_key,
     sha256_hex,
@@ -207,6 +208,12 @@ def test_an_unknown_or_mistyped_format_version_is_refused(found: object) -> None
     raw = {**golden_manifest(), "format_version": found}
     with pytest.raises(BundleError, match=f"format version {found!r} is not supported"):
         parse_manifest(json.dumps(raw).encode())
+
+
+def test_the_model_file_entry_is_named_model_file() -> None:
+    """estate/contract/manifest.py writes the name out (bundle.py, which defines
+    `MODEL_FILE`, imports it): the two must agree."""
+    assert ModelFile(sha256="0" * 64, bytes=1, opset={}).name == MODEL_FILE
 
 
 WRITER_TYPO = """

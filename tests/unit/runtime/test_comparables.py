@@ -17,8 +17,9 @@ import pytest
 import estate.runtime.comparables as comparables_module
 from estate.contract.bundle import Manifest, sha256_hex
 from estate.contract.errors import BundleError, NoComparablesError
-from estate.runtime.comparables import Comparables, chord_km, format_value, unit_vectors
+from estate.runtime.comparables import Comparables, format_value
 from estate.runtime.serving_model import ServingModel
+from estate.runtime.similarity import chord_km, unit_vectors
 from estate.storage.registry import Bundle, read_bundle, write_bundle
 from estate.storage.store import LocalStore
 

@@ -246,7 +246,7 @@ def test_known_texts_the_plain_check_cannot_vouch_for_take_the_careful_path(
     cell passes unchanged: not one that is padded, non-ASCII or longer than the validator
     allows (a schema written by another trainer could hold such texts)."""
     from estate.contract.instances import MAX_STRING
-    from estate.runtime.packing import DictPacker
+    from estate.runtime.dict_packing import DictPacker
 
     schema = model.manifest.input
     cat = schema.categorical[0]

@@ -81,13 +81,14 @@ def test_matches_brute_force_shapley_on_small_trees_with_missing_values(
     """Repeated features on a path, both split rules, NaN following the default direction;
     through whole-tree outcome tables (depth-3 trees), tables of subtree blocks (depth 5),
     per-path pattern tables and the per-request recurrences."""
-    import estate.runtime.treeshap
+    import estate.runtime._treeshap_cells
+    import estate.runtime._treeshap_groups
 
     lookup = route != "recurrences"
     depth = {"tree-tables": 3, "block-tables": 5}.get(route, 4)
-    monkeypatch.setattr(estate.runtime.treeshap, "_TABLE_DEPTH", 8 if lookup else 0)
+    monkeypatch.setattr(estate.runtime._treeshap_groups, "_TABLE_DEPTH", 8 if lookup else 0)
     blocks = route.endswith("-tables")
-    monkeypatch.setattr(estate.runtime.treeshap, "_CELL_CONDITIONS", 7 if blocks else 0)
+    monkeypatch.setattr(estate.runtime._treeshap_cells, "_CELL_CONDITIONS", 7 if blocks else 0)
     import xgboost as xgb
     from sklearn.ensemble import RandomForestRegressor
 
