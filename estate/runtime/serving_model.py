@@ -8,7 +8,6 @@ verified) and batch scoring (`estate.batch.score`) run the same object.
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,19 +18,13 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from estate.contract.bundle import MODEL_FILE, SCALE_OUTPUT, Manifest
-from estate.contract.errors import (
-    BundleError,
-    FieldError,
-    InvalidInputError,
-    NoComparablesError,
-)
+from estate.contract.errors import BundleError, NoComparablesError
 from estate.contract.instances import (
-    FIX,
     MAX_STRING,
-    ErrorList,
+    column_rows,
     instance_adapter,
     require_values,
-    shown,
+    validate_columns,
     validate_instances,
 )
 from estate.runtime.comparables import Comparables
@@ -202,54 +195,17 @@ class ServingModel:
         """A columnar batch (feature → one value per row) → `Packed`, or
         `InvalidInputError` naming the bad cells as ``inputs.<feature>[i]``.
 
-        Unknown names and columns of another length are refused here; a clean batch is
-        packed column by column (`DictPacker.pack_columns_if_clean`), any other is turned
-        into rows and goes through the validator, whose errors are renamed. Either way
+        Unknown names and columns of another length are refused first (`column_rows`); a
+        clean batch is packed column by column (`DictPacker.pack_columns_if_clean`), any
+        other is turned into rows and goes through the validator, whose errors are renamed
+        (`validate_columns`). Either way
         the arrays are those of the rows ``{feature: columns[feature][i]}``.
         """
-        errors = ErrorList(max_field_errors)
-        unknown = [name for name in columns if name not in self._known]
-        errors.add(
-            len(unknown),
-            (FieldError(f"inputs.{shown(n)}", _UNKNOWN_COLUMN, "extra_forbidden") for n in unknown),
-        )
-        lengths = {name: len(values) for name, values in columns.items()}
-        rows = max(lengths.values(), default=0)
-        if not columns or rows == 0:
-            errors.add(1, iter([FieldError("inputs", "send at least one row", "too_short")]))
-        short = [n for n, size in lengths.items() if size != rows]
-        errors.add(
-            len(short),
-            (
-                FieldError(
-                    f"inputs.{shown(n)}",
-                    f"has {lengths[n]} values where the longest column has {rows}: "
-                    "send one value per row in every column (null where missing)",
-                    "column_length",
-                )
-                for n in short
-            ),
-        )
-        if errors.total:
-            raise errors.problem(f"{errors.total} invalid field(s); {FIX}")
+        rows = column_rows(columns, self._known, max_field_errors)
         packed = self._packer.pack_columns_if_clean(columns, rows, MAX_STRING)
         if packed is not None:
             return packed
-        names = list(columns)
-        instances = [
-            dict(zip(names, cells, strict=True)) for cells in zip(*columns.values(), strict=True)
-        ]
-        try:
-            checked = validate_instances(self.adapter, instances, max_field_errors)
-        except InvalidInputError as exc:
-            raise _columnar(exc) from None
-        for i, row in enumerate(checked):
-            if all(v is None for v in row.values()):
-                raise InvalidInputError(
-                    f"Row {i} of inputs has no feature values (every column is null there); "
-                    "send at least one (GET this URL for the list)."
-                )
-        return self.pack_flags(checked)
+        return self.pack_flags(validate_columns(self.adapter, columns, max_field_errors))
 
     def row_warnings(self, packed: Packed, i: int) -> list[dict[str, str]]:
         """The notes of row `i` (the same as `pack` gives it; `InputWarnings`)."""
@@ -349,22 +305,6 @@ def _read_explainer(manifest: Manifest, data: bytes) -> Explainer:
     from estate.runtime.explainer import Explainer
 
     return Explainer(manifest, data)
-
-
-_UNKNOWN_COLUMN = "unknown feature: remove the column or check the spelling (GET lists them)"
-_ROW_FIELD = re.compile(r"instances\[(\d+)\]\.(.*)", re.DOTALL)
-
-
-def _columnar(exc: InvalidInputError) -> InvalidInputError:
-    """The validator's errors on rows built from columns, named as the caller wrote them:
-    ``instances[3].Lot.Area`` → ``inputs.Lot.Area[3]``."""
-
-    def name(field_name: str) -> str:
-        match = _ROW_FIELD.fullmatch(field_name)
-        return f"inputs.{match[2]}[{match[1]}]" if match else field_name
-
-    errors = [FieldError(name(e.field), e.message, e.type) for e in exc.errors]
-    return InvalidInputError(exc.detail, errors, exc.errors_omitted)
 
 
 def model_info(model: ServingModel) -> dict[str, Any]:
