@@ -7,9 +7,10 @@ functions-framework --source bench/peers/floor.py --target floor
 It imports what every function answering from this graph must import, opens the session
 with serving's options (`estate.runtime.session`, repeated here so that this file imports
 no estate code) and answers a POST with the graph's prediction for the first instance:
-numbers taken as they come, every other feature as text, no validation, no intervals,
-no log line. Whatever `predict` spends above this is ours; what this spends above the
-hello world is the libraries'.
+numbers taken as they come, every other feature as stripped text, no validation, no
+intervals, no log line (on a complete row that is predict's price, as
+tests/unit/bench/test_floor.py checks). Whatever `predict` spends above this is ours;
+what this spends above the hello world is the libraries'.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def floor(request: Any) -> dict[str, float]:
         values = [row.get(name, impute) for name, impute in _numeric]
         feeds["numeric"] = np.array([[np.nan if v is None else float(v) for v in values]])
     if "categorical" in _inputs:
-        texts = [str(row.get(name, impute)) for name, impute in _categorical]
+        # Stripped, as the bundle's category rule does (the Ames file has "WD "); nothing
+        # else of that rule (integral floats, unseen or blank values) is repeated here.
+        texts = [str(row.get(name, impute)).strip() for name, impute in _categorical]
         feeds["categorical"] = np.array([texts], dtype=object)
     (prediction,) = _session.run(["prediction"], feeds)
     return {"prediction": float(prediction.reshape(-1)[0])}
