@@ -2,7 +2,9 @@
 
 The instance type is built at load time from the manifest's input schema, so the JSON
 Schema served on ``GET`` and the checks made on ``POST`` can never drift apart. Serving
-(predict, explain, chat) and anything else that takes raw rows validate them here.
+(predict, explain, chat) and anything else that takes raw rows validate them here; a
+columnar body (feature → one value per row) is checked here too, its errors named as the
+caller wrote them (``inputs.<feature>[i]``).
 
 Error reports are bounded whatever the rows hold: unknown keys are counted in C before
 pydantic sees them (one object of 500,000 unknown keys would otherwise become 500,000
@@ -13,6 +15,7 @@ errors), instances are validated in chunks of a few thousand cells, and only the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from itertools import islice
@@ -253,3 +256,75 @@ def require_values(rows: list[dict[str, Any]]) -> None:
                 f"instances[{i}] has no feature values; send at least one "
                 "(GET this URL for the list)."
             )
+
+
+_UNKNOWN_COLUMN = "unknown feature: remove the column or check the spelling (GET lists them)"
+_ROW_FIELD = re.compile(r"instances\[(\d+)\]\.(.*)", re.DOTALL)
+
+
+def column_rows(columns: dict[str, list[Any]], known: frozenset[str], max_field_errors: int) -> int:
+    """The row count of a columnar batch, or `InvalidInputError` naming its unknown names,
+    an empty batch and its columns of another length (``inputs.<feature>``)."""
+    errors = ErrorList(max_field_errors)
+    unknown = [name for name in columns if name not in known]
+    errors.add(
+        len(unknown),
+        (FieldError(f"inputs.{shown(n)}", _UNKNOWN_COLUMN, "extra_forbidden") for n in unknown),
+    )
+    lengths = {name: len(values) for name, values in columns.items()}
+    rows = max(lengths.values(), default=0)
+    if not columns or rows == 0:
+        errors.add(1, iter([FieldError("inputs", "send at least one row", "too_short")]))
+    short = [n for n, size in lengths.items() if size != rows]
+    errors.add(
+        len(short),
+        (
+            FieldError(
+                f"inputs.{shown(n)}",
+                f"has {lengths[n]} values where the longest column has {rows}: "
+                "send one value per row in every column (null where missing)",
+                "column_length",
+            )
+            for n in short
+        ),
+    )
+    if errors.total:
+        raise errors.problem(f"{errors.total} invalid field(s); {FIX}")
+    return rows
+
+
+def validate_columns(
+    adapter: TypeAdapter[list[dict[str, Any]]],
+    columns: dict[str, list[Any]],
+    max_field_errors: int,
+) -> list[dict[str, Any]]:
+    """The validated rows ``{feature: columns[feature][i]}`` of a batch `column_rows`
+    passed, or `InvalidInputError` naming the bad cells as ``inputs.<feature>[i]`` (and
+    the first row with no feature value)."""
+    names = list(columns)
+    instances = [
+        dict(zip(names, cells, strict=True)) for cells in zip(*columns.values(), strict=True)
+    ]
+    try:
+        checked = validate_instances(adapter, instances, max_field_errors)
+    except InvalidInputError as exc:
+        raise _columnar(exc) from None
+    for i, row in enumerate(checked):
+        if all(v is None for v in row.values()):
+            raise InvalidInputError(
+                f"Row {i} of inputs has no feature values (every column is null there); "
+                "send at least one (GET this URL for the list)."
+            )
+    return checked
+
+
+def _columnar(exc: InvalidInputError) -> InvalidInputError:
+    """The validator's errors on rows built from columns, named as the caller wrote them:
+    ``instances[3].Lot.Area`` → ``inputs.Lot.Area[3]``."""
+
+    def name(field_name: str) -> str:
+        match = _ROW_FIELD.fullmatch(field_name)
+        return f"inputs.{match[2]}[{match[1]}]" if match else field_name
+
+    errors = [FieldError(name(e.field), e.message, e.type) for e in exc.errors]
+    return InvalidInputError(exc.detail, errors, exc.errors_omitted)

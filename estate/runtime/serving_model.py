@@ -8,7 +8,6 @@ verified) and batch scoring (`estate.batch.score`) run the same object.
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,24 +17,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from pydantic import TypeAdapter
 
-from estate.contract.bundle import MISSING_CATEGORY, MODEL_FILE, SCALE_OUTPUT, Manifest
-from estate.contract.errors import (
-    BundleError,
-    FieldError,
-    InvalidInputError,
-    NoComparablesError,
-)
+from estate.contract.bundle import MODEL_FILE, SCALE_OUTPUT, Manifest
+from estate.contract.errors import BundleError, NoComparablesError
 from estate.contract.instances import (
-    FIX,
     MAX_STRING,
-    ErrorList,
+    column_rows,
     instance_adapter,
     require_values,
-    shown,
+    validate_columns,
     validate_instances,
 )
 from estate.runtime.comparables import Comparables
 from estate.runtime.dict_packing import DictPacker
+from estate.runtime.input_warnings import InputWarnings
 from estate.runtime.outputs import intervals
 from estate.runtime.packing import Packed
 from estate.runtime.session import OUTPUTS, open_session
@@ -117,21 +111,8 @@ class ServingModel:
         self.numeric = schema.numeric
         self.categorical = schema.categorical
         self._packer = DictPacker(schema)
-        self._imputed = [
-            _note(f.name, "imputed", f"missing; used the training median {f.impute:g}")
-            for f in self.numeric
-        ] + [
-            _note(c.name, "imputed", f"missing; used the most common value {c.impute!r}")
-            for c in self.categorical
-        ]
-        na_used = f"missing; used {MISSING_CATEGORY!r}, how training saw missing values"
-        self._imputed_na = [_note(c.name, "imputed", na_used) for c in self.categorical]
-        self._imputed_by = [  # value used → its note
-            {MISSING_CATEGORY: na, c.impute: mode}
-            for c, na, mode in zip(
-                self.categorical, self._imputed_na, self._imputed[len(self.numeric) :], strict=True
-            )
-        ]
+        #: The input notes (imputed, out of range, unknown), their texts built once.
+        self._warnings = InputWarnings(schema)
         #: The instance validator, built on first use (`adapter`): a clean request never
         #: needs it, and building it cost ~15 ms of every cold start.
         self._adapter: TypeAdapter[list[dict[str, Any]]] | None = None
@@ -185,8 +166,9 @@ class ServingModel:
         flagged = (packed.missing_numeric | packed.outside).any(axis=1) | (
             packed.missing_category | packed.unknown
         ).any(axis=1)
+        row_warnings = self._warnings.row_warnings  # the loop calls it with no hop
         for i in np.flatnonzero(flagged).tolist():
-            warnings[i] = self.row_warnings(packed, i)
+            warnings[i] = row_warnings(packed, i)
         return packed.numeric, packed.categorical, warnings
 
     def pack_flags(self, instances: list[dict[str, Any]]) -> Packed:
@@ -213,153 +195,27 @@ class ServingModel:
         """A columnar batch (feature → one value per row) → `Packed`, or
         `InvalidInputError` naming the bad cells as ``inputs.<feature>[i]``.
 
-        Unknown names and columns of another length are refused here; a clean batch is
-        packed column by column (`DictPacker.pack_columns_if_clean`), any other is turned
-        into rows and goes through the validator, whose errors are renamed. Either way
+        Unknown names and columns of another length are refused first (`column_rows`); a
+        clean batch is packed column by column (`DictPacker.pack_columns_if_clean`), any
+        other is turned into rows and goes through the validator, whose errors are renamed
+        (`validate_columns`). Either way
         the arrays are those of the rows ``{feature: columns[feature][i]}``.
         """
-        errors = ErrorList(max_field_errors)
-        unknown = [name for name in columns if name not in self._known]
-        errors.add(
-            len(unknown),
-            (FieldError(f"inputs.{shown(n)}", _UNKNOWN_COLUMN, "extra_forbidden") for n in unknown),
-        )
-        lengths = {name: len(values) for name, values in columns.items()}
-        rows = max(lengths.values(), default=0)
-        if not columns or rows == 0:
-            errors.add(1, iter([FieldError("inputs", "send at least one row", "too_short")]))
-        short = [n for n, size in lengths.items() if size != rows]
-        errors.add(
-            len(short),
-            (
-                FieldError(
-                    f"inputs.{shown(n)}",
-                    f"has {lengths[n]} values where the longest column has {rows}: "
-                    "send one value per row in every column (null where missing)",
-                    "column_length",
-                )
-                for n in short
-            ),
-        )
-        if errors.total:
-            raise errors.problem(f"{errors.total} invalid field(s); {FIX}")
+        rows = column_rows(columns, self._known, max_field_errors)
         packed = self._packer.pack_columns_if_clean(columns, rows, MAX_STRING)
         if packed is not None:
             return packed
-        names = list(columns)
-        instances = [
-            dict(zip(names, cells, strict=True)) for cells in zip(*columns.values(), strict=True)
-        ]
-        try:
-            checked = validate_instances(self.adapter, instances, max_field_errors)
-        except InvalidInputError as exc:
-            raise _columnar(exc) from None
-        for i, row in enumerate(checked):
-            if all(v is None for v in row.values()):
-                raise InvalidInputError(
-                    f"Row {i} of inputs has no feature values (every column is null there); "
-                    "send at least one (GET this URL for the list)."
-                )
-        return self.pack_flags(checked)
+        return self.pack_flags(validate_columns(self.adapter, columns, max_field_errors))
 
     def row_warnings(self, packed: Packed, i: int) -> list[dict[str, str]]:
-        """The notes of row `i` (the same as `pack` gives it)."""
-        notes = [
-            self._numeric_note(packed, i, j)
-            for j in np.flatnonzero(packed.missing_numeric[i] | packed.outside[i]).tolist()
-        ]
-        return notes + self._category_notes(packed, i)
+        """The notes of row `i` (the same as `pack` gives it; `InputWarnings`)."""
+        return self._warnings.row_warnings(packed, i)
 
     def warning_summary(self, packed: Packed, rows_listed: int) -> list[dict[str, Any]]:
         """One entry per (feature, code) that any row triggered: how many rows, the
-        first `rows_listed` row indices, and one message for all of them.
-
-        Each mask is counted per feature in one numpy pass; only the features with a
-        flagged cell are looked at again (a batch has a few, a schema has dozens).
-        """
-        summary: list[dict[str, Any]] = []
-        numeric = (packed.missing_numeric, packed.outside)
-        categorical = (packed.missing_category, packed.unknown)
-        counts = [mask.sum(axis=0).tolist() for mask in (*numeric, *categorical)]
-
-        def add(name: str, code: str, message: str, mask: np.ndarray, count: int) -> None:
-            summary.append(
-                {
-                    "field": name,
-                    "code": code,
-                    "message": message,
-                    "count": count,
-                    "rows": np.flatnonzero(mask)[:rows_listed].tolist(),
-                }
-            )
-
-        for j, f in enumerate(self.numeric):
-            if counts[0][j]:
-                add(f.name, "imputed", self._imputed[j]["message"], numeric[0][:, j], counts[0][j])
-            if counts[1][j]:
-                add(
-                    f.name,
-                    "out_of_range",
-                    f"outside the training range {f.min:g}…{f.max:g}; those estimates are "
-                    "extrapolations",
-                    numeric[1][:, j],
-                    counts[1][j],
-                )
-        k = len(self.numeric)
-        for j, c in enumerate(self.categorical):
-            if counts[2][j]:
-                missing = categorical[0][:, j]
-                used = set(packed.categorical[missing, j].tolist())
-                message = self._imputed[k + j]["message"]
-                if c.impute not in used:
-                    message = self._imputed_na[j]["message"]
-                elif len(used) > 1:
-                    message = (
-                        f"missing; used {MISSING_CATEGORY!r} for a null or blank value (how "
-                        f"training saw missing values) and the most common value {c.impute!r} "
-                        "where it was not sent"
-                    )
-                add(c.name, "imputed", message, missing, counts[2][j])
-            if counts[3][j]:
-                add(
-                    c.name,
-                    "unknown_category",
-                    "a value not seen in training; it counts as none of the known values "
-                    f"({_preview(c.categories)})",
-                    categorical[1][:, j],
-                    counts[3][j],
-                )
-        return summary
-
-    def _numeric_note(self, packed: Packed, i: int, j: int) -> dict[str, str]:
-        if packed.missing_numeric[i, j]:
-            return dict(self._imputed[j])
-        feat, value = self.numeric[j], float(packed.numeric[i, j])
-        return _note(
-            feat.name,
-            "out_of_range",
-            f"{value:g} is outside the training range {feat.min:g}…{feat.max:g}; "
-            "the estimate is an extrapolation",
-        )
-
-    def _category_notes(self, packed: Packed, i: int) -> list[dict[str, str]]:
-        """Imputation and unknown-category notes of row `i`'s categorical values."""
-        notes = []
-        used, missing = packed.categorical[i].tolist(), packed.missing_category[i].tolist()
-        for j in np.flatnonzero(packed.missing_category[i] | packed.unknown[i]).tolist():
-            if missing[j]:  # filled with the mode or "NA": the note names which
-                notes.append(dict(self._imputed_by[j][used[j]]))
-                continue
-            cat, text = self.categorical[j], packed.categorical[i, j]
-            notes.append(
-                _note(
-                    cat.name,
-                    "unknown_category",
-                    f"{text!r} was not seen in training; it counts as none of the "
-                    f"known values ({_preview(cat.categories)})",
-                )
-            )
-        return notes
+        first `rows_listed` row indices, and one message for all of them
+        (`InputWarnings.warning_summary`)."""
+        return self._warnings.warning_summary(packed, rows_listed)
 
     def run(self, numeric: np.ndarray, categorical: np.ndarray) -> Outputs:
         """One onnxruntime call for the whole batch: prediction, raw and (adaptive
@@ -449,31 +305,6 @@ def _read_explainer(manifest: Manifest, data: bytes) -> Explainer:
     from estate.runtime.explainer import Explainer
 
     return Explainer(manifest, data)
-
-
-_UNKNOWN_COLUMN = "unknown feature: remove the column or check the spelling (GET lists them)"
-_ROW_FIELD = re.compile(r"instances\[(\d+)\]\.(.*)", re.DOTALL)
-
-
-def _columnar(exc: InvalidInputError) -> InvalidInputError:
-    """The validator's errors on rows built from columns, named as the caller wrote them:
-    ``instances[3].Lot.Area`` → ``inputs.Lot.Area[3]``."""
-
-    def name(field_name: str) -> str:
-        match = _ROW_FIELD.fullmatch(field_name)
-        return f"inputs.{match[2]}[{match[1]}]" if match else field_name
-
-    errors = [FieldError(name(e.field), e.message, e.type) for e in exc.errors]
-    return InvalidInputError(exc.detail, errors, exc.errors_omitted)
-
-
-def _preview(values: list[str], limit: int = 8) -> str:
-    shown = ", ".join(values[:limit])
-    return shown + (", …" if len(values) > limit else "")
-
-
-def _note(field_name: str, code: str, message: str) -> dict[str, str]:
-    return {"field": field_name, "code": code, "message": message}
 
 
 def model_info(model: ServingModel) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from estate.runtime.input_warnings import _note, _preview
 from estate.runtime.packing import integral_text
-from estate.runtime.serving_model import ServingModel, _note, _preview
+from estate.runtime.serving_model import ServingModel
 from estate.storage.registry import read_bundle
 from estate.storage.store import LocalStore
 
