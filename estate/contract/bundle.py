@@ -38,7 +38,7 @@ Compatibility rule (manifest and serving pointer alike):
    arguments, which mypy checks (pydantic plugin, ``init_forbid_extra`` and ``init_typed``
    in pyproject.toml), and the registry reads every manifest back before writing it.
 
-tests/unit/contract/test_compat.py holds a bundle written by the v1 code
+tests/unit/contract/test_bundle_compat.py holds a bundle written by the v1 code
 (tests/support/bundles/v1/) to keep rule 1 honest.
 
 This module holds the layout (format version, file and store names, the graph's input and
