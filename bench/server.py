@@ -48,16 +48,16 @@ def compile_sources() -> None:
     compileall.compile_dir(REPO / "estate", quiet=1)
 
 
-def function_command(target: str, port: int) -> list[str]:
+def function_command(target: str, port: int, source: str = "main.py") -> list[str]:
     """functions-framework as Cloud Functions runs it: gunicorn, not the debug server,
-    on byte-compiled sources (`compile_sources`)."""
+    on byte-compiled sources (`compile_sources`); `source` relative to the repository."""
     compile_sources()
     return [
         sys.executable,
         "-m",
         "functions_framework",
         "--source",
-        "main.py",
+        source,
         "--target",
         target,
         "--host",

@@ -95,12 +95,8 @@ def systems(ctx: Context) -> list[System]:
     floor_env = {k: ours_env[k] for k in ("ESTATE_ARTIFACTS", "ESTATE_MODEL_NAME", *hello_env)}
 
     def function(name: str, env: dict[str, str]) -> Callable[[int], Launch]:
-        def launch(port: int) -> Launch:
-            argv = [sys.executable, "-m", "functions_framework"]
-            argv += ["--source", f"bench/peers/{name}.py", "--target", name]
-            return [*argv, "--host", "127.0.0.1", "--port", str(port)], env
-
-        return launch
+        """bench/peers/<name>.py's function `name`, started as ours is."""
+        return lambda port: (function_command(name, port, f"bench/peers/{name}.py"), env)
 
     def kserve(port: int) -> Launch:
         argv = [ctx.venv_bin("kserve", "python"), str(HERE / "kserve_server.py")]

@@ -318,13 +318,15 @@ def validate_columns(
     return checked
 
 
+def columnar_field(field_name: str) -> str:
+    """A row's field as a columnar body's caller wrote it: ``instances[3].Lot.Area`` →
+    ``inputs.Lot.Area[3]`` (any other name unchanged)."""
+    match = _ROW_FIELD.fullmatch(field_name)
+    return f"inputs.{match[2]}[{match[1]}]" if match else field_name
+
+
 def _columnar(exc: InvalidInputError) -> InvalidInputError:
-    """The validator's errors on rows built from columns, named as the caller wrote them:
-    ``instances[3].Lot.Area`` → ``inputs.Lot.Area[3]``."""
-
-    def name(field_name: str) -> str:
-        match = _ROW_FIELD.fullmatch(field_name)
-        return f"inputs.{match[2]}[{match[1]}]" if match else field_name
-
-    errors = [FieldError(name(e.field), e.message, e.type) for e in exc.errors]
+    """The validator's errors on rows built from columns, named as the caller wrote them
+    (`columnar_field`)."""
+    errors = [FieldError(columnar_field(e.field), e.message, e.type) for e in exc.errors]
     return InvalidInputError(exc.detail, errors, exc.errors_omitted)

@@ -11,7 +11,7 @@ import numpy as np
 
 from estate.contract.bundle import Manifest
 from estate.contract.errors import FieldError
-from estate.contract.instances import instance_json_schema
+from estate.contract.instances import columnar_field, instance_json_schema
 from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.outputs import intervals, labels
 from estate.runtime.packing import Packed
@@ -98,11 +98,7 @@ def _inputs(model: ServingModel, packed: Packed, row: int, columnar: bool) -> li
     (``instances[3].area``, or ``inputs.area[3]`` for a columnar body)."""
     errors = out_of_range(model.row_warnings(packed, row), f"instances[{row}]")
     if columnar:
-        prefix = f"instances[{row}]."
-        errors = [
-            FieldError(f"inputs.{e.field.removeprefix(prefix)}[{row}]", e.message, e.type)
-            for e in errors
-        ]
+        errors = [FieldError(columnar_field(e.field), e.message, e.type) for e in errors]
     return errors
 
 
