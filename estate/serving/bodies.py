@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import socket
 import threading
 import time
@@ -127,7 +128,10 @@ class Deadlines:
 
     A thread blocked in ``recv`` cannot be interrupted from inside; shutting the
     socket's read side wakes it with end-of-file, and `BoundedInput` reports the
-    timeout. Per request this costs a dict insert and delete under a lock.
+    timeout. Per request this costs a dict insert and delete under a lock, and no
+    wake-up: the thread is woken only when a new deadline falls before the one it
+    sleeps until (with one read deadline per process, only when it sleeps idle), not
+    on every request, where the wake-up took the GIL in the middle of the answer.
     """
 
     def __init__(self) -> None:
@@ -135,17 +139,21 @@ class Deadlines:
         self._due: dict[int, tuple[float, socket.socket | None, BoundedInput]] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wakes_at = math.inf  # when the thread next looks at `_due` on its own
 
     def watch(self, seconds: float, sock: socket.socket | None, body: BoundedInput) -> int:
         with self._cond:
             key = next(self._ids)
-            self._due[key] = (time.monotonic() + seconds, sock, body)
+            due = time.monotonic() + seconds
+            self._due[key] = (due, sock, body)
             if self._thread is None or not self._thread.is_alive():  # first use, or forked
+                self._wakes_at = -math.inf  # it looks as soon as it starts
                 self._thread = threading.Thread(
                     target=self._run, name="body-read-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif due < self._wakes_at:
+                self._cond.notify()
             return key
 
     def release(self, key: int) -> None:
@@ -159,8 +167,9 @@ class Deadlines:
                 for key in [k for k, (due, _, _) in self._due.items() if due <= now]:
                     _, sock, body = self._due.pop(key)
                     body.expire(sock)
-                nearest = min((due for due, _, _ in self._due.values()), default=None)
-                self._cond.wait(None if nearest is None else nearest - now)
+                nearest = min((due for due, _, _ in self._due.values()), default=math.inf)
+                self._wakes_at = nearest
+                self._cond.wait(None if nearest == math.inf else nearest - now)
 
 
 _deadlines = Deadlines()
