@@ -107,7 +107,10 @@ def warm_figures(ctx: Context, system: System) -> dict[str, Any]:
         if diff > AGREE:
             say(f"  WARNING: {system.key} prices differ from the pipeline's by up to {diff:.2e}")
         say(f"  {system.key}: {args.requests} one-row requests at concurrency 1 …")
+        cpu = server.cpu_seconds()
         figures["c1"] = hammer(port, singles, 1, total=args.requests, path=path).summary()
+        used = server.cpu_seconds() - cpu
+        figures["c1"]["server_cpu_us"] = round(used / max(1, figures["c1"]["requests"]) * 1e6)
         say(f"  {system.key}: {args.requests_c8} one-row requests at concurrency 8 …")
         figures["c8"] = hammer(port, singles, 8, total=args.requests_c8, path=path).summary()
         say(f"  {system.key}: {args.batch_repeats} batches of {BATCH} rows …")

@@ -15,6 +15,7 @@ METRICS: list[tuple[str, tuple[str, ...], str, bool]] = [
     ("peak RSS after all the load below", ("after_load", "peak_rss_mib"), "MiB", True),
     ("1 row, concurrency 1, p50", ("c1", "p50_ms"), "ms", True),
     ("1 row, concurrency 1, p99", ("c1", "p99_ms"), "ms", True),
+    ("1 row, concurrency 1, server CPU a request", ("c1", "server_cpu_us"), "µs", True),
     ("1 row, concurrency 8, p50", ("c8", "p50_ms"), "ms", True),
     ("1 row, concurrency 8, p99", ("c8", "p99_ms"), "ms", True),
     ("1 row, concurrency 8, throughput", ("c8", "requests_per_s"), "req/s", False),
