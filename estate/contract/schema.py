@@ -56,9 +56,13 @@ def normalize_category(value: object) -> str:
 
 
 class ContractModel(BaseModel):
-    """Base of every bundle-format model: unknown fields are ignored when reading (rule 1)."""
+    """Base of every bundle-format model: unknown fields are ignored when reading (rule 1).
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Validators are built on first use (``defer_build``): the manifest's ~26 nested
+    classes are then compiled once, inside `Manifest`'s, not each on its own at import
+    (~3 ms of a serving cold start)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class NumericFeature(ContractModel):
@@ -140,7 +144,7 @@ class InputSchema(ContractModel):
 
     numeric: list[NumericFeature]
     categorical: list[CategoricalFeature]
-    dropped: list[str] = Field(default_factory=list, description="Columns ignored by the model.")
+    dropped: list[str] = Field([], description="Columns ignored by the model.")
     derived: list[DerivedFeature] | None = Field(
         None,
         description="Features the graph derives from the raw inputs (not sent by callers), "

@@ -90,12 +90,11 @@ class ServingModel:
         if load_explainer and explainer_bytes:
             self._explainer = self._load_explainer()
         self.session = open_session(model_bytes, threads)
-        #: The bundle's training sales (`estate.runtime.comparables`); None without them.
-        self.comparable_sales = (
-            Comparables(manifest, comparables_bytes)
-            if comparables_bytes is not None and manifest.comparables is not None
-            else None
-        )
+        #: The comparables table's bytes (checksummed by the store's reader), parsed on
+        #: first use (`comparable_sales`): only a request asking for comparables needs it.
+        self._comparables_bytes = comparables_bytes if manifest.comparables is not None else None
+        self._comparables: Comparables | None = None
+        self._comparables_lock = threading.Lock()
         adaptive = manifest.interval is not None and manifest.interval.adaptive is not None
         if adaptive and SCALE_OUTPUT not in self.session.outputs:
             raise BundleError(
@@ -129,6 +128,17 @@ class ServingModel:
                 if self._adapter is None:
                     self._adapter = instance_adapter(self.manifest.input)
         return self._adapter
+
+    @property
+    def comparable_sales(self) -> Comparables | None:
+        """The bundle's training sales (`estate.runtime.comparables`), None without them;
+        parsed on first use (~5 ms of every cold start otherwise). `BundleError` for a
+        table that does not match its manifest."""
+        if self._comparables is None and self._comparables_bytes is not None:
+            with self._comparables_lock:
+                if self._comparables is None:
+                    self._comparables = Comparables(self.manifest, self._comparables_bytes)
+        return self._comparables
 
     @property
     def explainer(self) -> Explainer | None:

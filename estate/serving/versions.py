@@ -72,7 +72,9 @@ def load_verified(
     """Read a bundle, verify its checksum, build the session and run one smoke row.
 
     Raises `BundleError` (or a store error) for anything that would fail a request, so a
-    bad bundle is refused before it is switched to.
+    bad bundle is refused before it is switched to. `explainer` False (a process that
+    only predicts) reads the explainer, and parses the comparables table, on first use:
+    their bytes are still checked against the manifest before they are used.
     """
     bundle = read_bundle(store, name, version, explainer=explainer)
     source = (
@@ -93,7 +95,7 @@ def load_verified(
         categorical = np.empty((1, len(model.categorical)), dtype=object)
         categorical[0, :] = [c.impute for c in model.categorical]
         prediction, raw, _ = model.run(numeric, categorical)
-        if model.comparable_sales is not None:
+        if explainer and model.comparable_sales is not None:  # predict's: on first use
             model.comparables(numeric, categorical, 1)
     except Exception as exc:  # onnxruntime raises its own types for a bad graph
         raise BundleError(f"{name}/{version} does not run: {exc}") from exc

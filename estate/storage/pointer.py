@@ -51,7 +51,7 @@ class ServingPointer(ContractModel):
     champion: str
     updated_at: datetime
     canary: Canary | None = None
-    previous: list[str] = Field(default_factory=list)
+    previous: list[str] = Field([])  # copied per instance, like a factory's value
     note: str = Field("", description="Why the pointer last changed (promote, rollback, …).")
 
 

@@ -297,6 +297,25 @@ def test_a_table_that_does_not_match_its_manifest_is_refused(bundle: Bundle) -> 
         Comparables(bundle.manifest, pickled.getvalue())
 
 
+def test_the_table_is_parsed_on_first_use(bundle: Bundle) -> None:
+    """A predict instance does not parse the table at load (its cold start), so a
+    checksummed table that is wrong inside is refused where it is first needed."""
+    assert bundle.comparables_bytes is not None
+    a = arrays(bundle.comparables_bytes)
+    a["num_names"] = np.array(["no.such.feature"], dtype=np.str_)
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **a)
+    args = (bundle.manifest, bundle.model_bytes)
+    served = ServingModel(*args, comparables_bytes=buffer.getvalue())
+    with pytest.raises(BundleError, match=r"comparables\.npz .*does not match"):
+        served.comparable_sales  # noqa: B018 (the property parses)
+    good = ServingModel(*args, comparables_bytes=bundle.comparables_bytes)
+    assert good._comparables is None  # nothing parsed yet
+    table = good.comparable_sales
+    assert table is not None
+    assert good.comparable_sales is table  # parsed once
+
+
 def test_a_model_without_a_table_says_why(bundle: Bundle) -> None:
     plain = ServingModel(
         bundle.manifest.model_copy(update={"comparables": None}), bundle.model_bytes
