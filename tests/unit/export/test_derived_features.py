@@ -107,6 +107,28 @@ def test_encoder_computes_formulas_on_what_the_model_sees() -> None:
     np.testing.assert_array_equal(col["qual_area"], level * (data["first"] + data["second"]) + 1)
 
 
+@pytest.mark.parametrize(
+    "derived",
+    [
+        {"twice": "first + first"},  # one column read, twice: one Gather, no Split
+        {"a": "first * 2", "b": "2 * first - 1"},  # one column shared by two formulas
+        {"a": "sold - built", "b": "built - sold", "c": "second / first"},
+    ],
+)
+def test_graph_reads_each_formula_input_once_and_matches_the_encoder(
+    derived: dict[str, str],
+) -> None:
+    """The graph gathers every column the formulas read once (`_formula_inputs`), however
+    many formulas read it and however often: same bits as the encoder."""
+    data = frame()
+    enc = TabularEncoder(ordinal={"kitchen": QUALITY}, derived=derived).fit(data)
+    numeric, categorical = enc.pack(data)
+    got = onnx_features(enc, numeric, categorical)
+    np.testing.assert_array_equal(got, enc.layout.encode(numeric, categorical))
+    nodes, _, _ = encoder_graph(enc.layout)
+    assert sum(n.op_type == "Gather" and "enc_fcols" in n.input for n in nodes) == 1
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")
 def test_graph_matches_encoder_on_missing_zero_denominators_unknown_and_overflow() -> None:
     enc, data = fitted()
