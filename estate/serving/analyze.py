@@ -29,8 +29,8 @@ from estate.runtime.serving_model import ServingModel, model_info
 from estate.serving import predlog
 from estate.serving.advice_requests import AnalyzeRequest, DealTermsInput
 from estate.serving.endpoint import serve
+from estate.serving.function_settings import AnalyzeSettings
 from estate.serving.requests import parse_body
-from estate.serving.settings import AnalyzeSettings
 
 #: Request term → (`estate.runtime.deal` term, factor from the request's unit to the core's).
 TERMS: dict[str, tuple[str, float]] = {

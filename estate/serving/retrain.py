@@ -18,7 +18,7 @@ from typing import Any
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from estate.serving.settings import RetrainSettings
+from estate.serving.function_settings import RetrainSettings
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")

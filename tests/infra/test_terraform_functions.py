@@ -112,7 +112,8 @@ def test_every_estate_variable_terraform_sets_is_a_setting(tf: Terraform) -> Non
 def test_each_function_is_given_variables_its_own_settings_read(tf: Terraform) -> None:
     """Settings are per function (estate/serving/settings.py): the LLM variables go to
     chat, the retrain ones to retrain, the shared ones are read by predict and explain."""
-    from estate.serving.settings import ChatSettings, RetrainSettings, ServingSettings
+    from estate.serving.function_settings import ChatSettings, RetrainSettings
+    from estate.serving.settings import ServingSettings
 
     def read_by(cls: type[ServingSettings | ChatSettings | RetrainSettings]) -> set[str]:
         return {f"ESTATE_{name}".upper() for name in cls.model_fields}
@@ -134,7 +135,7 @@ def test_each_function_is_given_variables_its_own_settings_read(tf: Terraform) -
 def test_analyze_is_an_http_function_that_only_reads_bundles(tf: Terraform) -> None:
     """Its own identity, reading the artifacts bucket only; no LLM key, no secret; watched
     by the request metrics like the other HTTP functions; a deployer and invoker grant."""
-    from estate.serving.settings import AnalyzeSettings
+    from estate.serving.function_settings import AnalyzeSettings
 
     assert "analyze" in names_in(tf.locals["http_function_names"])
     assert "analyze" in tf.locals["service_accounts"]

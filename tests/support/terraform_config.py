@@ -16,7 +16,7 @@ from typing import Any
 
 import hcl2
 
-from estate.serving.settings import FUNCTION_SETTINGS, RetrainSettings
+from estate.serving.function_settings import FUNCTION_SETTINGS, RetrainSettings
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"

@@ -20,7 +20,7 @@ from estate.serving.advice_requests import ChatRequest
 from estate.serving.chat.advisor import engine, llm_engine
 from estate.serving.chat.advisor.request import parse_chat_request
 from estate.serving.endpoint import serve
-from estate.serving.settings import ChatSettings
+from estate.serving.function_settings import ChatSettings
 from estate.serving.versions import holder
 
 

@@ -20,7 +20,7 @@ import time
 
 from estate.contract.errors import EstateAdvisorError
 from estate.serving.chat.llm import key_problem
-from estate.serving.settings import ChatSettings
+from estate.serving.function_settings import ChatSettings
 
 log = logging.getLogger("estate_advisor.secrets")
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from estate.runtime import deal as core
 from estate.serving.analyze import TERMS
-from estate.serving.settings import AnalyzeSettings
+from estate.serving.function_settings import AnalyzeSettings
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = json.loads((REPO / "examples" / "analyze_ames.json").read_text())

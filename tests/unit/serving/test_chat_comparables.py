@@ -13,7 +13,7 @@ from estate.runtime.serving_model import ServingModel
 from estate.serving.advice_requests import ChatRequest
 from estate.serving.chat.advisor import llm_engine
 from estate.serving.chat.advisor.guard import invented_money, numbers_in
-from estate.serving.settings import ChatSettings
+from estate.serving.function_settings import ChatSettings
 from estate.storage.registry import promote, read_bundle, write_bundle
 from estate.storage.store import LocalStore
 

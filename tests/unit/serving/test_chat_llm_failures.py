@@ -138,7 +138,7 @@ def test_default_deadline_fits_inside_the_gateway_and_function_timeouts() -> Non
     with room for the local engine's answer after it."""
     import re
 
-    from estate.serving.settings import ChatSettings
+    from estate.serving.function_settings import ChatSettings
 
     variables = (REPO / "infra" / "variables.tf").read_text()
     match = re.search(r"chat\s*=\s*\{\s*timeout_seconds\s*=\s*(\d+)", variables)

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from estate.contract.bundle import Manifest
 from estate.runtime import deal as analytics
 from estate.serving.chat.advisor.guard import invented_money, invented_percent, numbers_in
-from estate.serving.settings import ChatSettings
+from estate.serving.function_settings import ChatSettings
 
 REPO = Path(__file__).resolve().parents[3]
 HOUSE = "3 bed, 2 bath, 1,800 sq ft, built 1995, in College Creek"

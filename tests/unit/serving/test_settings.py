@@ -11,14 +11,9 @@ import pytest
 from conftest import function_client as client
 from pydantic import ValidationError
 
+from estate.serving.function_settings import FUNCTION_SETTINGS, ChatSettings, RetrainSettings
 from estate.serving.http import cors_headers
-from estate.serving.settings import (
-    FUNCTION_SETTINGS,
-    ChatSettings,
-    GuardSettings,
-    RetrainSettings,
-    ServingSettings,
-)
+from estate.serving.settings import GuardSettings, ServingSettings
 
 REPO = Path(__file__).resolve().parents[3]
 HOUSE = json.loads((REPO / "examples" / "predict_ames.json").read_text())["instances"][0]

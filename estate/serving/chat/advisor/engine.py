@@ -18,7 +18,7 @@ from estate.serving.chat.advisor.guard import REFUSAL, is_injection
 from estate.serving.chat.advisor.parse import Parsed, parse_message
 from estate.serving.chat.advisor.request import usable_terms
 from estate.serving.chat.advisor.vocab import Change
-from estate.serving.settings import ChatSettings
+from estate.serving.function_settings import ChatSettings
 
 INTENTS: dict[str, str] = {
     "what_if": r"what if|what happens if|\bif (?:i|we)\b|\badd(?:ing)?\b|\bfinish|renovat|"

@@ -33,8 +33,8 @@ from estate.serving.chat.advisor.guard import (
 from estate.serving.chat.advisor.vocab import Change
 from estate.serving.chat.llm import ChatClient, LLMError
 from estate.serving.chat.secrets import SecretError, api_key
+from estate.serving.function_settings import ChatSettings
 from estate.serving.requests import field_path
-from estate.serving.settings import ChatSettings
 
 log = logging.getLogger("estate_advisor.chat")
 

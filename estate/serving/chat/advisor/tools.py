@@ -16,7 +16,7 @@ from estate.runtime.finite import out_of_range, require_finite
 from estate.runtime.serving_model import ServingModel
 from estate.serving.chat.advisor.drivers import baselines, top_drivers
 from estate.serving.chat.advisor.vocab import Change
-from estate.serving.settings import ChatSettings
+from estate.serving.function_settings import ChatSettings
 
 
 def show(value: Any) -> str:
