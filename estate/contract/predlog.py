@@ -26,19 +26,31 @@ rather than misreading a chunk as one row.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Final, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from estate.contract.bundle import ContractModel
+from estate.contract.predlog_fields import (
+    EVENT,
+    MAX_LINE_BYTES,
+    SAMPLED_FIELD,
+    SPAN_FIELD,
+    TRACE_FIELD,
+)
 
-EVENT: Final = "prediction"
-TRACE_FIELD: Final = "logging.googleapis.com/trace"
-SPAN_FIELD: Final = "logging.googleapis.com/spanId"
-SAMPLED_FIELD: Final = "logging.googleapis.com/trace_sampled"
-#: Cloud Logging drops an entry over 256 KB (payload and metadata); a writer keeps every
-#: line at most this long, truncating the one row that alone would not fit (``truncated``).
-MAX_LINE_BYTES: Final = 200_000
+__all__ = [  # the line's constants are defined in predlog_fields, read here too
+    "EVENT",
+    "MAX_LINE_BYTES",
+    "SAMPLED_FIELD",
+    "SPAN_FIELD",
+    "TRACE_FIELD",
+    "LoggedModel",
+    "PredictionBatchLine",
+    "PredictionLogLine",
+    "SinkEntry",
+    "parse_log_line",
+]
 
 
 #: The lines' models are built on first use (by a reader), not when the writer imports

@@ -24,7 +24,7 @@ from typing import Any
 import flask
 from pydantic_core import to_json
 
-from estate.contract.predlog import (
+from estate.contract.predlog_fields import (
     EVENT,
     MAX_LINE_BYTES,
     SAMPLED_FIELD,
