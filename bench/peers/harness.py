@@ -8,10 +8,10 @@ from its own virtual environment under ``bench/.cache/peers/<name>/venv`` built 
 first run from ``bench/peers/requirements-<name>.txt`` (their pins clash with ours and
 with each other). Our `predict` serves the ONNX bundle exported from the very same
 fitted object, under functions-framework as `bench.serving` starts it. Two floors for
-cold start and memory: a functions-framework hello world (the framework's), and
-`bench.peers.floor`, a function that imports numpy and onnxruntime and answers from one
-session on the same graph with nothing else (the libraries'); ours above the second floor
-is our own code.
+cold start, memory and one-row latency at concurrency 1: a functions-framework hello
+world (the framework's), and `bench.peers.floor`, a function that imports numpy and
+onnxruntime and answers from one session on the same graph with nothing else (the
+libraries'); ours above the second floor is our own code.
 
 For each system, with the `bench.serving` harness (`bench.server`, `bench.load`): cold
 start (process start → first 200 to a real request, median of ``--cold-runs`` fresh
@@ -39,7 +39,7 @@ import joblib
 from bench.models import baseline_predict, ensure_models
 from bench.onnx_latency import machine
 from bench.peers import protocols
-from bench.peers.measure import cold_starts, warm_figures
+from bench.peers.measure import cold_starts, floor_latency, warm_figures
 from bench.peers.systems import KEYS, Context, say, systems
 from bench.peers.table import best_peers, render
 from bench.peers.venvs import prepare, versions
@@ -167,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"measuring {system.label} (load average {load}) …")
             entry["load_average_start"] = load
             entry["cold_start"] = cold_starts(ctx, system)
-            if not system.cold_only:
-                entry.update(warm_figures(ctx, system))
+            entry.update((floor_latency if system.cold_only else warm_figures)(ctx, system))
             entry["load_average_end"] = round(os.getloadavg()[0], 2)
         except (ServerError, RuntimeError, OSError, subprocess.CalledProcessError) as exc:
             entry["error"] = str(exc)

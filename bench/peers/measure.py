@@ -107,10 +107,7 @@ def warm_figures(ctx: Context, system: System) -> dict[str, Any]:
         if diff > AGREE:
             say(f"  WARNING: {system.key} prices differ from the pipeline's by up to {diff:.2e}")
         say(f"  {system.key}: {args.requests} one-row requests at concurrency 1 …")
-        cpu = server.cpu_seconds()
-        figures["c1"] = hammer(port, singles, 1, total=args.requests, path=path).summary()
-        used = server.cpu_seconds() - cpu
-        figures["c1"]["server_cpu_us"] = round(used / max(1, figures["c1"]["requests"]) * 1e6)
+        figures["c1"] = _one_row(server, singles, args.requests)
         say(f"  {system.key}: {args.requests_c8} one-row requests at concurrency 8 …")
         figures["c8"] = hammer(port, singles, 8, total=args.requests_c8, path=path).summary()
         say(f"  {system.key}: {args.batch_repeats} batches of {BATCH} rows …")
@@ -134,6 +131,35 @@ def warm_figures(ctx: Context, system: System) -> dict[str, Any]:
             "processes": len(process_tree(server.proc.pid)),
             "alive": server.alive(),
         }
+    reap(server)
+    return figures
+
+
+def _one_row(server: Server, singles: list[bytes], requests: int) -> dict[str, Any]:
+    """One-row latency at concurrency 1, and the server's CPU per request meanwhile."""
+    cpu = server.cpu_seconds()
+    figures = hammer(server.port, singles, 1, total=requests, path=server.path).summary()
+    used = server.cpu_seconds() - cpu
+    figures["server_cpu_us"] = round(used / max(1, figures["requests"]) * 1e6)
+    return figures
+
+
+def floor_latency(ctx: Context, system: System) -> dict[str, Any]:
+    """A floor's one-row figures at concurrency 1 (what the framework, or the framework
+    and one onnxruntime call, cost a request on this host in this run): the bound under
+    ours. The floors validate nothing and price only a complete row, so no agreement
+    check and no batch."""
+    args, rows = ctx.args, ctx.models.rows
+    singles = [protocols.encode(system.protocol, [r], ctx.kinds) for r in rows]
+    port = free_port()
+    argv, env = system.launch(port)
+    ready = protocols.body(system.protocol, rows[:1], ctx.kinds)
+    with run_server(
+        argv, port, env, ready_body=ready, path=system.path, deadline_s=args.ready_timeout
+    ) as server:
+        hammer(port, singles, 2, total=args.warmup, path=system.path)
+        say(f"  {system.key}: {args.requests} one-row requests at concurrency 1 …")
+        figures = {"c1": _one_row(server, singles, args.requests)}
     reap(server)
     return figures
 

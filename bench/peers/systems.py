@@ -43,7 +43,7 @@ class System:
     batch_protocol: str | None = None
     path: str = "/"
     venv: str | None = None  # bench/peers/requirements-<venv>.txt, None: the project's .venv
-    cold_only: bool = False  # the two floors: cold start and memory only
+    cold_only: bool = False  # the two floors: cold start, memory and one-row latency only
     raw_log: bool = False  # answers are the pipeline's raw output (log price)
     packages: tuple[str, ...] = ()  # distributions whose versions the report records
 
