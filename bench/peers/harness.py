@@ -39,7 +39,7 @@ import joblib
 from bench.models import baseline_predict, ensure_models
 from bench.onnx_latency import machine
 from bench.peers import protocols
-from bench.peers.measure import cold_starts, floor_latency, warm_figures
+from bench.peers.measure import cold_starts, floor_latency, interleaved_one_row, warm_figures
 from bench.peers.systems import KEYS, Context, say, systems
 from bench.peers.table import best_peers, render
 from bench.peers.venvs import prepare, versions
@@ -71,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--batch-repeats", type=int, default=10, help="timed 1,000-row batches")
     p.add_argument("--warmup", type=int, default=200, help="untimed one-row requests first")
+    p.add_argument(
+        "--interleave-rounds",
+        type=int,
+        default=20,
+        help="then one-row blocks with every system up at once, in turns (0: skip)",
+    )
+    p.add_argument("--interleave-block", type=int, default=100, help="requests per block")
     p.add_argument("--threads", type=int, default=8, help="gunicorn THREADS for ours (WORKERS=1)")
     p.add_argument("--ort-threads", type=int, default=1, help="ESTATE_ORT_THREADS for ours")
     p.add_argument(
@@ -132,7 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     ctx = context(args)
     settings = {
         k: getattr(args, k)
-        for k in ("cold_runs", "requests", "requests_c8", "batch_repeats", "warmup")
+        for k in (
+            "cold_runs",
+            "requests",
+            "requests_c8",
+            "batch_repeats",
+            "warmup",
+            "interleave_rounds",
+            "interleave_block",
+        )
     }
     settings.update(
         threads=args.threads,
@@ -172,6 +187,21 @@ def main(argv: list[str] | None = None) -> int:
         except (ServerError, RuntimeError, OSError, subprocess.CalledProcessError) as exc:
             entry["error"] = str(exc)
             say(f"{system.key} FAILED: {exc}")
+    answered = [s for s in systems(ctx) if s.key in report["systems"]]
+    answered = [s for s in answered if "error" not in report["systems"][s.key]]
+    if args.interleave_rounds and len(answered) > 1:
+        try:
+            load = os.getloadavg()[0]
+            say(f"one-row latency, every system up at once (load average {load:.2f}) …")
+            blocks = interleaved_one_row(
+                ctx, answered, args.interleave_rounds, args.interleave_block
+            )
+        except (ServerError, RuntimeError, OSError) as exc:
+            report["interleaved_error"] = str(exc)
+            say(f"interleaved one-row run FAILED: {exc}")
+        else:
+            for key, figures in blocks.items():
+                report["systems"][key]["c1_interleaved"] = figures
     report["load_average"]["end"] = round(os.getloadavg()[0], 2)
     report["best_peer"] = best_peers(report)
     print(render(report))

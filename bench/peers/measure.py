@@ -8,9 +8,12 @@ import signal
 import statistics
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any
 
-from bench.load import hammer
+import numpy as np
+
+from bench.load import LoadResult, hammer
 from bench.peers import protocols
 from bench.peers.systems import Context, System, say
 from bench.server import Server, ServerError, free_port, process_tree, request, run_server
@@ -162,6 +165,60 @@ def floor_latency(ctx: Context, system: System) -> dict[str, Any]:
         figures = {"c1": _one_row(server, singles, args.requests)}
     reap(server)
     return figures
+
+
+def interleaved_one_row(
+    ctx: Context, systems: Sequence[System], rounds: int, block: int
+) -> dict[str, dict[str, Any]]:
+    """One-row latency at concurrency 1 with every system up at once, measured in
+    alternating blocks of `block` requests for `rounds` rounds (each round in a rotated
+    order), so that each system meets the same moments of a shared host; a system's
+    figure over its own minute (`warm_figures`) depends on what else that minute held.
+
+    p50 and p99 over all of a system's requests, and the spread of its per-round p50s.
+    """
+    rows = ctx.models.rows
+    live: list[tuple[System, Server, list[bytes]]] = []
+    latencies: dict[str, list[np.ndarray]] = {s.key: [] for s in systems}
+    medians: dict[str, list[float]] = {s.key: [] for s in systems}
+    errors = dict.fromkeys(latencies, 0)
+    with ExitStack() as stack:
+        for system in systems:
+            port = free_port()
+            argv, env = system.launch(port)
+            ready = protocols.body(system.protocol, rows[:1], ctx.kinds)
+            server = stack.enter_context(
+                run_server(
+                    argv,
+                    port,
+                    env,
+                    ready_body=ready,
+                    path=system.path,
+                    deadline_s=ctx.args.ready_timeout,
+                )
+            )
+            singles = [protocols.encode(system.protocol, [r], ctx.kinds) for r in rows]
+            hammer(port, singles, 2, total=ctx.args.warmup, path=system.path)
+            live.append((system, server, singles))
+        say(f"  interleaved: {rounds} rounds of {block} one-row requests per system …")
+        for r in range(rounds):
+            turn = live[r % len(live) :] + live[: r % len(live)]
+            for system, server, singles in turn:
+                got = hammer(server.port, singles, 1, total=block, path=system.path)
+                latencies[system.key].append(got.latencies_ns)
+                medians[system.key].append(float(np.median(got.latencies_ns)) / 1e6)
+                errors[system.key] += got.errors
+        servers = [server for _, server, _ in live]
+    for server in servers:
+        reap(server)
+    out: dict[str, dict[str, Any]] = {}
+    for key, parts in latencies.items():
+        summary = LoadResult(np.concatenate(parts), errors[key]).summary()
+        del summary["requests_per_s"], summary["rows_per_s"]
+        summary["rounds"], summary["block"] = rounds, block
+        summary["round_p50_ms"] = [round(m, 3) for m in medians[key]]
+        out[key] = summary
+    return out
 
 
 def _batch_figures(summary: dict[str, Any], body_bytes: int) -> dict[str, Any]:

@@ -16,6 +16,8 @@ METRICS: list[tuple[str, tuple[str, ...], str, bool]] = [
     ("1 row, concurrency 1, p50", ("c1", "p50_ms"), "ms", True),
     ("1 row, concurrency 1, p99", ("c1", "p99_ms"), "ms", True),
     ("1 row, concurrency 1, server CPU a request", ("c1", "server_cpu_us"), "µs", True),
+    ("1 row, concurrency 1, p50, all up, in turns", ("c1_interleaved", "p50_ms"), "ms", True),
+    ("1 row, concurrency 1, p99, all up, in turns", ("c1_interleaved", "p99_ms"), "ms", True),
     ("1 row, concurrency 8, p50", ("c8", "p50_ms"), "ms", True),
     ("1 row, concurrency 8, p99", ("c8", "p99_ms"), "ms", True),
     ("1 row, concurrency 8, throughput", ("c8", "requests_per_s"), "req/s", False),
