@@ -26,6 +26,10 @@ from estate.storage.store import ArtifactStore, GCSStore, LocalStore
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Helper modules whose asserts report like a test's; _chat_llm is also a fixture plugin
+# of the chat_llm test files (their ``pytest_plugins``), imported before it is loaded.
+pytest.register_assert_rewrite("_chat_llm")
+
 TINY_AMES = """
 name = "ames"
 description = "Sale price (tiny test model)"

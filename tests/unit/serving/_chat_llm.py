@@ -65,3 +65,18 @@ def no_key_anywhere(
     assert caplog.records  # the check below would be vacuous without any logging
     for text in (caplog.text, out, err, *texts):
         assert KEY not in text
+
+
+@pytest.fixture
+def llm(
+    serving_env: pytest.MonkeyPatch, ames_store: Path, caplog: pytest.LogCaptureFixture
+) -> Iterator[ScriptedLLM]:
+    """A scripted LLM server that chat is configured to call (`scripted_chat_llm`)."""
+    with scripted_chat_llm(serving_env, ames_store, caplog) as server:
+        yield server
+
+
+@pytest.fixture
+def chat(llm: ScriptedLLM) -> FlaskClient:
+    """A test client of the chat function, talking to `llm`."""
+    return chat_client()

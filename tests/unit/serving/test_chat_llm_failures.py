@@ -5,27 +5,15 @@ on replies; each ends in the local engine's answer."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _chat_llm import HOUSE, REPO, ask, chat_client, scripted_chat_llm
+from _chat_llm import HOUSE, REPO, ask, chat_client
 from flask.testing import FlaskClient
 from llm_server import Drip, ScriptedLLM, message, reply, slow, tool_call
 
-
-@pytest.fixture
-def llm(
-    serving_env: pytest.MonkeyPatch, ames_store: Path, caplog: pytest.LogCaptureFixture
-) -> Iterator[ScriptedLLM]:
-    with scripted_chat_llm(serving_env, ames_store, caplog) as server:
-        yield server
-
-
-@pytest.fixture
-def chat(llm: ScriptedLLM) -> FlaskClient:
-    return chat_client()
+#: The `llm` (a scripted LLM server) and `chat` (a client of chat wired to it) fixtures.
+pytest_plugins = ("_chat_llm",)
 
 
 def test_timeout_is_retried_then_falls_back(chat: FlaskClient, llm: ScriptedLLM) -> None:

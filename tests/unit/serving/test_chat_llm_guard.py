@@ -3,26 +3,12 @@ the client sends or in a property value never reaches the scripted LLM."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from _chat_llm import HOUSE, KEY, ask, chat_client, scripted_chat_llm
+from _chat_llm import HOUSE, KEY, ask
 from flask.testing import FlaskClient
 from llm_server import ScriptedLLM, message, reply
 
-
-@pytest.fixture
-def llm(
-    serving_env: pytest.MonkeyPatch, ames_store: Path, caplog: pytest.LogCaptureFixture
-) -> Iterator[ScriptedLLM]:
-    with scripted_chat_llm(serving_env, ames_store, caplog) as server:
-        yield server
-
-
-@pytest.fixture
-def chat(llm: ScriptedLLM) -> FlaskClient:
-    return chat_client()
+#: The `llm` (a scripted LLM server) and `chat` (a client of chat wired to it) fixtures.
+pytest_plugins = ("_chat_llm",)
 
 
 def test_injection_is_refused_before_calling_the_llm(chat: FlaskClient, llm: ScriptedLLM) -> None:

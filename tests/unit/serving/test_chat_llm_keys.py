@@ -3,26 +3,13 @@ endpoint) or the environment: stripped, checked, and never in a log, output or r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from _chat_llm import HOUSE, KEY, SECRET, ask, chat_client, no_key_anywhere, scripted_chat_llm
+from _chat_llm import HOUSE, KEY, SECRET, ask, chat_client, no_key_anywhere
 from flask.testing import FlaskClient
 from llm_server import ScriptedLLM, fake_secret_manager, message, reply
 
-
-@pytest.fixture
-def llm(
-    serving_env: pytest.MonkeyPatch, ames_store: Path, caplog: pytest.LogCaptureFixture
-) -> Iterator[ScriptedLLM]:
-    with scripted_chat_llm(serving_env, ames_store, caplog) as server:
-        yield server
-
-
-@pytest.fixture
-def chat(llm: ScriptedLLM) -> FlaskClient:
-    return chat_client()
+#: The `llm` (a scripted LLM server) and `chat` (a client of chat wired to it) fixtures.
+pytest_plugins = ("_chat_llm",)
 
 
 def test_rejected_key_falls_back_without_echoing_it(

@@ -6,27 +6,15 @@ instead), and tool calls whose arguments do not fit the tool.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _chat_llm import HOUSE, KEY, ask, chat_client, no_key_anywhere, scripted_chat_llm
+from _chat_llm import HOUSE, KEY, ask, no_key_anywhere
 from flask.testing import FlaskClient
 from llm_server import ScriptedLLM, message, reply, tool_call, tool_results
 
-
-@pytest.fixture
-def llm(
-    serving_env: pytest.MonkeyPatch, ames_store: Path, caplog: pytest.LogCaptureFixture
-) -> Iterator[ScriptedLLM]:
-    with scripted_chat_llm(serving_env, ames_store, caplog) as server:
-        yield server
-
-
-@pytest.fixture
-def chat(llm: ScriptedLLM) -> FlaskClient:
-    return chat_client()
+#: The `llm` (a scripted LLM server) and `chat` (a client of chat wired to it) fixtures.
+pytest_plugins = ("_chat_llm",)
 
 
 def price_quote(body: dict[str, Any]) -> tuple[int, Any]:
