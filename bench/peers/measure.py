@@ -7,8 +7,8 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -76,21 +76,32 @@ def cold_starts(ctx: Context, system: System) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def warm_server(ctx: Context, system: System) -> Iterator[tuple[Server, list[bytes]]]:
+    """`system` on a free port, past its first answer and ``--warmup`` untimed one-row
+    requests, with the one-row bodies in its format; stopped and reaped after."""
+    rows = ctx.models.rows
+    singles = [protocols.encode(system.protocol, [r], ctx.kinds) for r in rows]
+    port = free_port()
+    argv, env = system.launch(port)
+    ready = protocols.body(system.protocol, rows[:1], ctx.kinds)
+    with run_server(
+        argv, port, env, ready_body=ready, path=system.path, deadline_s=ctx.args.ready_timeout
+    ) as server:
+        hammer(port, singles, 2, total=ctx.args.warmup, path=system.path)
+        yield server, singles
+    reap(server)
+
+
 def warm_figures(ctx: Context, system: System) -> dict[str, Any]:
     """Latency and batch figures from one warm server process, answers checked first."""
     args, rows = ctx.args, ctx.models.rows
     n = len(rows)
-    singles = [protocols.encode(system.protocol, [r], ctx.kinds) for r in rows]
     big = [rows[i % n] for i in range(BATCH)]
     batch = protocols.encode(system.protocol, big, ctx.kinds)
-    port = free_port()
-    argv, env = system.launch(port)
-    ready = protocols.body(system.protocol, rows[:1], ctx.kinds)
     path = system.path
-    with run_server(
-        argv, port, env, ready_body=ready, path=path, deadline_s=args.ready_timeout
-    ) as server:
-        hammer(port, singles, 2, total=args.warmup, path=path)
+    with warm_server(ctx, system) as (server, singles):
+        port = server.port
         status_one, _, one = request(port, "POST", singles[0], JSON, path=path)
         status_many, _, many = request(port, "POST", batch, JSON, timeout=120, path=path)
         diff = max(
@@ -134,7 +145,6 @@ def warm_figures(ctx: Context, system: System) -> dict[str, Any]:
             "processes": len(process_tree(server.proc.pid)),
             "alive": server.alive(),
         }
-    reap(server)
     return figures
 
 
@@ -152,19 +162,9 @@ def floor_latency(ctx: Context, system: System) -> dict[str, Any]:
     and one onnxruntime call, cost a request on this host in this run): the bound under
     ours. The floors validate nothing and price only a complete row, so no agreement
     check and no batch."""
-    args, rows = ctx.args, ctx.models.rows
-    singles = [protocols.encode(system.protocol, [r], ctx.kinds) for r in rows]
-    port = free_port()
-    argv, env = system.launch(port)
-    ready = protocols.body(system.protocol, rows[:1], ctx.kinds)
-    with run_server(
-        argv, port, env, ready_body=ready, path=system.path, deadline_s=args.ready_timeout
-    ) as server:
-        hammer(port, singles, 2, total=args.warmup, path=system.path)
-        say(f"  {system.key}: {args.requests} one-row requests at concurrency 1 …")
-        figures = {"c1": _one_row(server, singles, args.requests)}
-    reap(server)
-    return figures
+    with warm_server(ctx, system) as (server, singles):
+        say(f"  {system.key}: {ctx.args.requests} one-row requests at concurrency 1 …")
+        return {"c1": _one_row(server, singles, ctx.args.requests)}
 
 
 def interleaved_one_row(
@@ -177,29 +177,13 @@ def interleaved_one_row(
 
     p50 and p99 over all of a system's requests, and the spread of its per-round p50s.
     """
-    rows = ctx.models.rows
     live: list[tuple[System, Server, list[bytes]]] = []
     latencies: dict[str, list[np.ndarray]] = {s.key: [] for s in systems}
     medians: dict[str, list[float]] = {s.key: [] for s in systems}
     errors = dict.fromkeys(latencies, 0)
     with ExitStack() as stack:
         for system in systems:
-            port = free_port()
-            argv, env = system.launch(port)
-            ready = protocols.body(system.protocol, rows[:1], ctx.kinds)
-            server = stack.enter_context(
-                run_server(
-                    argv,
-                    port,
-                    env,
-                    ready_body=ready,
-                    path=system.path,
-                    deadline_s=ctx.args.ready_timeout,
-                )
-            )
-            singles = [protocols.encode(system.protocol, [r], ctx.kinds) for r in rows]
-            hammer(port, singles, 2, total=ctx.args.warmup, path=system.path)
-            live.append((system, server, singles))
+            live.append((system, *stack.enter_context(warm_server(ctx, system))))
         say(f"  interleaved: {rounds} rounds of {block} one-row requests per system …")
         for r in range(rounds):
             turn = live[r % len(live) :] + live[: r % len(live)]
@@ -208,9 +192,6 @@ def interleaved_one_row(
                 latencies[system.key].append(got.latencies_ns)
                 medians[system.key].append(float(np.median(got.latencies_ns)) / 1e6)
                 errors[system.key] += got.errors
-        servers = [server for _, server, _ in live]
-    for server in servers:
-        reap(server)
     out: dict[str, dict[str, Any]] = {}
     for key, parts in latencies.items():
         summary = LoadResult(np.concatenate(parts), errors[key]).summary()
